@@ -1,0 +1,174 @@
+"""Attachment payloads: locating them in the raw bytes, base64 and zip.
+
+QCVN 102:2016 producers zip each file (one entry ``<uuid>.<ext>``) and put the base64 of the
+zip in ``ContentTransferEncoded``. To keep parsing fast and memory bounded the payload text is
+cut out of the raw bytes before lxml sees the document: lxml then parses a small skeleton in
+which each payload is replaced by a placeholder, and the payload is decoded straight from a
+memoryview of the input. Only payloads that are plain character data (no ``&``, ``>``, and no
+CDATA anywhere in the document) are cut; anything else is left to lxml.
+"""
+
+from __future__ import annotations
+
+import binascii
+import io
+import re
+import secrets
+import zipfile
+import zlib
+from dataclasses import dataclass
+
+from .errors import EdxmlAttachmentError, EdxmlLimitError
+from .limits import Limits
+
+_CTE_OPEN = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?ContentTransferEncoded(?:\s[^<>]*)?>")
+ZIP_MAGIC = b"PK\x03\x04"
+#: The zip ratio limit applies above this many inflated bytes (small files may compress well).
+RATIO_FLOOR = 1024 * 1024
+_MIN_CUT = 256  # payloads shorter than this stay in the tree
+
+
+@dataclass(slots=True)
+class Skeleton:
+    """The document with payloads replaced by ``@@edxml:<nonce>:<n>@@`` placeholders."""
+
+    xml: bytes
+    nonce: str
+    spans: list[tuple[int, int]]  # (start, end) of each payload in the original bytes
+
+    def placeholder(self, index: int) -> str:
+        return f"@@edxml:{self.nonce}:{index}@@"
+
+    def index_of(self, text: str | None) -> int | None:
+        if not text or not text.startswith("@@edxml:"):
+            return None
+        prefix = f"@@edxml:{self.nonce}:"
+        if not (text.startswith(prefix) and text.endswith("@@")):
+            return None
+        try:
+            index = int(text[len(prefix):-2])
+        except ValueError:
+            return None
+        return index if 0 <= index < len(self.spans) else None
+
+
+def cut_payloads(data: bytes) -> Skeleton:
+    """Replace the text of every ``ContentTransferEncoded`` element by a placeholder."""
+    nonce = secrets.token_hex(8)
+    if b"<![CDATA[" in data or b"ContentTransferEncoded" not in data:
+        return Skeleton(data, nonce, [])
+    pieces: list[bytes] = []
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for m in _CTE_OPEN.finditer(data):
+        start = m.end()
+        if start < pos:
+            continue
+        end = data.find(b"<", start)
+        if end < 0 or end - start < _MIN_CUT:
+            continue
+        if data.find(b"&", start, end) >= 0 or data.find(b">", start, end) >= 0:
+            continue
+        pieces.append(data[pos:start])
+        pieces.append(f"@@edxml:{nonce}:{len(spans)}@@".encode("ascii"))
+        spans.append((start, end))
+        pos = end
+    if not spans:
+        return Skeleton(data, nonce, [])
+    pieces.append(data[pos:])
+    return Skeleton(b"".join(pieces), nonce, spans)
+
+
+def decode_payload(encoded, limits: Limits, path: str, budget: int) -> bytes:
+    """Base64-decode ``encoded`` (bytes, memoryview or str) and unzip a single-entry zip.
+
+    ``budget`` is what is left of ``limits.max_total_attachment_size``. Line breaks and other
+    whitespace in the base64 text are ignored; anything else not in the alphabet is an error.
+    """
+    size_cap = min(limits.max_attachment_size, budget)
+    # Base64 yields 3 bytes per 4 characters: refuse before decoding what cannot fit even
+    # zipped (a zip holding size_cap bytes is at most size_cap plus small headers).
+    if len(encoded) * 3 // 4 > size_cap + 65536 + len(encoded) // 40:
+        raise EdxmlLimitError(
+            "EDXML_ATTACHMENT_TOO_LARGE",
+            f"encoded attachment of {len(encoded)} characters exceeds {size_cap} bytes", path)
+    if isinstance(encoded, str):
+        encoded = encoded.encode("ascii", "replace")
+    try:
+        raw = binascii.a2b_base64(encoded)
+    except binascii.Error as exc:
+        raise EdxmlAttachmentError("EDXML_BAD_BASE64", f"invalid base64: {exc}", path) from exc
+    if raw[:4] == ZIP_MAGIC:
+        unzipped = _unzip_single(raw, limits, size_cap, path)
+        if unzipped is not None:
+            return unzipped
+    if len(raw) > size_cap:
+        raise EdxmlLimitError(
+            "EDXML_ATTACHMENT_TOO_LARGE", f"attachment of {len(raw)} bytes exceeds {size_cap}",
+            path)
+    return raw
+
+
+def _unzip_single(raw: bytes, limits: Limits, size_cap: int, path: str) -> bytes | None:
+    """Unzip the one entry of ``raw``; ``None`` when it is a multi-entry zip (docx, odt…)."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+        infos = [i for i in archive.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+        raise EdxmlAttachmentError("EDXML_BAD_ZIP", f"unreadable zip: {exc}", path) from exc
+    if len(infos) != 1:
+        return None
+    info = infos[0]
+    if info.file_size > size_cap:
+        raise EdxmlLimitError(
+            "EDXML_ATTACHMENT_TOO_LARGE",
+            f"zip entry declares {info.file_size} bytes, limit {size_cap}", path)
+    compressed = max(info.compress_size, 1)
+    if info.file_size > RATIO_FLOOR and info.file_size / compressed > limits.max_zip_ratio:
+        raise EdxmlLimitError(
+            "EDXML_ZIP_RATIO",
+            f"zip entry ratio {info.file_size / compressed:.0f} exceeds {limits.max_zip_ratio:g}",
+            path)
+    ratio_cap = max(int(len(raw) * limits.max_zip_ratio), RATIO_FLOOR)
+    cap = min(size_cap, ratio_cap)
+    try:
+        with archive.open(info) as stream:
+            # One bounded read: the inflater never produces more than cap + 1 bytes, and
+            # reading past the declared size reaches EOF so the CRC is checked.
+            out = stream.read(cap + 1)
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, NotImplementedError,
+            zlib.error) as exc:
+        raise EdxmlAttachmentError("EDXML_BAD_ZIP", f"corrupt zip entry: {exc}", path) from exc
+    except RuntimeError as exc:  # encrypted entries
+        raise EdxmlAttachmentError("EDXML_BAD_ZIP", f"unsupported zip entry: {exc}",
+                                   path) from exc
+    if len(out) > cap:
+        code = "EDXML_ATTACHMENT_TOO_LARGE" if cap == size_cap else "EDXML_ZIP_RATIO"
+        raise EdxmlLimitError(
+            code, f"zip entry inflates beyond {cap} bytes (declared {info.file_size})", path)
+    if len(out) != info.file_size:
+        raise EdxmlAttachmentError(
+            "EDXML_BAD_ZIP", f"zip entry has {len(out)} bytes, declared {info.file_size}", path)
+    return out
+
+
+def zip_entry_name(content_id: str, name: str) -> str:
+    """The entry name of the canonical zip: ``<content id>.<ext of the file name>``."""
+    ext = ""
+    if "." in name:
+        ext = "." + re.sub(r"[^A-Za-z0-9]", "", name.rsplit(".", 1)[1])[:10]
+    base = re.sub(r"[^A-Za-z0-9\-_]", "_", content_id) or "attachment"
+    return base + (ext if ext != "." else "")
+
+
+def encode_payload(content_id: str, name: str, data: bytes) -> bytes:
+    """Zip ``data`` as one entry (deterministic: fixed date) and base64 it on one line."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        info = zipfile.ZipInfo(zip_entry_name(content_id, name), date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        zf.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=6)
+    zipped = buffer.getvalue()
+    del buffer
+    return binascii.b2a_base64(zipped, newline=False)
