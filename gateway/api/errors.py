@@ -1,0 +1,77 @@
+"""JSON errors for the HTTP API: ``{"error": {"code": "...", "message": "..."}}``.
+
+Codes are stable, machine-readable strings; messages are for people.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+
+class ApiError(Exception):
+    status = 400
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+        self.details = details or {}
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "AUTH_REQUIRED"
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "FORBIDDEN"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "CONFLICT"
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    code = "RATE_LIMITED"
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    code = "UNAVAILABLE"
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None,
+               request_id: str | None = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        err["details"] = details
+    if request_id:
+        err["request_id"] = request_id
+    return {"error": err}
+
+
+def error_response(status: int, code: str, message: str, *, details: dict[str, Any] | None = None,
+                   request_id: str | None = None, headers: dict[str, str] | None = None
+                   ) -> web.Response:
+    return web.Response(
+        status=status,
+        text=json.dumps(error_body(code, message, details, request_id), ensure_ascii=False),
+        content_type="application/json",
+        headers=headers,
+    )

@@ -1,0 +1,58 @@
+"""Liveness, readiness and metrics endpoints (no authentication)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.db.migrate import pending_migrations
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive and its event loop answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """PostgreSQL reachable with migrations current, RabbitMQ connected; 503 naming what fails."""
+    from gateway.app import GATEWAY
+
+    gw = request.app[GATEWAY]
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(3):
+            async with gw.pool.acquire() as conn:
+                pending = await pending_migrations(conn)
+        checks["database"] = "ok" if not pending else (
+            "migrations pending: " + ", ".join(m.version for m in pending))
+    except Exception as exc:  # any failure means not ready
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    checks["rabbitmq"] = "ok" if gw.publisher.is_connected else "disconnected"
+    ready = all(v == "ok" for v in checks.values())
+    failing = [k for k, v in checks.items() if v != "ok"]
+    body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
+    if not ready:
+        body["error"] = {"code": "NOT_READY", "message": "not ready: " + ", ".join(
+            f"{k} {checks[k]}" for k in failing)}
+    return web.json_response(body, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    from gateway.app import GATEWAY
+
+    gw = request.app[GATEWAY]
+    try:
+        async with asyncio.timeout(3):
+            await gw.metrics.refresh_from_db(gw.pool)
+    except Exception:  # scrape still answers with what it has
+        pass
+    body = generate_latest(gw.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,171 @@
+"""Wiring of one gateway process: database, broker, relay, HTTP application.
+
+:class:`Gateway` owns the long-lived resources. ``start()`` fails fast with a
+:class:`StartupError` (one clear line) when PostgreSQL or RabbitMQ cannot be
+reached or migrations are pending; background tasks (outbox relay, axis pollers,
+outcome consumer) are started by ``start()`` and stopped by ``stop()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+from aiohttp import web
+
+from gateway.api import health
+from gateway.api.middleware import make_middlewares
+from gateway.bus import topology as topo
+from gateway.bus.publisher import BrokerUnavailable, ConfirmedPublisher
+from gateway.bus.relay import OutboxRelay
+from gateway.config import Settings
+from gateway.db.migrate import pending_migrations
+from gateway.db.pool import create_pool
+from gateway.ops.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
+
+#: Modules adding routes: each has ``setup(app)``. Missing ones are skipped.
+ROUTE_MODULES = ("gateway.api.documents", "gateway.api.signing", "gateway.api.axis_inbox",
+                 "gateway.ops.console")
+
+
+class StartupError(Exception):
+    code = "STARTUP_FAILED"
+
+
+class Gateway:
+    def __init__(self, settings: Settings, *, run_background: bool = True) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.run_background = run_background
+        self.pool: asyncpg.Pool = None  # type: ignore[assignment]
+        self.publisher = ConfirmedPublisher(settings.amqp_url.get_secret_value(),
+                                            timeout=settings.bus.publish_timeout)
+        self.topology = topo.Topology(
+            prefix=settings.bus.prefix,
+            agencies=tuple(settings.served_codes),
+            delivery_limit=settings.bus.delivery_limit,
+            max_length=settings.bus.max_length,
+            retry_delays=tuple(settings.bus.retry_delays),
+        )
+        self.relay: OutboxRelay | None = None
+        self.stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        #: Background workers other modules register: ``async def worker(gateway, stop)``.
+        self.workers: list[Callable[[Gateway, asyncio.Event], Awaitable[None]]] = []
+        self.extensions: dict[str, object] = {}
+
+    @property
+    def dsn(self) -> str:
+        return self.settings.database_url.get_secret_value()
+
+    async def start(self) -> None:
+        try:
+            self.pool = await create_pool(self.dsn, min_size=self.settings.db_pool_min,
+                                          max_size=self.settings.db_pool_max)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            raise StartupError(f"cannot connect to PostgreSQL: {exc}") from None
+        async with self.pool.acquire() as conn:
+            pending = await pending_migrations(conn)
+        if pending:
+            await self.pool.close()
+            raise StartupError("database migrations pending (" + ", ".join(
+                m.version for m in pending) + "): run `edoc-gateway migrate`")
+        try:
+            await self.publisher.connect()
+            await topo.declare(await self.publisher.channel(), self.topology)
+        except BrokerUnavailable as exc:
+            await self.pool.close()
+            raise StartupError(str(exc)) from None
+        await self._sync_directory()
+        self.relay = OutboxRelay(self.pool, self.publisher,
+                                 batch_size=self.settings.relay.batch_size,
+                                 poll_interval=self.settings.relay.poll_interval,
+                                 dsn=self.dsn, metrics=self.metrics)
+        if self.run_background:
+            self.spawn(self.relay.run(self.stopping), "outbox-relay")
+            for worker in self.workers:
+                self.spawn(worker(self, self.stopping), getattr(worker, "__name__", "worker"))
+
+    def spawn(self, coro, name: str) -> asyncio.Task:
+        task = asyncio.create_task(self._guard(coro, name), name=name)
+        self._tasks.append(task)
+        return task
+
+    async def _guard(self, coro, name: str) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background task crashed", extra={"task": name})
+
+    async def _sync_directory(self) -> None:
+        """Record the served agencies from configuration in the directory table."""
+        async with self.pool.acquire() as conn:
+            await conn.execute("UPDATE agencies SET served = false WHERE served")
+            for agency in self.settings.agencies:
+                await conn.execute(
+                    "INSERT INTO agencies (code, name, served, axis) VALUES ($1, $2, true, $3)"
+                    " ON CONFLICT (code) DO UPDATE SET served = true, axis = EXCLUDED.axis,"
+                    " name = CASE WHEN EXCLUDED.name = '' THEN agencies.name"
+                    " ELSE EXCLUDED.name END, updated_at = now()",
+                    agency.code, agency.name, agency.axis)
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.publisher.close()
+        if self.pool is not None:
+            await self.pool.close()
+
+    def web_app(self) -> web.Application:
+        app = web.Application(
+            middlewares=make_middlewares(lambda: self.pool, self.metrics),
+            client_max_size=self.settings.max_document_bytes,
+        )
+        app[GATEWAY] = self
+        health.setup(app)
+        import importlib
+
+        for name in ROUTE_MODULES:
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name == name:
+                    continue
+                raise
+            module.setup(app)
+        return app
+
+
+async def serve(settings: Settings) -> None:
+    """Run the gateway until SIGINT/SIGTERM."""
+    import signal
+
+    gateway = Gateway(settings)
+    await gateway.start()
+    runner = web.AppRunner(gateway.web_app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    await site.start()
+    log.info("gateway listening", extra={"host": settings.http_host, "port": settings.http_port})
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("gateway stopping")
+    await runner.cleanup()
+    await gateway.stop()

@@ -1,0 +1,171 @@
+"""The outbox relay: moves committed outbox rows to RabbitMQ.
+
+Each pass locks a batch of ready rows (``FOR UPDATE SKIP LOCKED``, so several
+gateway processes relay side by side), publishes them concurrently on a
+confirmed channel, then in the same transaction deletes the confirmed rows,
+marks their deliveries ``PUBLISHED`` and reschedules the failed ones with
+backoff. If the process dies between the broker's confirm and the commit, the
+rows are published again: consumers deduplicate on ``message_id``.
+
+The relay polls every ``poll_interval`` seconds; a ``LISTEN edoc_outbox`` on a
+dedicated connection (re-established after a disconnect) wakes it early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import asyncpg
+
+from gateway.bus.publisher import ConfirmedPublisher, PublishError
+from gateway.db.outbox import AMQP
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "edoc_outbox"
+
+_CLAIM = """
+SELECT id, message_id, exchange, routing_key, headers, content_type, body, correlation_id,
+       delivery_id, document_id, attempts
+FROM outbox
+WHERE destination = $1 AND available_at <= now()
+ORDER BY id
+LIMIT $2
+FOR UPDATE SKIP LOCKED
+"""
+
+_MARK_PUBLISHED = """
+WITH d AS (
+    UPDATE deliveries SET state = 'PUBLISHED', published_at = now(), updated_at = now(),
+                          last_error = NULL
+    WHERE id = ANY($1::uuid[]) AND state IN ('PENDING', 'RETRYING')
+    RETURNING id, document_id, agency_code
+)
+INSERT INTO document_events (document_id, event, agency_code, detail)
+SELECT document_id, 'delivery.published', agency_code, jsonb_build_object('delivery_id', id)
+FROM d
+"""
+
+_RESCHEDULE = """
+UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+       available_at = now() + make_interval(secs => least(60, 0.5 * power(2, attempts)))
+WHERE id = ANY($1::bigint[])
+"""
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    failed: int = 0
+    passes: int = 0
+
+
+class OutboxRelay:
+    def __init__(self, pool: asyncpg.Pool, publisher: ConfirmedPublisher, *,
+                 batch_size: int = 200, poll_interval: float = 0.25,
+                 destination: str = AMQP, dsn: str | None = None, metrics=None) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._destination = destination
+        self._dsn = dsn
+        self._metrics = metrics
+        self._wake = asyncio.Event()
+        self.stats = RelayStats()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _publish_row(self, row: asyncpg.Record) -> None:
+        await self._publisher.publish(
+            row["exchange"], row["routing_key"], row["body"],
+            message_id=str(row["message_id"]), headers=row["headers"],
+            content_type=row["content_type"], correlation_id=row["correlation_id"],
+        )
+
+    async def run_once(self) -> int:
+        """Relay one batch; return how many rows were confirmed and removed."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_CLAIM, self._destination, self._batch_size)
+            if not rows:
+                return 0
+            results = await asyncio.gather(*(self._publish_row(r) for r in rows),
+                                           return_exceptions=True)
+            done = [r for r, res in zip(rows, results, strict=True) if res is None]
+            failed = [(r, res) for r, res in zip(rows, results, strict=True) if res is not None]
+            for _, res in failed:
+                if not isinstance(res, PublishError | Exception):
+                    raise res  # CancelledError and friends
+            if done:
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])",
+                                   [r["id"] for r in done])
+                deliveries = [r["delivery_id"] for r in done if r["delivery_id"] is not None]
+                if deliveries:
+                    await conn.execute(_MARK_PUBLISHED, deliveries)
+            if failed:
+                await conn.execute(_RESCHEDULE, [r["id"] for r, _ in failed], str(failed[0][1]))
+                log.warning("outbox rows not confirmed, rescheduled",
+                            extra={"count": len(failed), "error": str(failed[0][1])})
+        self.stats.published += len(done)
+        self.stats.failed += len(failed)
+        self.stats.passes += 1
+        if self._metrics is not None:
+            self._metrics.outbox_published.inc(len(done))
+            self._metrics.outbox_failures.inc(len(failed))
+        return len(done)
+
+    async def drain(self) -> int:
+        """Relay until no ready row is left (tests, shutdown)."""
+        total = 0
+        while n := await self.run_once():
+            total += n
+        return total
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener = asyncio.create_task(self._listen(stop)) if self._dsn else None
+        try:
+            while not stop.is_set():
+                try:
+                    moved = await self.run_once()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.error("outbox relay pass failed", extra={"error": str(exc)})
+                    moved = 0
+                    await asyncio.sleep(1.0)
+                if moved >= self._batch_size:
+                    continue  # more is waiting
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+        finally:
+            if listener:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """LISTEN for inserts as a wake-up hint; reconnect after the connection drops."""
+        def on_notify(*_args: object) -> None:
+            self._wake.set()
+
+        while not stop.is_set():
+            conn = None
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=10)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+                waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(lost.wait())]
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waits:
+                        w.cancel()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                await asyncio.sleep(2.0)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    await conn.close()

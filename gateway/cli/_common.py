@@ -1,0 +1,33 @@
+"""Helpers shared by subcommands: settings loading and one-line failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+import asyncpg
+
+from gateway.cli import CliError
+from gateway.config import ConfigError, Settings, load_settings
+
+
+def settings_from(args: Any) -> Settings:
+    try:
+        return load_settings(getattr(args, "config", None))
+    except ConfigError as exc:
+        raise CliError(f"configuration error: {exc}", 2) from None
+
+
+def run(coro: Coroutine[Any, Any, int]) -> int:
+    """Run a coroutine, turning unreachable services into one clear line."""
+    from gateway.app import StartupError
+
+    try:
+        return asyncio.run(coro)
+    except StartupError as exc:
+        raise CliError(str(exc), 3) from None
+    except (OSError, TimeoutError) as exc:
+        raise CliError(f"cannot reach a service: {exc}", 3) from None
+    except asyncpg.PostgresError as exc:
+        raise CliError(f"PostgreSQL: {exc}", 3) from None

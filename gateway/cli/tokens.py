@@ -1,0 +1,100 @@
+"""``edoc-gateway tokens``: create, list and revoke API bearer tokens."""
+
+from __future__ import annotations
+
+from gateway.api.auth import Role
+from gateway.cli import CliError
+from gateway.cli._common import run, settings_from
+
+
+def register(sub) -> None:
+    p = sub.add_parser("tokens", help="manage API tokens")
+    tsub = p.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
+    c = tsub.add_parser("create", help="create a token (printed once)")
+    c.add_argument("--role", required=True, choices=[r.value for r in Role])
+    c.add_argument("--name", help="who holds the token")
+    c.add_argument("--agency", action="append", default=[], metavar="CODE",
+                   help="agency scope (eoffice tokens; repeatable)")
+    c.add_argument("--key", action="append", default=[], metavar="ALIAS",
+                   help="signing key alias the officer may use (repeatable)")
+    c.set_defaults(func=_create)
+    ls = tsub.add_parser("list", help="list tokens (never shows the secret)")
+    ls.set_defaults(func=_list)
+    rv = tsub.add_parser("revoke", help="revoke a token by id or prefix")
+    rv.add_argument("ident")
+    rv.set_defaults(func=_revoke)
+
+
+def _dsn(args) -> str:
+    return settings_from(args).database_url.get_secret_value()
+
+
+def _create(args) -> int:
+    if args.role == Role.EOFFICE and not args.agency:
+        raise CliError("an eoffice token needs at least one --agency CODE", 2)
+    if args.role == Role.OFFICER and not args.key:
+        raise CliError("an officer token needs at least one --key ALIAS", 2)
+    return run(_create_main(_dsn(args), args))
+
+
+async def _create_main(dsn: str, args) -> int:
+    from gateway.api.auth import create_client
+    from gateway.db import audit
+    from gateway.db.pool import connect
+
+    conn = await connect(dsn)
+    try:
+        async with conn.transaction():
+            created = await create_client(conn, name=args.name or args.role, role=args.role,
+                                          agencies=args.agency, key_aliases=args.key)
+            await audit.append(conn, actor="cli", action="token.create", subject=str(created.id),
+                               detail={"role": args.role, "agencies": args.agency,
+                                       "keys": args.key})
+    finally:
+        await conn.close()
+    print(created.token)
+    return 0
+
+
+def _list(args) -> int:
+    return run(_list_main(_dsn(args)))
+
+
+async def _list_main(dsn: str) -> int:
+    from gateway.db.pool import connect
+
+    conn = await connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT * FROM api_clients ORDER BY created_at")
+    finally:
+        await conn.close()
+    for r in rows:
+        state = "revoked" if r["revoked_at"] else "active"
+        agencies = ",".join(r["agencies"]) or "-"
+        keys = ",".join(r["key_aliases"]) or "-"
+        print(f"{r['id']}  {r['token_prefix']}…  {r['role']:<8} {state:<7} {r['name']}"
+              f"  agencies={agencies} keys={keys}")
+    return 0
+
+
+def _revoke(args) -> int:
+    return run(_revoke_main(_dsn(args), args.ident))
+
+
+async def _revoke_main(dsn: str, ident: str) -> int:
+    from gateway.db import audit
+    from gateway.db.pool import connect
+
+    conn = await connect(dsn)
+    try:
+        async with conn.transaction():
+            ids = await conn.fetch(
+                "UPDATE api_clients SET revoked_at = now() WHERE revoked_at IS NULL AND"
+                " (id::text = $1 OR token_prefix = $1) RETURNING id", ident)
+            if len(ids) != 1:
+                raise CliError(f"no single active token matches {ident!r} ({len(ids)} found)", 2)
+            await audit.append(conn, actor="cli", action="token.revoke", subject=str(ids[0]["id"]))
+    finally:
+        await conn.close()
+    print(f"revoked {ids[0]['id']}")
+    return 0

@@ -1,0 +1,210 @@
+"""Typed configuration, validated at start.
+
+Sources, highest priority first: environment variables (prefix ``EDOC_``, nested
+with ``__``), the TOML file named by ``--config`` or ``EDOC_CONFIG``, defaults.
+Every secret can instead come from a file: ``EDOC_DATABASE_URL_FILE``,
+``secret_file`` of an axis connection, ``pin_file`` of a key, and so on, so that
+container secrets never sit in the environment.
+
+A wrong or missing setting raises :class:`ConfigError` whose message is one line
+naming the setting (``EDOC_AXIS__0__ENDPOINT: field required``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "EDOC_"
+
+
+class ConfigError(Exception):
+    """Configuration is missing or wrong; ``str()`` is one line naming the setting."""
+
+    code = "CONFIG_INVALID"
+
+
+def _read_secret_file(path: str, setting: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read secret file for {setting}: {exc.strerror}") from None
+
+
+class AxisConnection(BaseModel):
+    """One connection to an exchange axis (national VDXP or a provincial LGSP)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    kind: Literal["vdxp", "lgsp"] = "vdxp"
+    endpoint: str
+    system_id: str
+    secret: SecretStr | None = None
+    secret_file: str | None = None
+    #: The OrganId this connection speaks for (the sender of our status messages).
+    organ_id: str
+    poll_interval: float = Field(default=5.0, gt=0)
+    timeout: float = Field(default=30.0, gt=0)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _secret_from_file(self) -> AxisConnection:
+        if self.secret is None and self.secret_file:
+            self.secret = SecretStr(_read_secret_file(self.secret_file, f"axis {self.name} secret"))
+        if self.secret is None:
+            raise ValueError("secret or secret_file is required")
+        return self
+
+
+class ServedAgency(BaseModel):
+    """An agency whose eOffice this gateway serves (documents addressed to it are accepted)."""
+
+    code: str = Field(min_length=1, max_length=64)
+    name: str = ""
+    #: Which axis connection carries this agency's traffic.
+    axis: str | None = None
+
+
+class SigningSettings(BaseModel):
+    keys_file: str | None = None
+    trust_bundles: list[str] = Field(default_factory=list)
+    workers: int = Field(default=2, ge=1, le=64)
+    max_queue: int = Field(default=64, ge=1)
+    offline: bool = False
+    #: Reject (status 02) documents whose PDF signatures are invalid; otherwise flag only.
+    reject_invalid: bool = True
+    #: Reject documents without any PDF signature.
+    reject_unsigned: bool = False
+
+
+class BusSettings(BaseModel):
+    prefix: str = Field(default="edoc", pattern=r"^[a-zA-Z0-9_.-]{1,40}$")
+    delivery_limit: int = Field(default=5, ge=1)
+    max_length: int = Field(default=100_000, ge=1)
+    #: Delays of the adapters' retry ladder, in seconds (one TTL queue per step).
+    retry_delays: list[float] = Field(default_factory=lambda: [5.0, 30.0, 300.0])
+    publish_timeout: float = Field(default=10.0, gt=0)
+    inline_threshold: int = Field(default=64 * 1024, ge=0)
+
+
+class RelaySettings(BaseModel):
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    poll_interval: float = Field(default=0.25, gt=0)
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one gateway process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/edoc_gateway")
+    database_url_file: str | None = None
+    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    amqp_url_file: str | None = None
+    db_pool_min: int = Field(default=2, ge=1)
+    db_pool_max: int = Field(default=10, ge=1)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    #: Public base URL adapters use to fetch attachments.
+    public_url: str | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: OrganId of the gateway itself, written in the TraceHeader of every hop it makes.
+    organ_id: str = "gateway"
+    max_document_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    bus: BusSettings = Field(default_factory=BusSettings)
+    relay: RelaySettings = Field(default_factory=RelaySettings)
+    signing: SigningSettings = Field(default_factory=SigningSettings)
+    agencies: list[ServedAgency] = Field(default_factory=list)
+    axis: list[AxisConnection] = Field(default_factory=list)
+    #: TOML file this configuration was read from (set by :func:`load_settings`).
+    config_file: str | None = None
+
+    @field_validator("database_url", "amqp_url", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _secrets_from_files(self) -> Settings:
+        if self.database_url_file:
+            self.database_url = SecretStr(_read_secret_file(self.database_url_file, "database_url"))
+        if self.amqp_url_file:
+            self.amqp_url = SecretStr(_read_secret_file(self.amqp_url_file, "amqp_url"))
+        if not self.database_url.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("EDOC_DATABASE_URL must be a postgresql:// URL")
+        if not self.amqp_url.get_secret_value().startswith(("amqp://", "amqps://")):
+            raise ValueError("EDOC_AMQP_URL must be an amqp:// or amqps:// URL")
+        names = [a.name for a in self.axis]
+        if len(names) != len(set(names)):
+            raise ValueError("axis connection names must be unique")
+        for agency in self.agencies:
+            if agency.axis is not None and agency.axis not in names:
+                raise ValueError(
+                    f"agency {agency.code} names unknown axis connection {agency.axis!r}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the TOML file (passed as init kwargs by load_settings).
+        return (env_settings, init_settings)
+
+    @property
+    def served_codes(self) -> list[str]:
+        return [a.code for a in self.agencies]
+
+    def axis_connection(self, name: str) -> AxisConnection:
+        for conn in self.axis:
+            if conn.name == name:
+                return conn
+        raise KeyError(name)
+
+
+def _describe(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err.get("loc", ())]
+    if not loc:
+        return err.get("msg", "invalid").removeprefix("Value error, ")
+    name = ENV_PREFIX + "__".join(loc).upper()
+    msg = err.get("msg", "invalid").removeprefix("Value error, ")
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{name}: {msg}{more}"
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read and validate the configuration, raising :class:`ConfigError` with one clear line."""
+    path = config_file or os.environ.get(ENV_PREFIX + "CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"configuration file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {path}: {exc}") from None
+        data["config_file"] = str(path)
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
