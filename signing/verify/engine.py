@@ -1,0 +1,271 @@
+"""Per-signature validation with pyHanko and the verdict rule of :mod:`signing.verify`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from asn1crypto import crl as asn1_crl
+from asn1crypto import ocsp as asn1_ocsp
+from asn1crypto import x509
+from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.fields import MDPPerm, enumerate_sig_fields
+from pyhanko.sign.validation import (
+    async_validate_pdf_signature,
+    async_validate_pdf_timestamp,
+)
+from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
+from pyhanko.sign.validation.status import SignatureCoverageLevel
+from pyhanko_certvalidator import ValidationContext
+
+from signing.report import Indication, SignatureReport, ValidationReport, Verdict
+
+if TYPE_CHECKING:
+    from signing.verify import Verifier
+
+SIG_SUBFILTERS = ("/adbe.pkcs7.detached", "/ETSI.CAdES.detached")
+TS_SUBFILTER = "/ETSI.RFC3161"
+_OK_COVERAGE = (SignatureCoverageLevel.ENTIRE_FILE, SignatureCoverageLevel.ENTIRE_REVISION)
+_ALWAYS_OK_MODS = (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES,
+                   ModificationLevel.FORM_FILLING)
+_EXPIRED = ("EXPIRED", "OUT_OF_BOUNDS_NO_POE", "OUT_OF_BOUNDS_NOT_REVOKED", "NOT_YET_VALID")
+_UNTRUSTED = ("NO_CERTIFICATE_CHAIN_FOUND", "CERTIFICATE_CHAIN_GENERAL_FAILURE",
+              "CHAIN_CONSTRAINTS_FAILURE", "NO_SIGNING_CERTIFICATE_FOUND")
+_REVINFO = ("TRY_LATER", "REVOCATION_OUT_OF_BOUNDS_NO_POE")
+
+
+class _Embedded:
+    """Revocation data and certificates embedded in the document's DSS."""
+
+    def __init__(self, reader, report: ValidationReport) -> None:
+        self.certs: list[x509.Certificate] = []
+        self.ocsps: list[asn1_ocsp.OCSPResponse] = []
+        self.crls: list[asn1_crl.CertificateList] = []
+        if "/DSS" not in reader.root:
+            return
+        from pyhanko.pdf_utils.decode_limits import DecodePurpose
+        from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+        try:
+            dss = DocumentSecurityStore.read_dss(reader)
+            self.certs = list(dss.load_certs())
+            for ref in dss.ocsps:
+                data = ref.get_object().read_data(DecodePurpose.OCSP_RESPONSE)
+                self.ocsps.append(asn1_ocsp.OCSPResponse.load(data))
+            for ref in dss.crls:
+                self.crls.append(asn1_crl.CertificateList.load(
+                    ref.get_object().read_data(DecodePurpose.CRL)))
+        except Exception as exc:
+            report.warnings.append({"code": "DSS_UNREADABLE", "message": str(exc)})
+
+    @property
+    def has_revinfo(self) -> bool:
+        return bool(self.ocsps or self.crls)
+
+
+def _covers(cert: x509.Certificate, ocsps, crls) -> bool:
+    """Does this revocation data speak about ``cert``? (OCSP serial, or CRL from its issuer)"""
+    serial = cert.serial_number
+    for resp in ocsps:
+        try:
+            tbs = resp["response_bytes"]["response"].parsed["tbs_response_data"]
+            for single in tbs["responses"]:
+                if single["cert_id"]["serial_number"].native == serial:
+                    return True
+        except (KeyError, ValueError, TypeError, AttributeError):
+            continue
+    issuer = cert.issuer
+    return any(c["tbs_cert_list"]["issuer"] == issuer for c in crls)
+
+
+def _validation_context(verifier: Verifier, emb: _Embedded) -> ValidationContext:
+    policy = verifier.policy
+    cache = policy.revocation_cache
+    kwargs: dict[str, Any] = {
+        "trust_manager": verifier._trust_manager,
+        "other_certs": [*verifier.bundle.intermediates, *emb.certs],
+        "crls": [*(cache.crls if cache else ()), *emb.crls],
+        "ocsps": [*(cache.ocsps if cache else ()), *emb.ocsps],
+        "revocation_mode": policy.revocation_mode,
+    }
+    fetchers = verifier._get_fetchers()
+    if fetchers is not None:
+        kwargs.update(allow_fetching=True, fetchers=fetchers)
+    elif policy.validation_time is not None:
+        kwargs["moment"] = policy.validation_time
+    return ValidationContext(**kwargs)
+
+
+def _fill_common(rep: SignatureReport, status) -> None:
+    rep.intact = bool(status.intact)
+    rep.valid = bool(status.valid)
+    rep.trusted = bool(status.trusted)
+    rep.revoked = bool(status.revoked)
+    rep.coverage = status.coverage.name if status.coverage is not None else None
+    level = status.modification_level
+    rep.modification_level = level.name if level is not None else None
+    rep.docmdp_ok = status.docmdp_ok
+    rep.md_algorithm = status.md_algorithm
+    from signing.verify import _signer_info
+
+    rep.signer = _signer_info(status.signing_cert)
+    path = status.validation_path
+    if path is not None:
+        certs = list(path.iter_certs(include_root=True))
+        rep.chain = [c.subject.human_friendly for c in reversed(certs)]
+        rep.trust_anchor = certs[0].subject.human_friendly if certs else None
+    else:
+        rep.chain = [rep.signer.subject]
+
+
+def _judge(rep: SignatureReport, status, docmdp: MDPPerm | None) -> None:
+    """Apply the verdict table of :mod:`signing.verify` (first failing row wins)."""
+    sub_trust = status.trust_problem_indic.name if status.trust_problem_indic else None
+
+    def fail(reason: str, sub: str, verdict: Verdict = Verdict.INVALID,
+             indication: Indication = Indication.TOTAL_FAILED) -> None:
+        rep.verdict, rep.indication, rep.sub_indication, rep.reason = (
+            verdict, indication, sub, reason)
+
+    level = status.modification_level
+    annotations_ok = level == ModificationLevel.ANNOTATIONS and docmdp == MDPPerm.ANNOTATE
+    if not rep.intact:
+        fail("HASH_FAILURE", "HASH_FAILURE")
+    elif not rep.valid:
+        fail("SIG_CRYPTO_FAILURE", "SIG_CRYPTO_FAILURE")
+    elif status.coverage not in _OK_COVERAGE:
+        fail("COVERAGE", "FORMAT_FAILURE")
+    elif level not in _ALWAYS_OK_MODS and not annotations_ok:
+        fail("MODIFIED_AFTER_SIGNING", "FORMAT_FAILURE")
+    elif status.docmdp_ok is False:
+        fail("DOCMDP", "FORMAT_FAILURE")
+    elif rep.revoked:
+        sub = sub_trust or "REVOKED"
+        ind = Indication.TOTAL_FAILED if sub == "REVOKED" else Indication.INDETERMINATE
+        fail("REVOKED", sub, Verdict.INVALID, ind)
+    elif sub_trust is not None or not rep.trusted:
+        sub = sub_trust or "NO_CERTIFICATE_CHAIN_FOUND"
+        reason = ("EXPIRED" if sub in _EXPIRED else "UNTRUSTED" if sub in _UNTRUSTED
+                  else "REVOCATION_UNKNOWN" if sub in _REVINFO else "GENERIC")
+        fail(reason, sub, Verdict.INDETERMINATE, Indication.INDETERMINATE)
+    elif rep.kind == "signature" and not _timestamp_ok(status):
+        ts = status.timestamp_validity
+        sub = ts.trust_problem_indic.name if ts.trust_problem_indic else "GENERIC"
+        fail("TIMESTAMP", sub, Verdict.INDETERMINATE, Indication.INDETERMINATE)
+    elif rep.kind == "signature" and not status.bottom_line:
+        fail("GENERIC", "GENERIC", Verdict.INDETERMINATE, Indication.INDETERMINATE)
+    else:
+        rep.verdict, rep.indication, rep.sub_indication, rep.reason = (
+            Verdict.VALID, Indication.TOTAL_PASSED, None, "")
+
+
+def _timestamp_ok(status) -> bool:
+    ts = status.timestamp_validity
+    return ts is None or bool(ts.intact and ts.valid and ts.trusted)
+
+
+def _revocation(verifier: Verifier, rep: SignatureReport, cert, emb: _Embedded) -> None:
+    policy = verifier.policy
+    sources = []
+    fetchers = verifier._fetchers
+    if fetchers is not None:
+        if list(fetchers.ocsp_fetcher.fetched_responses_for_cert(cert)):
+            sources.append("ocsp")
+        if list(fetchers.crl_fetcher.fetched_crls_for_cert(cert)):
+            sources.append("crl")
+    if _covers(cert, emb.ocsps, emb.crls):
+        sources.append("embedded")
+    cache = policy.revocation_cache
+    if cache is not None and _covers(cert, cache.ocsps, cache.crls):
+        sources.append("cache")
+    status = "revoked" if rep.revoked else ("good" if sources and rep.trusted else "unknown")
+    rep.revocation = {
+        "status": status,
+        "source": sources[0] if sources else "none",
+        "sources": sources,
+        "online": not policy.offline,
+        "mode": policy.revocation_mode,
+    }
+    details = getattr(rep.status, "revocation_details", None)
+    if details is not None:
+        rep.revocation["revoked_at"] = details.revocation_date.isoformat()
+        rep.revocation["reason"] = details.revocation_reason.native
+    if policy.offline and sources:
+        rep.warn("OFFLINE_REVOCATION",
+                 f"revocation checked offline from {rep.revocation['source']} data")
+    if not sources and not rep.revoked and rep.trusted:
+        rep.warn("REVOCATION_NOT_CHECKED", "no revocation data was available (soft-fail)")
+
+
+async def verify_all(verifier: Verifier, reader, report: ValidationReport) -> None:
+    emb = _Embedded(reader, report)
+    vc = _validation_context(verifier, emb)
+    entries = []
+    for name, sig_ref, field_ref in enumerate_sig_fields(reader, filled_status=True):
+        sig_obj = sig_ref.get_object()
+        subfilter = sig_obj.get("/SubFilter")
+        subfilter = str(subfilter) if subfilter is not None else None
+        kind = ("document_timestamp" if subfilter == TS_SUBFILTER
+                else "signature" if subfilter in SIG_SUBFILTERS else "unsupported")
+        rep = SignatureReport(field=name, kind=kind, subfilter=subfilter)
+        emb_sig = None
+        if kind == "unsupported":
+            rep.verdict, rep.reason, rep.sub_indication = (
+                Verdict.INDETERMINATE, "UNSUPPORTED", "FORMAT_FAILURE")
+            rep.error("UNSUPPORTED_SUBFILTER", f"unsupported /SubFilter {subfilter}")
+        else:
+            try:
+                emb_sig = EmbeddedPdfSignature(reader, field_ref, name)
+                rep.signed_revision = emb_sig.signed_revision
+            except Exception as exc:
+                rep.verdict, rep.indication, rep.sub_indication, rep.reason = (
+                    Verdict.INVALID, Indication.TOTAL_FAILED, "FORMAT_FAILURE", "FORMAT_FAILURE")
+                rep.error("SIGNATURE_UNREADABLE", f"{type(exc).__name__}: {exc}")
+        entries.append((rep, emb_sig))
+    entries.sort(key=lambda e: e[0].signed_revision if e[0].signed_revision is not None else -1)
+    ts_revisions = [r.signed_revision for r, _ in entries
+                    if r.kind == "document_timestamp" and r.signed_revision is not None]
+    for rep, emb_sig in entries:
+        if emb_sig is not None:
+            await _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions)
+        report.signatures.append(rep)
+
+
+async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
+    try:
+        if rep.kind == "document_timestamp":
+            status = await async_validate_pdf_timestamp(emb_sig, vc)
+        else:
+            status = await async_validate_pdf_signature(emb_sig, vc, vc)
+    except Exception as exc:
+        rep.verdict, rep.indication, rep.sub_indication, rep.reason = (
+            Verdict.INVALID, Indication.TOTAL_FAILED, "FORMAT_FAILURE", "FORMAT_FAILURE")
+        rep.error("VALIDATION_ERROR", f"{type(exc).__name__}: {exc}")
+        return
+    rep.status = status
+    _fill_common(rep, status)
+    docmdp = emb_sig.docmdp_level
+    _judge(rep, status, docmdp)
+    if rep.kind == "document_timestamp":
+        rep.timestamp_time = status.timestamp
+        rep.timestamp_trusted = rep.trusted
+        rep.pades_level = "DOC-TS"
+        return
+    rep.bottom_line = bool(status.bottom_line)
+    rep.claimed_signing_time = status.signer_reported_dt
+    ts = status.timestamp_validity
+    if ts is not None:
+        rep.timestamp_time = ts.timestamp
+        rep.timestamp_trusted = bool(ts.intact and ts.valid and ts.trusted)
+    level = "B-B"
+    if ts is not None:
+        level = "B-T"
+        if emb.has_revinfo and _covers(status.signing_cert, emb.ocsps, emb.crls):
+            level = "B-LT"
+            if any(r > rep.signed_revision for r in ts_revisions):
+                level = "B-LTA"
+    rep.pades_level = level
+    if ts is None:
+        rep.warn("NO_TIMESTAMP", "no signature timestamp: signing time is only claimed")
+    if rep.md_algorithm in ("sha1", "md5"):
+        rep.warn("WEAK_DIGEST", f"weak digest algorithm {rep.md_algorithm}")
+    _revocation(verifier, rep, status.signing_cert, emb)
