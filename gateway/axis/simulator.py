@@ -141,7 +141,9 @@ class AxisSimulator:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on ``host:port`` (0 = ephemeral) and return the base URL."""
-        runner = web.AppRunner(self.make_app(), handle_signals=False, access_log=None)
+        runner = web.AppRunner(
+            self.make_app(), handle_signals=False, access_log=None, shutdown_timeout=0.2
+        )
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()

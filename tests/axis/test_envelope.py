@@ -1,0 +1,102 @@
+"""Answers that do not keep the protocol's promises are typed errors, never empty successes.
+
+A tiny canned HTTP server (real sockets) plays a misbehaving axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from gateway.axis import (
+    AxisAuthError,
+    AxisProtocolError,
+    AxisRejectedError,
+    AxisTransientError,
+    MessageType,
+)
+from gateway.axis.vdxp import VdxpClient, parse_envelope
+from gateway.axis.vdxp_auth import verify_headers
+from tests.axis import samples
+
+OK = {"status": "OK", "ErrorCode": "0", "ErrorDesc": "Success"}
+
+
+@pytest.fixture
+async def canned() -> AsyncIterator[tuple[VdxpClient, dict]]:
+    answers: dict[str, web.Response] = {}
+    seen: list[dict[str, str]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return answers[request.match_info["op"]]
+
+    app = web.Application()
+    app.router.add_route("*", "/vdxp/{op}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    client = VdxpClient(f"http://{host}:{port}/vdxp/", "sys-x", "k", retries=0)
+    answers["_seen"] = seen  # type: ignore[assignment]
+    yield client, answers
+    await client.close()
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("call", "op", "body"),
+    [
+        (lambda c: c.list_received(MessageType.EDOC), "getReceivedEdocList", OK),
+        (lambda c: c.list_received(MessageType.EDOC), "getReceivedEdocList",
+         {**OK, "data": [{"from": "x"}]}),
+        (lambda c: c.fetch("D1"), "getEdoc", {**OK, "data": "%%% not base64 %%%"}),
+        (lambda c: c.fetch("D1"), "getEdoc", {**OK, "data": ""}),
+        (lambda c: c.send_edoc(samples.edoc()), "sendEdoc", {**OK, "data": None}),
+        (lambda c: c.count_received(MessageType.EDOC), "countReceiveEdoc", OK),
+        (lambda c: c.list_sent("D1"), "getSentEdocList", {**OK, "data": [{"sendStatus": "x"}]}),
+        (lambda c: c.directory(), "getAgenciesList", {**OK, "data": {"id": 1}}),
+        (lambda c: c.directory(), "getAgenciesList", {"data": []}),
+        (lambda c: c.directory(), "getAgenciesList", {**OK, "status": "FAIL", "data": []}),
+    ],
+)
+async def test_incomplete_answers_are_protocol_errors(canned, call, op, body):
+    client, answers = canned
+    answers[op] = web.json_response(body)
+    with pytest.raises(AxisProtocolError):
+        await call(client)
+
+
+async def test_requests_are_signed_and_send_edoc_is_multipart(canned):
+    client, answers = canned
+    answers["sendEdoc"] = web.json_response({**OK, "DocId": 42})
+    result = await client.send_edoc(samples.edoc(), to=[samples.PROVINCE])
+    assert result.doc_id == "42"
+    headers = answers["_seen"][-1]
+    assert verify_headers(headers, {"sys-x": "k"}.get, client._clock()) == "sys-x"
+    assert headers["XroadVnpt-from"] == samples.VPCP  # read from the edXML From
+    assert headers["XroadVnpt-to"] == '["000.00.00.H53"]'
+    assert headers["XroadVnpt-messagetype"] == "edoc"
+    assert headers["Content-Type"].startswith("multipart/form-data")
+
+
+def test_parse_envelope_mapping():
+    assert parse_envelope("x", 200, b'{"status":"OK","ErrorCode":0,"data":[]}')["data"] == []
+    with pytest.raises(AxisRejectedError) as info:
+        parse_envelope("x", 200, b'{"status":"FAIL","ErrorCode":"-1","ErrorDesc":"sai"}')
+    assert (info.value.axis_code, info.value.axis_desc) == ("-1", "sai")
+    with pytest.raises(AxisAuthError):
+        parse_envelope("x", 401, b"Unauthorized")
+    with pytest.raises(AxisTransientError) as transient:
+        parse_envelope("x", 504, b"")
+    assert transient.value.http_status == 504
+    with pytest.raises(AxisTransientError):
+        parse_envelope("x", 429, b"{}")
+    for body in (b"[]", b"null", b"<html/>", b""):
+        with pytest.raises(AxisProtocolError):
+            parse_envelope("x", 200, body)
+    with pytest.raises(AxisProtocolError):
+        parse_envelope("x", 404, b"<html>Not Found</html>")
