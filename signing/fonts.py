@@ -69,6 +69,9 @@ def rescaled_font_bytes(path: str | None = None) -> bytes:
     font = TTFont(path or str(default_font_path()))
     if font["head"].unitsPerEm != PDF_UPEM:
         scale_upem(font, PDF_UPEM)
+    for tag in ("FFTM", "DSIG"):  # not subsettable / invalid after rescaling
+        if tag in font:
+            del font[tag]
     buf = io.BytesIO()
     font.save(buf)
     return buf.getvalue()
