@@ -168,10 +168,13 @@ def _revocation(verifier: Verifier, rep: SignatureReport, cert, emb: _Embedded) 
     sources = []
     fetchers = verifier._fetchers
     if fetchers is not None:
-        if list(fetchers.ocsp_fetcher.fetched_responses_for_cert(cert)):
-            sources.append("ocsp")
-        if list(fetchers.crl_fetcher.fetched_crls_for_cert(cert)):
-            sources.append("crl")
+        for name, get in (("ocsp", fetchers.ocsp_fetcher.fetched_responses_for_cert),
+                          ("crl", fetchers.crl_fetcher.fetched_crls_for_cert)):
+            try:
+                if list(get(cert)):
+                    sources.append(name)
+            except KeyError:  # nothing fetched for this certificate
+                pass
     if _covers(cert, emb.ocsps, emb.crls):
         sources.append("embedded")
     cache = policy.revocation_cache
