@@ -246,6 +246,10 @@ async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
         return
     rep.status = status
     _fill_common(rep, status)
+    last_revision = emb_sig.reader.xrefs.total_revisions - 1
+    if (status.coverage == SignatureCoverageLevel.ENTIRE_REVISION
+            and rep.signed_revision == last_revision):
+        rep.warn("TRAILING_DATA", "bytes after the signed revision that belong to no revision")
     docmdp = emb_sig.docmdp_level
     _judge(rep, status, docmdp)
     if rep.kind == "document_timestamp":
