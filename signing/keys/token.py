@@ -55,6 +55,11 @@ class TokenSession:
                 )
             except p11_exc.PinIncorrect as exc:
                 raise KeyLoadError("PKCS#11 login failed: incorrect PIN") from exc
+            except p11_exc.UserAlreadyLoggedIn:
+                # login state is per application: another session of this process holds it
+                self.session = ph_pkcs11.open_pkcs11_session(
+                    self.module, slot_no=self.slot, token_criteria=self.criteria
+                )
             except (p11_exc.PKCS11Error, ph_pkcs11.PKCS11Error) as exc:
                 msg = f"cannot open PKCS#11 session: {type(exc).__name__} {exc}"
                 raise TokenError(msg) from exc
