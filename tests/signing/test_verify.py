@@ -120,7 +120,7 @@ def _first_page(w):
 
 def test_page_content_replaced_after_signing(docs, offline):
     def mutate(w):
-        page, ref = _first_page(w)
+        page, _ = _first_page(w)
         evil = generic.StreamObject(stream_data=b"BT /F1 30 Tf 72 700 Td (PAY 1,000,000) Tj ET")
         page["/Contents"] = w.add_object(evil)
         w.update_container(page)
@@ -176,7 +176,8 @@ def test_trailing_garbage_is_not_valid_coverage(docs, offline):
     assert sig.coverage != "ENTIRE_FILE"
     # bytes after %%EOF form no revision (viewers ignore them): valid, but reported
     assert any(w["code"] == "TRAILING_DATA" for w in sig.warnings)
-    assert not any(w["code"] == "TRAILING_DATA" for w in _one(verify_pdf(docs["bt"], offline)).warnings)
+    clean = _one(verify_pdf(docs["bt"], offline))
+    assert not any(w["code"] == "TRAILING_DATA" for w in clean.warnings)
 
 
 def test_revoked_signer(docs, offline):
@@ -234,7 +235,10 @@ def test_unsigned_pdf_is_indeterminate(docs, offline):
 
 
 @pytest.mark.parametrize("data", [
-    b"", b"not a pdf at all", b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog", b"%PDF-1.4\n" + b"\xff" * 500,
+    b"",
+    b"not a pdf at all",
+    b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog",
+    b"%PDF-1.4\n" + b"\xff" * 500,
 ])
 def test_broken_pdf_raises_clear_error(data, offline):
     with pytest.raises(PdfUnreadableError) as info:
