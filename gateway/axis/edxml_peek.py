@@ -1,8 +1,9 @@
-"""The two edXML facts the axis layer needs before the full codec: sender and receivers.
+"""The few edXML facts the axis layer needs: sender, receivers, status summary, one more hop.
 
-Uses the project codec (:mod:`gateway.edxml`) when it is importable; otherwise a tiny, safe lxml
-fallback (no entities, no DTD, no network) that reads ``MessageHeader/From/OrganId``,
-``MessageHeader/To/OrganId`` and ``MessageHeader/ResponseFor/OrganId`` by local name.
+The project codec (:mod:`gateway.edxml`) is used first. When it refuses a package (the axis must
+still move, and tests must be able to inject, packages the codec would reject), a tiny safe lxml
+reading (no entities, no DTD, no network) looks the values up by local name under
+``MessageHeader``. This module never decides whether a package is valid: that is intake's job.
 """
 
 from __future__ import annotations
@@ -11,9 +12,18 @@ from datetime import datetime
 
 from lxml import etree
 
+from gateway import edxml
+
 _PARSER = etree.XMLParser(
     resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False, recover=False
 )
+
+
+def _parsed(data: bytes) -> edxml.EdocMessage | edxml.StatusMessage | None:
+    try:
+        return edxml.parse(data)
+    except edxml.EdxmlError:
+        return None
 
 
 def _message_header(data: bytes) -> etree._Element | None:
@@ -27,36 +37,19 @@ def _message_header(data: bytes) -> etree._Element | None:
     return None
 
 
+def _local(element: etree._Element, name: str) -> bool:
+    return isinstance(element.tag, str) and etree.QName(element).localname == name
+
+
 def _organ_ids(data: bytes, child: str) -> list[str]:
     header = _message_header(data)
     if header is None:
         return []
-    found = []
-    for element in header:
-        if not isinstance(element.tag, str) or etree.QName(element).localname != child:
-            continue
-        for sub in element:
-            if isinstance(sub.tag, str) and etree.QName(sub).localname == "OrganId":
-                value = (sub.text or "").strip()
-                if value:
-                    found.append(value)
-    return found
-
-
-def sender_organ_id(data: bytes) -> str | None:
-    """``From/OrganId`` of an edXML package, or None when unreadable."""
-    ids = _organ_ids(data, "From")
-    return ids[0] if ids else None
-
-
-def receiver_organ_ids(data: bytes) -> list[str]:
-    """``To/OrganId`` values of a document package, in document order."""
-    return _organ_ids(data, "To")
-
-
-def response_for_organ_ids(data: bytes) -> list[str]:
-    """``ResponseFor/OrganId`` values of a status (or reply) package."""
-    return _organ_ids(data, "ResponseFor")
+    return [
+        (sub.text or "").strip()
+        for element in header if _local(element, child)
+        for sub in element if _local(sub, "OrganId") and (sub.text or "").strip()
+    ]
 
 
 def header_text(data: bytes, *path: str) -> str:
@@ -65,40 +58,59 @@ def header_text(data: bytes, *path: str) -> str:
     for name in path:
         if node is None:
             return ""
-        node = next(
-            (c for c in node if isinstance(c.tag, str) and etree.QName(c).localname == name),
-            None,
-        )
+        node = next((c for c in node if _local(c, name)), None)
     return "" if node is None else (node.text or "").strip()
 
 
-def append_trace(data: bytes, organ_id: str, when: datetime) -> bytes:
-    """Append ``TraceHeader{OrganId, Timestamp yyyy/MM/dd HH:mm:ss}`` to ``TraceHeaderList``.
+def sender_organ_id(data: bytes) -> str | None:
+    """``From/OrganId`` of a package, or None when unreadable."""
+    msg = _parsed(data)
+    if msg is not None:
+        return msg.from_organ.organ_id or None
+    ids = _organ_ids(data, "From")
+    return ids[0] if ids else None
 
-    Prefers the codec's ``append_trace_header``; the fallback creates the list after the
-    ``MessageHeader`` when missing. Unparsable input is returned unchanged.
-    """
+
+def receiver_organ_ids(data: bytes) -> list[str]:
+    """``To/OrganId`` values of a document package, in document order."""
+    msg = _parsed(data)
+    if isinstance(msg, edxml.EdocMessage):
+        return [o.organ_id for o in msg.to_organs if o.organ_id]
+    return _organ_ids(data, "To")
+
+
+def response_for_organ_ids(data: bytes) -> list[str]:
+    """``ResponseFor/OrganId`` values (a status message has exactly one)."""
+    msg = _parsed(data)
+    if isinstance(msg, edxml.StatusMessage):
+        return [msg.response_for.organ_id] if msg.response_for.organ_id else []
+    if isinstance(msg, edxml.EdocMessage):
+        return [r.organ_id for r in msg.response_for if r.organ_id]
+    return _organ_ids(data, "ResponseFor")
+
+
+def status_fields(data: bytes) -> dict[str, str]:
+    """StatusCode, Description, ResponseFor DocumentId/OrganId of a status package."""
+    msg = _parsed(data)
+    if isinstance(msg, edxml.StatusMessage):
+        code = msg.status_code
+        return {
+            "status_code": code.value if isinstance(code, edxml.StatusCode) else str(code),
+            "description": msg.description,
+            "document_id": msg.response_for.document_id or "",
+            "response_for": msg.response_for.organ_id or "",
+        }
+    return {
+        "status_code": header_text(data, "StatusCode"),
+        "description": header_text(data, "Description"),
+        "document_id": header_text(data, "ResponseFor", "DocumentId"),
+        "response_for": next(iter(_organ_ids(data, "ResponseFor")), ""),
+    }
+
+
+def append_trace(data: bytes, organ_id: str, when: datetime) -> bytes:
+    """``data`` with one more ``TraceHeader``; unchanged when the codec cannot read it."""
     try:
-        from gateway.edxml import append_trace_header  # type: ignore[attr-defined]
-    except ImportError:
-        append_trace_header = None
-    if append_trace_header is not None:
-        return append_trace_header(data, organ_id, when)
-    header = _message_header(data)
-    if header is None:
+        return edxml.append_trace_header(data, organ_id, when)
+    except edxml.EdxmlError:
         return data
-    ns = etree.QName(header).namespace
-    q = (lambda n: f"{{{ns}}}{n}") if ns else (lambda n: n)
-    parent = header.getparent()
-    trace_list = next(
-        (c for c in parent if isinstance(c.tag, str)
-         and etree.QName(c).localname == "TraceHeaderList"),
-        None,
-    )
-    if trace_list is None:
-        trace_list = etree.Element(q("TraceHeaderList"), nsmap=header.nsmap)
-        header.addnext(trace_list)
-    trace = etree.SubElement(trace_list, q("TraceHeader"))
-    etree.SubElement(trace, q("OrganId")).text = organ_id
-    etree.SubElement(trace, q("Timestamp")).text = f"{when:%Y/%m/%d %H:%M:%S}"
-    return etree.tostring(header.getroottree(), xml_declaration=True, encoding="UTF-8")

@@ -17,8 +17,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from gateway import edxml
 from gateway.axis.base import MessageType
-from gateway.axis.edxml_peek import header_text, response_for_organ_ids
+from gateway.axis.edxml_peek import status_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,10 @@ class SimPackage:
     updated: datetime
     receive_status: str = "initial"
     receive_status_desc: str = ""
+
+    def parsed(self) -> edxml.EdocMessage | edxml.StatusMessage:
+        """The package through the project codec (raises its ``EdxmlError`` if refused)."""
+        return edxml.parse(self.data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,14 +160,15 @@ class SimState:
     def statuses_for(self, organ_id: str) -> list[StatusSummary]:
         summaries = []
         for p in self.sent_to(organ_id, MessageType.STATUS):
+            fields = status_fields(p.data)
             summaries.append(
                 StatusSummary(
                     doc_id=p.doc_id,
                     from_organ=p.from_organ,
-                    status_code=header_text(p.data, "StatusCode"),
-                    description=header_text(p.data, "Description"),
-                    response_for_document_id=header_text(p.data, "ResponseFor", "DocumentId"),
-                    response_for_organ=next(iter(response_for_organ_ids(p.data)), ""),
+                    status_code=fields["status_code"],
+                    description=fields["description"],
+                    response_for_document_id=fields["document_id"],
+                    response_for_organ=fields["response_for"],
                 )
             )
         return summaries

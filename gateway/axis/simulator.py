@@ -28,7 +28,12 @@ from typing import Any
 from aiohttp import web
 
 from gateway.axis.base import MessageType
-from gateway.axis.edxml_peek import append_trace, receiver_organ_ids, response_for_organ_ids
+from gateway.axis.edxml_peek import (
+    append_trace,
+    receiver_organ_ids,
+    response_for_organ_ids,
+    sender_organ_id,
+)
 from gateway.axis.errors import AxisAuthError
 from gateway.axis.sim_faults import Faults
 from gateway.axis.sim_state import (
@@ -174,9 +179,11 @@ class AxisSimulator:
         to: list[str] | None = None,
         message_type: MessageType = MessageType.EDOC,
     ) -> Submission:
-        """Queue a package as if ``from_organ`` (default: the edXML From) had sent it."""
-        from gateway.axis.edxml_peek import sender_organ_id
+        """Queue a package as if ``from_organ`` (default: the edXML From) had sent it.
 
+        Any bytes are accepted (with ``to`` when they carry no readable receivers), so tests can
+        hand malformed or hostile packages to a receiver.
+        """
         sender = from_organ or sender_organ_id(edxml) or ""
         return self._submit(edxml, sender, MessageType(message_type), to)
 

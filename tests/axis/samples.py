@@ -9,7 +9,30 @@ PROVINCE = "000.00.00.H53"
 PARTY = "000.00.01.A53"
 
 
-def edoc(from_organ: str = VPCP, to: tuple[str, ...] = (PROVINCE,), number: str = "7816") -> bytes:
+_REQUIRED = """<edXML:PromulgationInfo>
+  <edXML:Place>Hà Nội</edXML:Place>
+  <edXML:PromulgationDate>2024/03/01</edXML:PromulgationDate>
+</edXML:PromulgationInfo>
+<edXML:DocumentType>
+  <edXML:Type>1</edXML:Type>
+  <edXML:TypeDetail>0</edXML:TypeDetail>
+  <edXML:TypeName>Công văn</edXML:TypeName>
+</edXML:DocumentType>
+<edXML:SignerInfo>
+  <edXML:Competence>TL. BỘ TRƯỞNG</edXML:Competence>
+  <edXML:Position>Chánh Văn phòng</edXML:Position>
+  <edXML:FullName>Nguyễn Văn A</edXML:FullName>
+</edXML:SignerInfo>
+"""
+
+
+def edoc(
+    from_organ: str = VPCP,
+    to: tuple[str, ...] = (PROVINCE,),
+    number: str = "7816",
+    complete: bool = True,
+) -> bytes:
+    """A document package; ``complete=False`` leaves out elements the full codec requires."""
     tos = "".join(
         f"""<edXML:To>
   <edXML:OrganId>{o}</edXML:OrganId>
@@ -32,7 +55,7 @@ def edoc(from_organ: str = VPCP, to: tuple[str, ...] = (PROVINCE,), number: str 
   <edXML:CodeNumber>{number}</edXML:CodeNumber>
   <edXML:CodeNotation>VPCP-TTĐT</edXML:CodeNotation>
 </edXML:Code>
-<edXML:Subject>Về việc thử nghiệm trục liên thông</edXML:Subject>
+{_REQUIRED if complete else ""}<edXML:Subject>Về việc thử nghiệm trục liên thông</edXML:Subject>
 </edXML:MessageHeader>
 <edXML:TraceHeaderList>
 <edXML:TraceHeader>

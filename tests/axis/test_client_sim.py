@@ -16,6 +16,7 @@ from gateway.axis import (
 )
 from gateway.axis.edxml_peek import header_text
 from gateway.axis.vdxp import VdxpClient
+from gateway.edxml import EdxmlError, parse
 from tests.axis import samples
 from tests.axis.conftest import AGENCY_A, AGENCY_B, AGENCY_C
 
@@ -148,3 +149,25 @@ async def test_factory_builds_vdxp_and_reserves_lgsp(sim):
     with pytest.raises(AxisNotSupportedError) as info:
         make_axis_client("lgsp", endpoint="http://lgsp.example")
     assert info.value.code == "not_supported"
+
+
+async def test_delivered_document_parses_with_the_codec_and_ends_with_the_axis_hop(sim, connect):
+    await connect(AGENCY_A).send_edoc(samples.edoc())
+    province = connect(AGENCY_B)
+    [item] = await province.list_received(MessageType.EDOC)
+    message = parse(await province.fetch(item.doc_id))
+    assert message.document_id == "000.00.00.G22,2024/03/01,7816/VPCP-TTĐT"
+    assert [t.organ_id for t in message.trace_headers] == [samples.VPCP, sim.organ_id]
+    assert sim.sent_to(samples.PROVINCE)[0].parsed().subject == message.subject
+
+
+async def test_packages_the_codec_refuses_still_travel(sim, connect):
+    incomplete = samples.edoc(complete=False)  # no PromulgationInfo/DocumentType/SignerInfo
+    with pytest.raises(EdxmlError):
+        parse(incomplete)
+    await connect(AGENCY_A).send_edoc(incomplete)
+    assert len(sim.pending(samples.PROVINCE)) == 1
+    hostile = b"<!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]><x>&e;</x>"
+    submission = sim.post_document(hostile, from_organ=samples.VPCP, to=[samples.PARTY])
+    fetched = await connect(AGENCY_C).fetch(submission.deliveries[samples.PARTY])
+    assert fetched == hostile  # delivered byte for byte, no entity resolved
