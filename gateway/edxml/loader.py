@@ -48,7 +48,7 @@ class Loaded:
 
 def check_prolog(data: bytes) -> None:
     """Refuse empty input, non-UTF-8 encodings and any DOCTYPE/ENTITY declaration."""
-    if not data or not data.strip():
+    if not data or (len(data) <= 4096 and not data.strip()):
         raise EdxmlSyntaxError("EDXML_EMPTY", "the document is empty")
     head = data[:4]
     if head[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in head:
@@ -60,9 +60,13 @@ def check_prolog(data: bytes) -> None:
             raise EdxmlSyntaxError(
                 "EDXML_ENCODING",
                 f"declared encoding {enc.group(1).decode('ascii')!r}: only UTF-8 is accepted")
+    if len(data) > 4096 and not data[:4096].strip() and not data.strip():
+        raise EdxmlSyntaxError("EDXML_EMPTY", "the document is empty")
     first = _FIRST_ELEMENT.search(data)
     prolog = data[: first.start()] if first else data
-    if b"<!DOCTYPE" in prolog.upper() or b"<!ENTITY" in data:
+    # ENTITY declarations can only live in a DOCTYPE; the tree's docinfo is checked again
+    # after parsing.
+    if b"<!DOCTYPE" in prolog.upper():
         raise EdxmlSecurityError("EDXML_DTD_FORBIDDEN", "DOCTYPE and ENTITY declarations are "
                                  "not allowed in edXML")
 

@@ -1,0 +1,145 @@
+"""Benchmark of the edXML codec.
+
+Prints, for a 1 MB message (one incompressible PDF-like attachment, as real PDFs are mostly
+compressed streams) and for a compressible one:
+- full ``parse`` (attachment decoded and unzipped) vs plain ``lxml.etree.fromstring`` of the
+  same bytes (ratio, target <= 1.5);
+- ``build`` time vs the same lxml parse;
+- ``append_trace_header`` vs the same lxml parse;
+and the peak memory growth (tracemalloc) of parsing a message with a 50 MB attachment, as a
+multiple of the attachment size (target <= 3).
+Run: ``.venv/bin/python bench/bench_edxml.py`` (about a minute).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+from datetime import date, datetime
+from pathlib import Path
+
+from lxml import etree
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gateway.edxml import (  # noqa: E402
+    Attachment,
+    Code,
+    DocumentType,
+    EdocMessage,
+    Organ,
+    PromulgationInfo,
+    SignerInfo,
+    TraceHeader,
+    append_trace_header,
+    build,
+    parse,
+)
+
+MB = 1024 * 1024
+
+
+def message(data: bytes) -> EdocMessage:
+    return EdocMessage(
+        from_organ=Organ("000.00.00.G22", "Văn phòng Chính phủ"),
+        to_organs=tuple(Organ(f"000.00.{i:02d}.H29", f"Sở {i}") for i in range(5)),
+        document_id="000.00.00.G22,2024/03/01,123/VPCP-TTĐT",
+        code=Code("123", "VPCP-TTĐT"),
+        promulgation_info=PromulgationInfo("Hà Nội", date(2024, 3, 1)),
+        document_type=DocumentType(1, "Công văn", 1),
+        subject="Về việc thử nghiệm hiệu năng bộ mã edXML",
+        signer_info=SignerInfo("Nguyễn Văn A", "KT. BỘ TRƯỞNG", "Thứ trưởng"),
+        trace_headers=(TraceHeader("000.00.00.G22", datetime(2024, 3, 1, 9, 0, 0)),),
+        attachments=(Attachment("a1", "vanban.pdf", "application/pdf", data),),
+    )
+
+
+def pdf_like(size: int) -> bytes:
+    """Incompressible bytes with a PDF header (real PDFs are mostly deflated streams)."""
+    return b"%PDF-1.7\n" + os.urandom(size - 9)
+
+
+def text_like(size: int) -> bytes:
+    words = [b"van", b"ban", b"quyet", b"dinh", b"cong", b"so", b"ngay", b"thang", b"nam"]
+    rnd = os.urandom(size // 4)
+    out = bytearray()
+    for i, b in enumerate(rnd):
+        out += words[b % len(words)] + (b"\n" if i % 13 == 0 else b" ")
+        if len(out) >= size:
+            break
+    return bytes(out[:size])
+
+
+def best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), statistics.median(times)
+
+
+def throughput(label: str, data: bytes, repeat: int = 30) -> None:
+    raw = build(message(data))
+    assert parse(raw).attachments[0].data == data
+    lxml_best, lxml_med = best(lambda: etree.fromstring(raw), repeat)
+    parse_best, parse_med = best(lambda: parse(raw), repeat)
+    build_best, _ = best(lambda: build(message(data)), max(5, repeat // 3))
+    trace_best, _ = best(lambda: append_trace_header(raw, "000.00.01.H29", datetime.now()),
+                         repeat)
+    print(f"[{label}] message {len(raw) / MB:.2f} MB")
+    print(f"  lxml.etree.fromstring  best {lxml_best * 1e3:7.2f} ms  median {lxml_med * 1e3:.2f} ms")
+    print(f"  parse (full decode)    best {parse_best * 1e3:7.2f} ms  median {parse_med * 1e3:.2f} ms"
+          f"  ratio best {parse_best / lxml_best:.2f}x  median {parse_med / lxml_med:.2f}x"
+          f"  ({len(raw) / MB / parse_best:.0f} MB/s)")
+    print(f"  build                  best {build_best * 1e3:7.2f} ms  ratio {build_best / lxml_best:.2f}x"
+          f"  ({len(raw) / MB / build_best:.0f} MB/s)")
+    print(f"  append_trace_header    best {trace_best * 1e3:7.2f} ms  ratio {trace_best / lxml_best:.2f}x")
+
+
+def peak_memory(size: int) -> None:
+    data = pdf_like(size)
+    raw = build(message(data))
+    del data
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    msg = parse(raw)
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    assert msg.attachments[0].size == size
+    print(f"[50 MB attachment] message {len(raw) / MB:.1f} MB: peak Python-heap growth during parse "
+          f"{peak / MB:.1f} MB = {peak / size:.2f}x the attachment (target <= 3x)")
+    lx0 = tracemalloc
+    del msg, lx0
+    gc.collect()
+    _rss_probe(raw, size)
+
+
+def _rss_probe(raw: bytes, size: int) -> None:
+    """Same measure from the kernel's view (covers libxml2 allocations tracemalloc misses)."""
+    try:
+        import resource
+    except ImportError:
+        return
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    msg = parse(raw)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    del msg
+    print(f"  max RSS grew by {(after - before) / MB:.1f} MB during a second parse "
+          f"(upper bound only if this run set a new high-water mark: {after > before})")
+
+
+def main() -> None:
+    throughput("1 MB PDF-like (incompressible)", pdf_like(1 * MB))
+    throughput("1 MB text (compressible)", text_like(1 * MB))
+    peak_memory(50 * MB)
+
+
+if __name__ == "__main__":
+    main()
