@@ -16,6 +16,9 @@ dropped connections -> :class:`AxisTransientError` after ``retries`` further att
 exponential backoff and jitter (each attempt is signed afresh); ``ErrorCode != "0"`` ->
 :class:`AxisRejectedError`; anything unparsable -> :class:`AxisProtocolError`.
 
+aiohttp itself re-sends an idempotent request (``GET``: the count operations) once when a kept-alive
+connection turns out closed, so one attempt there may be two HTTP requests.
+
 Retrying ``sendEdoc`` after a timeout can make the axis hold the package twice: receivers
 deduplicate on the edXML ``DocumentId`` (spec section 5, receive loop).
 """
@@ -26,6 +29,7 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -51,6 +55,7 @@ from gateway.axis.vdxp_auth import USER_AGENT, hash_file, sign_headers
 
 __all__ = ["VdxpClient"]
 
+log = logging.getLogger(__name__)
 SERVICE_TYPE = "eDoc"
 _TRANSIENT_HTTP = {408, 429}
 
@@ -199,8 +204,8 @@ class VdxpClient(AxisClient):
         self, doc_id: str, status: AckStatus, description: str | None = None
     ) -> None:
         params = {"docId": doc_id, "status": AckStatus(status).value}
-        if description:
-            params["description"] = description
+        if description and description.strip():
+            params["description"] = " ".join(description.split())  # one header line
         await self._call("updateStatus", params)
 
     async def list_sent(self, doc_id: str) -> list[SentReceipt]:
@@ -287,7 +292,12 @@ class VdxpClient(AxisClient):
                 exc.attempts = attempt
                 if attempt > self.retries:
                     raise
-            await asyncio.sleep(self.backoff_delay(attempt))
+                delay = self.backoff_delay(attempt)
+                log.warning(
+                    "axis %s %s: attempt %d failed (%s); retrying in %.2fs",
+                    self.system_id, operation, attempt, exc.code, delay,
+                )
+            await asyncio.sleep(delay)
 
     async def _call_once(
         self, operation: str, params: dict[str, str], method: str, file: bytes | None

@@ -105,6 +105,8 @@ def sign_headers(
     for name, value in params.items():
         if not name or ";" in name or (PREFIX + name).lower() in _RESERVED:
             raise ValueError(f"invalid parameter name {name!r}")
+        if any(c in str(value) for c in "\r\n\x00"):
+            raise ValueError(f"parameter {name!r}: header values cannot hold CR, LF or NUL")
         values[name] = str(value)
     signed = {PREFIX + name: value for name, value in values.items()}
     sign_header = json.dumps(signed, separators=(",", ":"), ensure_ascii=True)

@@ -171,3 +171,9 @@ async def test_packages_the_codec_refuses_still_travel(sim, connect):
     submission = sim.post_document(hostile, from_organ=samples.VPCP, to=[samples.PARTY])
     fetched = await connect(AGENCY_C).fetch(submission.deliveries[samples.PARTY])
     assert fetched == hostile  # delivered byte for byte, no entity resolved
+
+
+async def test_multiline_ack_description_travels_as_one_header_line(sim, connect):
+    delivered = sim.post_document(samples.edoc()).deliveries[samples.PROVINCE]
+    await connect(AGENCY_B).ack(delivered, AckStatus.FAIL, "Gói tin lỗi:\r\nthiếu tệp đính kèm")
+    assert [a.description for a in sim.acks] == ["Gói tin lỗi: thiếu tệp đính kèm"]

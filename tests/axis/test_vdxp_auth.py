@@ -119,3 +119,8 @@ def test_hash_file_sdk_form_drops_leading_zeros_of_each_byte():
     assert hash_file_matches(data, hash_file(data))
     assert hash_file_matches(data, digest.hex().upper())
     assert not hash_file_matches(b"other", hash_file(data))
+
+
+def test_sign_refuses_header_injection():
+    with pytest.raises(ValueError):
+        sign_headers({"description": "a\r\nX-Evil: 1"}, "sys-a", "s3cret", NOW)
