@@ -1,0 +1,92 @@
+"""Documents for eOffice systems and operators: list, detail with timeline, attachments.
+
+An ``eoffice`` token sees the documents of its agencies only (as receiver or sender);
+``operator`` and ``admin`` see all. A document outside the caller's scope answers 404,
+not 403, so that document ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from aiohttp import web
+
+from gateway.api.auth import Principal, Role, principal
+from gateway.api.errors import ApiError, NotFound
+from gateway.api.jsonutil import json_response
+from gateway.db import documents as q
+
+READERS = (Role.EOFFICE, Role.OPERATOR)
+
+
+def scope(who: Principal) -> list[str] | None:
+    return None if who.sees_all_agencies else list(who.agencies)
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(f"no {what} {value}") from None
+
+
+async def list_documents(request: web.Request) -> web.Response:
+    from gateway.app import GATEWAY
+
+    who = principal(request, *READERS)
+    params = request.query
+    try:
+        limit = min(int(params.get("limit", "50")), 500)
+        before = datetime.fromisoformat(params["before"]) if "before" in params else None
+    except ValueError:
+        raise ApiError("limit must be an integer and before an ISO 8601 time",
+                       code="INVALID_QUERY") from None
+    async with request.app[GATEWAY].pool.acquire() as conn:
+        docs = await q.list_documents(conn, agencies=scope(who), state=params.get("state"),
+                                      direction=params.get("direction"), limit=limit,
+                                      before=before)
+    return json_response({"documents": docs})
+
+
+async def get_document(request: web.Request) -> web.Response:
+    from gateway.app import GATEWAY
+
+    who = principal(request, *READERS)
+    doc_id = _uuid(request.match_info["id"], "document")
+    async with request.app[GATEWAY].pool.acquire() as conn:
+        doc = await q.get_document(conn, doc_id, agencies=scope(who))
+    if doc is None:
+        raise NotFound(f"no document {doc_id}", code="DOCUMENT_NOT_FOUND")
+    return json_response(doc)
+
+
+async def get_attachment(request: web.Request) -> web.Response:
+    from gateway.app import GATEWAY
+
+    who = principal(request, *READERS)
+    doc_id = _uuid(request.match_info["id"], "document")
+    att_id = _uuid(request.match_info["aid"], "attachment")
+    async with request.app[GATEWAY].pool.acquire() as conn:
+        row = await q.get_attachment(conn, doc_id, att_id, agencies=scope(who))
+    if row is None:
+        raise NotFound(f"no attachment {att_id} in document {doc_id}",
+                       code="ATTACHMENT_NOT_FOUND")
+    return web.Response(
+        body=bytes(row["data"]),
+        content_type=row["content_type"] or "application/octet-stream",
+        headers={"Digest": f"sha-256={row['sha256']}", "X-Content-SHA256": row["sha256"],
+                 "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(row['name'])}"},
+    )
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/v1/documents", list_documents)
+    app.router.add_get("/v1/documents/{id}", get_document)
+    app.router.add_get("/v1/documents/{id}/attachments/{aid}", get_attachment)
