@@ -51,9 +51,9 @@ from gateway.axis.base import (
     SentReceipt,
 )
 from gateway.axis.edxml_peek import sender_organ_id
-from gateway.axis.vdxp_auth import USER_AGENT, hash_file, sign_headers
+from gateway.axis.vdxp_auth import USER_AGENT, hash_file, sign_headers, verify_headers
 
-__all__ = ["VdxpClient"]
+__all__ = ["VdxpClient", "parse_envelope", "sign_headers", "verify_headers"]
 
 log = logging.getLogger(__name__)
 SERVICE_TYPE = "eDoc"
