@@ -375,17 +375,21 @@ async def _sign_once(pdf, request, signer, when, timestamper, validation_context
     """One signing attempt from the original bytes; returns (signed bytes, field name)."""
     level = request.level
     writer = _open(pdf)
-    if request.role is SignerRole.COMPETENT_PERSON and request.prepare_fields:
-        if not _has_signatures(writer):
-            default_number, default_date = default_field_boxes(_page_box(writer, 0))
-            _add_text_fields(
-                writer,
-                0,
-                [
-                    (NUMBER_FIELD, request.number_box or default_number),
-                    (DATE_FIELD, request.date_box or default_date),
-                ],
-            )
+    agency_fills = request.role is SignerRole.AGENCY and (
+        request.document_number or request.document_date
+    )
+    creates = request.role is SignerRole.COMPETENT_PERSON and request.prepare_fields
+    if (creates or agency_fills) and not _has_signatures(writer):
+        # nothing signed yet: the fields can be created in this revision
+        default_number, default_date = default_field_boxes(_page_box(writer, 0))
+        _add_text_fields(
+            writer,
+            0,
+            [
+                (NUMBER_FIELD, request.number_box or default_number),
+                (DATE_FIELD, request.date_box or default_date),
+            ],
+        )
     if request.role is SignerRole.AGENCY:
         if request.document_number:
             _fill_text_field(writer, NUMBER_FIELD, request.document_number)

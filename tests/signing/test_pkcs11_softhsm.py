@@ -11,8 +11,9 @@ from pyhanko_certvalidator import ValidationContext
 
 from signing.keys import KeyAlias, KeyLoadError, KeyStore, SignerRole
 from signing.keys.token import Pkcs11KeySource
-from signing.sign import SignRequest, sign_pdf
+from signing.sign import PadesLevel, SignRequest, sign_pdf
 from signing.testpki.softhsm import init_softhsm_token, softhsm_available
+from tests.signing.test_sign_levels import assert_valid, request_for, sign_async
 
 pytestmark = pytest.mark.skipif(not softhsm_available(), reason="SoftHSM2 not installed")
 
@@ -106,3 +107,13 @@ pin_file = "{softhsm.pin_file}"
     assert store.expiry("officer").year == 2040
     assert store.expiry("seal") == test_pki.cert("seal").not_valid_after
     assert store.get("officer").signer() is store.get("officer").signer()  # cached
+
+
+@pytest.mark.parametrize("level", list(PadesLevel), ids=[lv.value for lv in PadesLevel])
+@pytest.mark.parametrize("role", list(SignerRole), ids=[r.value for r in SignerRole])
+async def test_role_and_level_with_softhsm(role, level, softhsm, test_pki, pki_session, plain_pdf):
+    label = "officer" if role is SignerRole.COMPETENT_PERSON else "seal"
+    source = KeyStore({"k": _alias(softhsm, label)}).get("k")
+    result = await sign_async(plain_pdf, request_for(role, level), source, test_pki, pki_session)
+    assert result.signer_subject == test_pki.cert(label).subject.human_friendly
+    await assert_valid(result.data, test_pki, pki_session, signatures=1, level=level)
