@@ -8,6 +8,7 @@ path of the offending element.
 
 from __future__ import annotations
 
+import copy
 import unicodedata
 from datetime import date, datetime
 
@@ -330,8 +331,14 @@ def _attachments(root: Node, envelope: Node, loaded: Loaded) -> tuple[Attachment
 
 
 def _signature(header: Node) -> bytes | None:
+    """The ``Signature`` element serialised on its own, without unused inherited namespaces."""
     found = header.kids.get("Signature")
-    return etree.tostring(found[0], with_tail=False) if found else None
+    if not found:
+        return None
+    element = copy.deepcopy(found[0])
+    element.tail = None
+    etree.cleanup_namespaces(element)
+    return etree.tostring(element)
 
 
 def _edoc(root: Node, envelope: Node, header: Node, mh: Node, loaded: Loaded) -> EdocMessage:
