@@ -1,4 +1,11 @@
-"""Faster reading of PDF hex strings (signature ``/Contents``) — the one pyHanko patch.
+"""Two pure-function speed-ups of pyHanko/asn1crypto internals — the only patches we apply.
+
+1. Faster reading of PDF hex strings (signature ``/Contents``).
+2. A bounded memo of asn1crypto's RFC 4518 LDAP string preparation
+   (``NameTypeAndValue._ldap_string_prep``), which every ``Name`` comparison
+   (``match_issuer_serial``, path building) recomputes for each freshly parsed certificate; its
+   result depends only on the input string (the method does not use ``self``), and a gateway
+   sees the same few CA names all day.
 
 Why: stock pyHanko reads a hex string one token at a time through
 ``pdf_utils.misc.read_non_whitespace`` — about 10,000 Python calls for a typical signature's
@@ -19,13 +26,25 @@ The patch is applied by :func:`install` (idempotent) and undone by :func:`uninst
 from __future__ import annotations
 
 import binascii
+import functools
 import re
 
+from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils import generic
 
 __all__ = ["install", "installed", "uninstall"]
 
 _ORIGINAL = generic.read_hex_string_from_stream
+_ORIGINAL_PREP = asn1_x509.NameTypeAndValue._ldap_string_prep
+_memo_prep = functools.lru_cache(maxsize=8192)(
+    lambda string: _ORIGINAL_PREP(None, string)  # does not use self
+)
+
+
+def _cached_ldap_string_prep(self, string):
+    if isinstance(string, str):
+        return _memo_prep(string)
+    return _ORIGINAL_PREP(self, string)
 _WHITESPACE = b"\x00\t\n\x0c\r "
 _HEX = re.compile(rb"[0-9A-Fa-f]*")
 _CHUNK = 1 << 16
@@ -73,10 +92,12 @@ def fast_read_hex_string_from_stream(stream):
 
 def install() -> None:
     generic.read_hex_string_from_stream = fast_read_hex_string_from_stream
+    asn1_x509.NameTypeAndValue._ldap_string_prep = _cached_ldap_string_prep
 
 
 def uninstall() -> None:
     generic.read_hex_string_from_stream = _ORIGINAL
+    asn1_x509.NameTypeAndValue._ldap_string_prep = _ORIGINAL_PREP
 
 
 def installed() -> bool:

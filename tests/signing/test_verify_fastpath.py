@@ -1,0 +1,76 @@
+"""The fast paths of signing.verify.fastpath change speed, never results."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from asn1crypto import x509
+from pyhanko.pdf_utils import generic
+
+from signing.testpki.samples import sign_sample
+from signing.verify import VerificationPolicy, Verifier, fastpath
+
+
+@pytest.mark.parametrize("raw", [
+    b"<48656c6c6f>", b"<4 8 6\n5\r6c\t6c 6f>", b"<486>", b"<>", b"<ABCDEFabcdef0123>",
+])
+def test_hex_reader_identical(raw):
+    fast = fastpath.fast_read_hex_string_from_stream(io.BytesIO(raw + b" rest"))
+    stream = io.BytesIO(raw + b" rest")
+    slow = fastpath._ORIGINAL(stream)
+    assert fast.original_bytes == slow.original_bytes
+    s2 = io.BytesIO(raw + b" rest")
+    fastpath.fast_read_hex_string_from_stream(s2)
+    assert s2.tell() == stream.tell()
+
+
+@pytest.mark.parametrize("raw", [b"<48zz>", b"<4865", b"<48%comment\n65>"])
+def test_hex_reader_falls_back_on_unusual_input(raw):
+    def run(fn):
+        try:
+            return ("ok", fn(io.BytesIO(raw)).original_bytes)
+        except Exception as exc:
+            return ("err", type(exc).__name__)
+
+    assert run(fastpath.fast_read_hex_string_from_stream) == run(fastpath._ORIGINAL)
+
+
+def test_name_prep_identical():
+    name = x509.Name.build({"common_name": "  UBND  tỉnh Thử Nghiệm ", "country_name": "VN"})
+    other = x509.Name.build({"common_name": "ubnd tỉnh thử nghiệm", "country_name": "VN"})
+    fastpath.uninstall()
+    try:
+        slow = (name == other, x509.Name.load(name.dump()).hashable)
+    finally:
+        fastpath.install()
+    fast = (x509.Name.load(name.dump()) == x509.Name.load(other.dump()),
+            x509.Name.load(name.dump()).hashable)
+    assert fast == slow
+
+
+async def test_verdicts_identical_with_and_without_fastpath(test_pki, pki_session, plain_pdf):
+    docs = [
+        await sign_sample(plain_pdf, test_pki, "officer", level="B-T", session=pki_session),
+        await sign_sample(plain_pdf, test_pki, "stranger", level="B-B"),
+    ]
+    bad = bytearray(docs[0])
+    bad[bad.index(b"page 1 of 1")] ^= 1
+    docs.append(bytes(bad))
+    policy = VerificationPolicy(trust_roots=test_pki.trust_roots, offline=True)
+    fast_v = Verifier(policy)
+    fast = [(await fast_v.averify(d)).to_json() for d in docs]
+    fastpath.uninstall()
+    try:
+        slow_policy = VerificationPolicy(trust_roots=test_pki.trust_roots, offline=True,
+                                         fast_hex=False)
+        slow_v = Verifier(slow_policy)
+        assert not fastpath.installed()
+        slow = [(await slow_v.averify(d)).to_json() for d in docs]
+    finally:
+        fastpath.install()
+    for f, s in zip(fast, slow, strict=True):
+        f.pop("validation_time"), s.pop("validation_time")
+        assert f == s
+    assert [f["verdict"] for f in fast] == ["valid", "indeterminate", "invalid"]
+    assert generic.read_hex_string_from_stream is fastpath.fast_read_hex_string_from_stream
