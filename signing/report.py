@@ -115,6 +115,7 @@ class SignatureReport:
     errors: list[dict[str, str]] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
     reason: str = ""  # short machine-friendly reason of a non-valid verdict
+    etsi_xml: str | None = None  # ETSI TS 119 102-2 report, on request
     status: Any = field(default=None, repr=False, compare=False)  # the pyHanko status object
 
     @property
@@ -166,6 +167,7 @@ class SignatureReport:
             "reason": self.reason,
             "errors": self.errors,
             "warnings": self.warnings,
+            **({"etsi_xml": self.etsi_xml} if self.etsi_xml is not None else {}),
         }
 
 

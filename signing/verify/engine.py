@@ -245,6 +245,8 @@ async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
         rep.error("VALIDATION_ERROR", f"{type(exc).__name__}: {exc}")
         return
     rep.status = status
+    if verifier.policy.etsi_xml and rep.kind == "signature":
+        rep.etsi_xml = await _etsi_xml(verifier, vc, emb_sig, rep)
     _fill_common(rep, status)
     last_revision = emb_sig.reader.xrefs.total_revisions - 1
     if (status.coverage == SignatureCoverageLevel.ENTIRE_REVISION
@@ -276,3 +278,21 @@ async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
     if rep.md_algorithm in ("sha1", "md5"):
         rep.warn("WEAK_DIGEST", f"weak digest algorithm {rep.md_algorithm}")
     _revocation(verifier, rep, status.signing_cert, emb)
+
+
+async def _etsi_xml(verifier, vc, emb_sig, rep) -> str | None:
+    """ETSI TS 119 102-2 XML from pyHanko's AdES basic validation (EN 319 102-1 §5.3)."""
+    try:
+        from pyhanko.sign.validation.ades import ades_basic_validation
+        from pyhanko.sign.validation.policy_decl import SignatureValidationSpec
+        from pyhanko.sign.validation.report.tools import generate_report
+        from pyhanko_certvalidator.context import CertValidationPolicySpec
+
+        spec = SignatureValidationSpec(cert_validation_policy=CertValidationPolicySpec(
+            trust_manager=verifier._trust_manager, revinfo_policy=vc.revinfo_policy))
+        result = await ades_basic_validation(
+            emb_sig.signed_data, spec, raw_digest=emb_sig.compute_digest())
+        return generate_report(emb_sig, result)
+    except Exception as exc:
+        rep.warn("ETSI_REPORT_FAILED", f"{type(exc).__name__}: {exc}")
+        return None

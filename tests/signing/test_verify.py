@@ -280,3 +280,30 @@ def test_json_shape(docs, offline):
             "intact", "valid", "trusted", "revoked", "coverage", "modification_level",
             "pades_level", "signer", "chain", "revocation", "errors", "warnings"}
     assert keys <= set(data["signatures"][0])
+
+
+def test_etsi_xml_on_request(docs, test_pki):
+    policy = VerificationPolicy(trust_roots=test_pki.trust_roots, offline=True, etsi_xml=True)
+    sig = _one(verify_pdf(docs["bt"], policy))
+    assert sig.etsi_xml is not None and "SignatureValidationReport" in sig.etsi_xml
+    assert "etsi_xml" in sig.to_json()
+    assert _one(verify_pdf(docs["bt"], VerificationPolicy(offline=True))).etsi_xml is None
+
+
+def test_cli_json_lines_and_exit_codes(docs, test_pki, tmp_path, capsys):
+    import json
+
+    from gateway.cli import main
+
+    good, bad, broken = tmp_path / "good.pdf", tmp_path / "bad.pdf", tmp_path / "broken.pdf"
+    good.write_bytes(docs["two"])
+    bad.write_bytes(docs["stranger"])
+    broken.write_bytes(b"%PDF-1.7 garbage")
+    trust = ["--trust", str(test_pki.trust_bundle_path), "--offline"]
+    assert main(["verify", str(good), *trust]) == 0
+    assert main(["verify", str(good), str(bad), "--json", *trust]) == 1
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert [(x["file"], x["verdict"]) for x in lines] == [
+        (str(good), "valid"), (str(bad), "indeterminate")]
+    assert main(["verify", str(broken), str(good), *trust]) == 2
+    assert "PDF_UNREADABLE" in capsys.readouterr().out
