@@ -1,0 +1,217 @@
+"""A bounded process pool so that a service never signs or verifies on its event loop.
+
+Rules implemented here:
+
+* Signing and verification are CPU-bound Python (50-100 ms each): they run in worker processes
+  (``spawn`` context by default: no inherited event loop, locks or token sessions) through
+  ``loop.run_in_executor``.
+* Keys are loaded once per worker process and cached there (PKCS#12 parsed once; one PKCS#11
+  session and lock per token per worker).
+* The queue is bounded: when ``max_pending`` jobs are already submitted or running, new work is
+  rejected at once with :class:`PoolOverloaded` (code ``POOL_OVERLOADED``), so callers can answer
+  "busy" (HTTP 503) instead of piling up memory.
+* Errors raised in a worker come back as the same :class:`signing.errors.SigningError` subclass
+  with the same ``code``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from signing.errors import SigningError
+from signing.keys import KeyStore, SignerRole
+from signing.sign import SignedPdf, SigningServices, SignRequest, sign_with_services
+
+
+class PoolOverloaded(SigningError):
+    """Too many signing/verification jobs are waiting; try again later."""
+
+    code = "POOL_OVERLOADED"
+
+
+class PoolClosed(SigningError):
+    code = "POOL_CLOSED"
+
+
+class RoleNotAllowed(SigningError):
+    """The key's configured role may not sign in the requested role."""
+
+    code = "KEY_ROLE_MISMATCH"
+
+
+#: Which request roles a key configured for a role may sign.
+ALLOWED_ROLES = {
+    SignerRole.COMPETENT_PERSON: {SignerRole.COMPETENT_PERSON},
+    SignerRole.AGENCY: {SignerRole.AGENCY, SignerRole.ATTACHMENT, SignerRole.COPY},
+    SignerRole.ATTACHMENT: {SignerRole.ATTACHMENT},
+    SignerRole.COPY: {SignerRole.COPY},
+}
+
+
+def check_role(key_role: SignerRole, request_role: SignerRole, alias: str) -> None:
+    """Refuse e.g. a competent person's key for the agency seal."""
+    if request_role not in ALLOWED_ROLES[key_role]:
+        raise RoleNotAllowed(f"key {alias!r} is a {key_role.value} key, not {request_role.value}")
+
+
+# --- worker side -------------------------------------------------------------------------------
+
+_STORE: KeyStore | None = None
+_SERVICES: SigningServices | None = None
+
+
+def _init_worker(key_config_path: str | None, services: SigningServices | None) -> None:
+    global _STORE, _SERVICES
+    _STORE = KeyStore.from_file(key_config_path) if key_config_path else None
+    _SERVICES = services
+
+
+def _portable_error(exc: SigningError) -> tuple:
+    cls = type(exc)
+    return ("error", cls.__module__, cls.__qualname__, exc.code, str(exc), exc.detail)
+
+
+def _worker_sign(pdf: bytes, request: SignRequest, alias: str):
+    try:
+        if _STORE is None:
+            raise SigningError("signing pool has no key configuration", code="POOL_NO_KEYS")
+        key = _STORE.get(alias)
+        check_role(key.role, request.role, alias)
+        return ("ok", sign_with_services(pdf, request, key, _SERVICES))
+    except SigningError as exc:
+        return _portable_error(exc)
+
+
+_CERT_FIELDS = ("trust_roots", "intermediates")
+
+
+def _policy_to_wire(policy):
+    """asn1crypto certificates do not survive pickling between processes: ship them as DER."""
+    if policy is None or not dataclasses.is_dataclass(policy):
+        return policy
+    changes = {
+        name: tuple(c.dump() for c in getattr(policy, name))
+        for name in _CERT_FIELDS
+        if hasattr(policy, name)
+    }
+    if getattr(policy, "session", None) is not None:
+        changes["session"] = None  # a live aiohttp session belongs to the caller's loop
+    return dataclasses.replace(policy, **changes)
+
+
+def _policy_from_wire(policy):
+    if policy is None or not dataclasses.is_dataclass(policy):
+        return policy
+    from asn1crypto import x509
+
+    changes = {
+        name: [x509.Certificate.load(der) for der in getattr(policy, name)]
+        for name in _CERT_FIELDS
+        if hasattr(policy, name)
+    }
+    return dataclasses.replace(policy, **changes)
+
+
+def _worker_verify(pdf: bytes, policy):
+    try:
+        from signing.verify import verify_pdf
+
+        return ("ok", verify_pdf(pdf, _policy_from_wire(policy)))
+    except SigningError as exc:
+        return _portable_error(exc)
+
+
+def _worker_pid() -> int:
+    return os.getpid()
+
+
+def _raise_portable(result: tuple) -> Any:
+    if result[0] == "ok":
+        return result[1]
+    _, module, qualname, code, message, detail = result
+    try:
+        cls = getattr(importlib.import_module(module), qualname)
+        if not (isinstance(cls, type) and issubclass(cls, SigningError)):
+            cls = SigningError
+    except (ImportError, AttributeError):
+        cls = SigningError
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    exc.code, exc.detail = code, detail
+    raise exc
+
+
+# --- caller side -------------------------------------------------------------------------------
+
+
+class SigningPool:
+    """``await pool.sign(pdf, request, alias)`` / ``await pool.verify(pdf, policy)`` off-loop."""
+
+    def __init__(
+        self,
+        max_workers: int = 2,
+        key_config_path: str | Path | None = None,
+        *,
+        max_pending: int | None = None,
+        services: SigningServices | None = None,
+        mp_context: str = "spawn",
+    ):
+        self.max_workers = max_workers
+        self.max_pending = max_pending if max_pending is not None else 4 * max_workers
+        self._pending = 0
+        self._closed = False
+        self._executor = ProcessPoolExecutor(
+            max_workers=max_workers,
+            mp_context=multiprocessing.get_context(mp_context),
+            initializer=_init_worker,
+            initargs=(str(key_config_path) if key_config_path else None, services),
+        )
+
+    @property
+    def pending(self) -> int:
+        """Jobs submitted and not finished yet."""
+        return self._pending
+
+    async def _submit(self, fn, *args):
+        if self._closed:
+            raise PoolClosed("signing pool is closed")
+        if self._pending >= self.max_pending:
+            raise PoolOverloaded(
+                f"signing pool busy: {self._pending} jobs pending (limit {self.max_pending})"
+            )
+        self._pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, fn, *args)
+        finally:
+            self._pending -= 1
+
+    async def sign(self, pdf: bytes, request: SignRequest, alias: str) -> SignedPdf:
+        """Sign with the key configured under ``alias`` in a worker process."""
+        return _raise_portable(await self._submit(_worker_sign, pdf, request, alias))
+
+    async def verify(self, pdf: bytes, policy=None):
+        """``signing.verify.verify_pdf(pdf, policy)`` in a worker process (policy without a
+        live aiohttp session: workers create their own when online)."""
+        return _raise_portable(await self._submit(_worker_verify, pdf, _policy_to_wire(policy)))
+
+    async def worker_pid(self) -> int:
+        """PID of the worker process that ran this call (diagnostics, tests)."""
+        return await self._submit(_worker_pid)
+
+    def close(self, wait: bool = True) -> None:
+        self._closed = True
+        self._executor.shutdown(wait=wait, cancel_futures=True)
+
+    async def __aenter__(self) -> SigningPool:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
