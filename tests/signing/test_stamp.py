@@ -1,0 +1,179 @@
+"""Decree 30 appearances checked as images (pdftoppm -> PNG -> pillow) and the two-signature
+original: competent person, then agency filling number/date fields (FORM_FILLING)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+
+import pytest
+from PIL import Image
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
+
+from signing.appearance import DEFAULT_LAYOUT, seal_box
+from signing.fonts import default_font_path
+from signing.sign import (
+    DATE_FIELD,
+    NUMBER_FIELD,
+    FormFieldsMissing,
+    SignRequest,
+    prepare_form_fields,
+    sign_pdf,
+)
+from signing.testpki.pdfs import make_pdf
+from tests.signing.test_sign_levels import p12_keys  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.skipif(not shutil.which("pdftoppm"), reason="poppler not installed")
+DPI = 72  # 1 px = 1 pt
+SIG_BOX = (330.0, 200.0, 480.0, 260.0)
+
+
+def render(pdf: bytes, tmp_path) -> Image.Image:
+    src = tmp_path / "in.pdf"
+    src.write_bytes(pdf)
+    subprocess.run(
+        ["pdftoppm", "-r", str(DPI), "-png", "-f", "1", "-l", "1", "-singlefile", str(src),
+         str(tmp_path / "page")],
+        check=True,
+    )  # fmt: skip
+    return Image.open(tmp_path / "page.png").convert("RGB")
+
+
+def times_width(text: str, size: float) -> float:
+    """Width of ``text`` from the original (2048-upem) Times-metric font, independently of the
+    rescaled copy the signer embeds."""
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(str(default_font_path()))
+    cmap, hmtx, upem = font.getBestCmap(), font["hmtx"], font["head"].unitsPerEm
+    assert upem == 2048
+    return sum(hmtx[cmap[ord(c)]][0] for c in text) * size / upem
+
+
+def blank_pdf() -> bytes:
+    return make_pdf(1, "x", lines_per_page=1)
+
+
+def pixels(img, box_pdf, pred):
+    """Count pixels satisfying pred inside a PDF-coordinate box (y up) of a 72-dpi render."""
+    x0, y0, x1, y1 = box_pdf
+    h = img.height
+    crop = img.crop((int(x0), int(h - y1), int(x1), int(h - y0)))
+    return sum(1 for p in crop.getdata() if pred(p))
+
+
+def is_blue(p):
+    r, g, b = p
+    return b > 150 and r < 120 and g < 140
+
+
+def is_red(p):
+    r, g, b = p
+    return r > 170 and g < 110 and b < 110
+
+
+def is_dark(p):
+    return sum(p) < 300
+
+
+@pytest.fixture(scope="module")
+def original(p12_keys):  # noqa: F811
+    """Competent person then agency on one PDF."""
+    first = sign_pdf(
+        blank_pdf(), SignRequest(role="competent_person", box=SIG_BOX, page=0), p12_keys["officer"]
+    )
+    second = sign_pdf(
+        first.data,
+        SignRequest(role="agency", document_number="123/QĐ-UBND", document_date="ngày 20/5/2024"),
+        p12_keys["seal"],
+    )
+    return first, second
+
+
+def test_both_signatures_valid_first_is_form_filling(original, test_pki):
+    _, second = original
+    reader = PdfFileReader(io.BytesIO(second.data))
+    sigs = reader.embedded_regular_signatures
+    assert [s.field_name for s in sigs] == ["CompetentPerson", "AgencySeal"]
+    vc = ValidationContext(trust_roots=test_pki.trust_roots, allow_fetching=False,
+                           revocation_mode="soft-fail")  # fmt: skip
+    first_status = validate_pdf_signature(sigs[0], vc)
+    assert first_status.bottom_line and first_status.docmdp_ok
+    assert first_status.modification_level == ModificationLevel.FORM_FILLING
+    assert validate_pdf_signature(sigs[1], vc).bottom_line
+    values = {}
+    for ref in reader.root["/AcroForm"]["/Fields"]:
+        obj = ref.get_object()
+        values[obj["/T"]] = obj.get("/V")
+    assert values[NUMBER_FIELD] == "123/QĐ-UBND"
+    assert values[DATE_FIELD] == "ngày 20/5/2024"
+
+
+def test_pdfsig_accepts_both(original, tmp_path):
+    path = tmp_path / "two.pdf"
+    path.write_bytes(original[1].data)
+    out = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True).stdout
+    assert out.count("Signature is Valid.") == 2
+
+
+def test_blue_signature_and_red_seal_over_its_left_third(original, tmp_path):
+    first, second = original
+    img1 = render(first.data, tmp_path)
+    assert pixels(img1, SIG_BOX, is_blue) > 300
+    assert pixels(img1, SIG_BOX, is_red) == 0
+    img2 = render(second.data, tmp_path)
+    seal = seal_box(SIG_BOX)
+    assert seal[2] == pytest.approx(SIG_BOX[0] + (SIG_BOX[2] - SIG_BOX[0]) / 3)
+    assert seal[2] - seal[0] == pytest.approx(DEFAULT_LAYOUT.seal_diameter)
+    assert pixels(img2, seal, is_red) > 1500
+    left_third = (SIG_BOX[0], SIG_BOX[1], seal[2], SIG_BOX[3])
+    right_part = (seal[2] + 2, SIG_BOX[1], SIG_BOX[2], SIG_BOX[3])
+    assert pixels(img2, left_third, is_red) > 100  # the seal covers the left third
+    assert pixels(img2, right_part, is_red) == 0  # ... and only that
+    assert pixels(img2, right_part, is_blue) > 100  # the signature stays visible on the right
+
+
+def test_attachment_text_top_right_in_times_10pt(p12_keys, tmp_path):  # noqa: F811
+    number = "123/QĐ-UBND"
+    result = sign_pdf(blank_pdf(), SignRequest(role="attachment", document_number=number),
+                      p12_keys["seal"])  # fmt: skip
+    img = render(result.data, tmp_path)
+    w, h = img.size
+    top_right = (w / 2, h - 60, w, h)  # PDF coordinates
+    assert pixels(render(blank_pdf(), tmp_path), top_right, is_dark) == 0  # empty before
+    dark = [(x, y) for y in range(0, 60) for x in range(w // 2, w) if is_dark(img.getpixel((x, y)))]
+    assert dark, "no text at the top right of page 1"
+    xs = [x for x, _ in dark]
+    ys = [y for _, y in dark]
+    width = max(xs) - min(xs)
+    time_line = "Thời gian ký: " + result.signing_time.isoformat()
+    expected = times_width(time_line, 10)
+    assert expected == pytest.approx(width, rel=0.08), (width, expected)
+    assert max(xs) > w - 40 and min(ys) < 40  # against the top-right margins
+    assert max(ys) - min(ys) < 30  # two 10 pt lines
+
+
+def test_agency_cannot_add_fields_after_first_signature(p12_keys):  # noqa: F811
+    first = sign_pdf(blank_pdf(), SignRequest(role="competent_person", prepare_fields=False),
+                     p12_keys["officer"])  # fmt: skip
+    with pytest.raises(FormFieldsMissing) as err:
+        sign_pdf(first.data, SignRequest(role="agency", document_number="1/UBND"),
+                 p12_keys["seal"])  # fmt: skip
+    assert err.value.code == "SIGN_FORM_FIELDS_MISSING"
+
+
+def test_prepare_form_fields_then_sign_and_fill(p12_keys, test_pki):  # noqa: F811
+    prepared = prepare_form_fields(blank_pdf())
+    first = sign_pdf(prepared, SignRequest(role="competent_person", prepare_fields=False),
+                     p12_keys["officer"])  # fmt: skip
+    second = sign_pdf(first.data, SignRequest(role="agency", document_number="9/QĐ"),
+                      p12_keys["seal"])  # fmt: skip
+    reader = PdfFileReader(io.BytesIO(second.data))
+    vc = ValidationContext(trust_roots=test_pki.trust_roots, allow_fetching=False,
+                           revocation_mode="soft-fail")  # fmt: skip
+    assert all(validate_pdf_signature(s, vc).bottom_line
+               for s in reader.embedded_regular_signatures)  # fmt: skip
