@@ -45,6 +45,7 @@ from .model import (
 )
 from .parser import parse, parse_edoc, parse_status
 from .trace import append_trace_header
+from .xsd import validate_xsd
 
 __all__ = [
     "DEFAULT_LIMITS", "EDXML_NS", "VIETNAM_TZ", "Attachment", "Bussiness", "BussinessDocType",
@@ -55,5 +56,5 @@ __all__ = [
     "SignerInfo", "StaffInfo", "StatusCode", "StatusMessage", "TraceHeader",
     "append_trace_header", "build", "build_edoc", "build_status", "format_date",
     "format_timestamp", "parse", "parse_date", "parse_edoc", "parse_status", "parse_timestamp",
-    "to_json",
+    "to_json", "validate_xsd",
 ]
