@@ -20,7 +20,7 @@ from .errors import (
     EdxmlSyntaxError,
     EdxmlValueError,
 )
-from .jsonview import to_json
+from .jsonview import from_json, to_json
 from .limits import DEFAULT_LIMITS, Limits
 from .model import (
     EDXML_NS,
@@ -55,6 +55,7 @@ __all__ = [
     "Organ", "OtherInfo", "PromulgationInfo", "Receiver", "ReplacementInfo", "ResponseFor",
     "SignerInfo", "StaffInfo", "StatusCode", "StatusMessage", "TraceHeader",
     "append_trace_header", "build", "build_edoc", "build_status", "format_date",
-    "format_timestamp", "parse", "parse_date", "parse_edoc", "parse_status", "parse_timestamp",
+    "format_timestamp", "from_json", "parse", "parse_date", "parse_edoc", "parse_status",
+    "parse_timestamp",
     "to_json", "validate_xsd",
 ]
