@@ -39,8 +39,9 @@ class Recorder:
 
 @asynccontextmanager
 async def running(adapter, bus, *, dedup=None, token=None, prefetch=8):
+    dedup = MemoryDedupStore() if dedup is None else dedup  # an empty store is falsy
     runner = AdapterRunner(adapter, amqp_url=AMQP_URL, topology=bus.topology, agency=AGENCY,
-                           gateway_token=token, dedup=MemoryDedupStore() if dedup is None else dedup,
+                           gateway_token=token, dedup=dedup,
                            prefetch=prefetch, publish_deadline=20.0)
     await runner.start()
     try:
