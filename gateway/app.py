@@ -18,21 +18,28 @@ from aiohttp import web
 
 from gateway.api import health
 from gateway.api.middleware import make_middlewares
+from gateway.axis import AxisClient, make_axis_client
+from gateway.axis_outbox import axis_sender
 from gateway.bus import topology as topo
 from gateway.bus.publisher import BrokerUnavailable, ConfirmedPublisher
 from gateway.bus.relay import OutboxRelay
 from gateway.config import Settings
 from gateway.db.migrate import pending_migrations
+from gateway.db.outbox import axis_destination
 from gateway.db.pool import create_pool
+from gateway.intake import Intake
 from gateway.ops.metrics import Metrics
+from gateway.outcomes import consume_outcomes
+from gateway.poller import AxisPoller
+from gateway.verification import PdfJudge
 
 log = logging.getLogger(__name__)
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
 
 #: Modules adding routes: each has ``setup(app)``. Missing ones are skipped.
-ROUTE_MODULES = ("gateway.api.documents", "gateway.api.signing", "gateway.api.axis_inbox",
-                 "gateway.ops.console")
+ROUTE_MODULES = ("gateway.api.documents", "gateway.api.statuses", "gateway.api.signing",
+                 "gateway.api.axis_inbox", "gateway.ops.console")
 
 
 class StartupError(Exception):
@@ -55,6 +62,11 @@ class Gateway:
             retry_delays=tuple(settings.bus.retry_delays),
         )
         self.relay: OutboxRelay | None = None
+        self.axis_clients: dict[str, AxisClient] = {}
+        self.axis_relays: dict[str, OutboxRelay] = {}
+        self.pollers: dict[str, AxisPoller] = {}
+        self.judge: PdfJudge | None = None
+        self.intake: Intake = None  # type: ignore[assignment]
         self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         #: Background workers other modules register: ``async def worker(gateway, stop)``.
@@ -88,10 +100,45 @@ class Gateway:
                                  batch_size=self.settings.relay.batch_size,
                                  poll_interval=self.settings.relay.poll_interval,
                                  dsn=self.dsn, metrics=self.metrics)
+        self.judge = PdfJudge(self.settings.signing)
+        self.intake = Intake(self, self.judge)
+        for conn in self.settings.axis:
+            client = make_axis_client(
+                conn.kind, endpoint=conn.endpoint, system_id=conn.system_id,
+                secret=conn.secret.get_secret_value(), organ_id=conn.organ_id,
+                timeout=conn.timeout)
+            self.axis_clients[conn.name] = client
+            self.axis_relays[conn.name] = OutboxRelay(
+                self.pool, axis_sender(client, conn.name), batch_size=20,
+                poll_interval=max(0.2, self.settings.relay.poll_interval),
+                destination=axis_destination(conn.name), metrics=self.metrics)
+            if conn.enabled:
+                self.pollers[conn.name] = AxisPoller(self, conn, client)
         if self.run_background:
             self.spawn(self.relay.run(self.stopping), "outbox-relay")
+            for name, relay in self.axis_relays.items():
+                self.spawn(relay.run(self.stopping), f"axis-relay-{name}")
+            for name, poller in self.pollers.items():
+                self.spawn(poller.run(self.stopping), f"axis-poller-{name}")
+            self.spawn(consume_outcomes(self, self.stopping), "outcomes")
             for worker in self.workers:
                 self.spawn(worker(self, self.stopping), getattr(worker, "__name__", "worker"))
+
+    def axis_for(self, agency: str, arrival: str | None = None) -> str | None:
+        """The axis connection that carries ``agency``'s messages (its configured one, else the
+        one the document arrived on, else the only one configured)."""
+        for served in self.settings.agencies:
+            if served.code == agency and served.axis:
+                return served.axis
+        if arrival:
+            return arrival
+        return self.settings.axis[0].name if len(self.settings.axis) == 1 else None
+
+    def wake_relays(self) -> None:
+        if self.relay is not None:
+            self.relay.wake()
+        for relay in self.axis_relays.values():
+            relay.wake()
 
     def spawn(self, coro, name: str) -> asyncio.Task:
         task = asyncio.create_task(self._guard(coro, name), name=name)
@@ -126,6 +173,10 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        for client in self.axis_clients.values():
+            await client.close()
+        if self.judge is not None:
+            self.judge.close()
         await self.publisher.close()
         if self.pool is not None:
             await self.pool.close()

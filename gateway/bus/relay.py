@@ -1,8 +1,10 @@
-"""The outbox relay: moves committed outbox rows to RabbitMQ.
+"""The outbox relay: moves committed outbox rows to where they must go.
 
-Each pass locks a batch of ready rows (``FOR UPDATE SKIP LOCKED``, so several
-gateway processes relay side by side), publishes them concurrently on a
-confirmed channel, then in the same transaction deletes the confirmed rows,
+One relay serves one ``destination``: ``amqp`` (RabbitMQ, through a confirmed
+publisher, see :func:`amqp_sender`) or ``axis:<connection>`` (an axis client, see
+:mod:`gateway.axis_outbox`). Each pass locks a batch of ready rows
+(``FOR UPDATE SKIP LOCKED``, so several gateway processes relay side by side),
+sends them concurrently, then in the same transaction deletes the confirmed rows,
 marks their deliveries ``PUBLISHED`` and reschedules the failed ones with
 backoff. If the process dies between the broker's confirm and the commit, the
 rows are published again: consumers deduplicate on ``message_id``.
@@ -16,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
 
-from gateway.bus.publisher import ConfirmedPublisher, PublishError
+from gateway.bus.publisher import ConfirmedPublisher
 from gateway.db.outbox import AMQP
 
 log = logging.getLogger(__name__)
@@ -63,12 +66,26 @@ class RelayStats:
     passes: int = 0
 
 
+Sender = Callable[[asyncpg.Record], Awaitable[None]]
+
+
+def amqp_sender(publisher: ConfirmedPublisher) -> Sender:
+    """Send an outbox row to RabbitMQ; returns when the broker confirmed it."""
+    async def send(row: asyncpg.Record) -> None:
+        await publisher.publish(
+            row["exchange"], row["routing_key"], row["body"],
+            message_id=str(row["message_id"]), headers=row["headers"],
+            content_type=row["content_type"], correlation_id=row["correlation_id"],
+        )
+    return send
+
+
 class OutboxRelay:
-    def __init__(self, pool: asyncpg.Pool, publisher: ConfirmedPublisher, *,
+    def __init__(self, pool: asyncpg.Pool, send: ConfirmedPublisher | Sender, *,
                  batch_size: int = 200, poll_interval: float = 0.25,
                  destination: str = AMQP, dsn: str | None = None, metrics=None) -> None:
         self._pool = pool
-        self._publisher = publisher
+        self._send = amqp_sender(send) if isinstance(send, ConfirmedPublisher) else send
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._destination = destination
@@ -80,25 +97,18 @@ class OutboxRelay:
     def wake(self) -> None:
         self._wake.set()
 
-    async def _publish_row(self, row: asyncpg.Record) -> None:
-        await self._publisher.publish(
-            row["exchange"], row["routing_key"], row["body"],
-            message_id=str(row["message_id"]), headers=row["headers"],
-            content_type=row["content_type"], correlation_id=row["correlation_id"],
-        )
-
     async def run_once(self) -> int:
         """Relay one batch; return how many rows were confirmed and removed."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(_CLAIM, self._destination, self._batch_size)
             if not rows:
                 return 0
-            results = await asyncio.gather(*(self._publish_row(r) for r in rows),
+            results = await asyncio.gather(*(self._send(r) for r in rows),
                                            return_exceptions=True)
             done = [r for r, res in zip(rows, results, strict=True) if res is None]
             failed = [(r, res) for r, res in zip(rows, results, strict=True) if res is not None]
             for _, res in failed:
-                if not isinstance(res, PublishError | Exception):
+                if not isinstance(res, Exception):
                     raise res  # CancelledError and friends
             if done:
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])",
@@ -109,7 +119,8 @@ class OutboxRelay:
             if failed:
                 await conn.execute(_RESCHEDULE, [r["id"] for r, _ in failed], str(failed[0][1]))
                 log.warning("outbox rows not confirmed, rescheduled",
-                            extra={"count": len(failed), "error": str(failed[0][1])})
+                            extra={"count": len(failed), "destination": self._destination,
+                                   "error": str(failed[0][1])})
         self.stats.published += len(done)
         self.stats.failed += len(failed)
         self.stats.passes += 1

@@ -27,7 +27,7 @@ async def bus(settings):
     await pub.close()
 
 
-async def drain(connection, queue_name: str, expect: int, timeout: float = 10) -> list:
+async def drain(connection, queue_name: str, expect: int, within: float = 10) -> list:
     channel = await connection.channel()
     queue = await channel.get_queue(queue_name, ensure=False)
     got: list = []
@@ -41,7 +41,7 @@ async def drain(connection, queue_name: str, expect: int, timeout: float = 10) -
             got.append(msg)
             await msg.ack()
 
-    await asyncio.wait_for(take(), timeout)
+    await asyncio.wait_for(take(), within)
     await asyncio.sleep(0.2)
     extra = await queue.get(no_ack=True, fail=False)
     assert extra is None, "more messages than expected"
@@ -122,7 +122,8 @@ async def test_unconfirmed_rows_stay_in_outbox(bus, db, database_url):
         assert await relay.run_once() == 0
     finally:
         await pool.close()
-    row = await db.fetchrow("SELECT attempts, last_error, available_at > now() AS later FROM outbox")
+    row = await db.fetchrow(
+        "SELECT attempts, last_error, available_at > now() AS later FROM outbox")
     assert row["attempts"] == 1 and row["later"] and row["last_error"]
 
 
@@ -130,14 +131,15 @@ async def test_publish_retries_until_confirmed_after_connections_closed(bus, amq
     t, pub = bus
     await pub.publish_confirmed(t.work_exchange, t.agency_routing_key("A2"), b"{}",
                                 message_id="before")
-    subprocess.run(["rabbitmqctl", "close_all_connections", "test: simulated network cut"],
-                   check=True, capture_output=True, timeout=60)
+    await asyncio.to_thread(
+        subprocess.run, ["rabbitmqctl", "close_all_connections", "test: simulated network cut"],
+        check=True, capture_output=True, timeout=60)
     attempts = await pub.publish_confirmed(t.work_exchange, t.agency_routing_key("A2"), b"{}",
                                            message_id="after", deadline=60)
     assert attempts >= 1
     conn = await aio_pika.connect_robust(AMQP_URL)
     try:
-        got = await drain(conn, t.agency_queue("A2"), 2, timeout=20)
+        got = await drain(conn, t.agency_queue("A2"), 2, within=20)
     finally:
         await conn.close()
     assert {m.message_id for m in got} == {"before", "after"}

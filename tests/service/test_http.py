@@ -1,3 +1,4 @@
+import asyncio
 import subprocess
 import uuid
 
@@ -79,8 +80,9 @@ async def test_request_and_correlation_ids(client):
     assert (await missing.json())["error"]["code"] == "NOT_FOUND"
 
 
-def _rabbit(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+async def _rabbit(*args: str) -> None:
+    await asyncio.to_thread(subprocess.run, ["rabbitmqctl", *args], check=True,
+                            capture_output=True, timeout=120)
 
 
 async def test_readiness_follows_rabbitmq(client):
@@ -88,14 +90,14 @@ async def test_readiness_follows_rabbitmq(client):
         return (await client.get("/readyz")).status
 
     assert await status() == 200
-    _rabbit("stop_app")
+    await _rabbit("stop_app")
     try:
         await wait_for(lambda: _is(status, 503), timeout=30, interval=0.2)
         body = await (await client.get("/readyz")).json()
         assert body["checks"]["rabbitmq"] == "disconnected"
         assert "rabbitmq" in body["error"]["message"]
     finally:
-        _rabbit("start_app")
+        await _rabbit("start_app")
     await wait_for(lambda: _is(status, 200), timeout=60, interval=0.5)
 
 

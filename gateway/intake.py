@@ -1,0 +1,356 @@
+"""Intake of inbound documents: parse, check, verify, then store and route in one transaction.
+
+The same steps serve every arrival (axis poller, push endpoint):
+
+1. parse the edXML (hardened codec; off the event loop);
+2. deduplicate on the business key (``DocumentId``, plus the business action and package hash
+   for revoke/update/replace): a package seen before stores nothing and answers as before;
+3. keep only receivers this gateway serves; verify every PDF in the signing pool;
+4. decide: accepted (``ROUTED``) or ``REJECTED`` with a machine code and a Vietnamese reason —
+   not addressed to us (``NOT_ADDRESSED_TO_US``), malformed or secret (the codec's ``EDXML_*``),
+   by policy an invalid (``SIGNATURE_INVALID``) or missing (``SIGNATURE_MISSING``) signature;
+5. in ONE transaction: the document, its attachments and signature reports, one delivery per
+   served receiver with its queue message in the outbox, status 01 (and 02 when rejected) to
+   the sender in the outbox, timeline events and an audit entry.
+
+Only after the commit may the caller acknowledge the axis: a crash before the commit makes the
+axis deliver again (and step 2 makes that harmless).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from gateway import edxml
+from gateway.axis import edxml_peek
+from gateway.db import audit
+from gateway.db.outbox import enqueue
+from gateway.edxml import BussinessDocType, EdocMessage, StatusMessage
+from gateway.logs import correlation
+from gateway.routing import delivery_message
+from gateway.statuses import DocumentRef, describe_rejection, emit_status, record_inbound_status
+from gateway.verification import DocumentVerdict, PdfJudge, is_pdf
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger(__name__)
+
+REASONS_VI = {
+    "NOT_ADDRESSED_TO_US": "văn bản không gửi cho cơ quan do cổng này phục vụ",
+    "SIGNATURE_INVALID": "chữ ký số trên văn bản không hợp lệ",
+    "SIGNATURE_MISSING": "văn bản không có chữ ký số",
+    "EDXML_SECRET_DOCUMENT": "văn bản mật không được gửi qua trục liên thông",
+}
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    document_id: uuid.UUID | None
+    state: str  # ROUTED | REJECTED | STATUS_RECORDED
+    duplicate: bool
+    correlation_id: str
+    reject_code: str | None = None
+    reject_reason: str | None = None
+    #: The package can never be processed (malformed): the axis may be told ``fail``.
+    unprocessable: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {"document_id": str(self.document_id) if self.document_id else None,
+                "state": self.state, "duplicate": self.duplicate,
+                "correlation_id": self.correlation_id, "reject_code": self.reject_code,
+                "reject_reason": self.reject_reason}
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """Where a package came from."""
+
+    axis: str | None = None          # axis connection name (None: pushed)
+    axis_doc_id: str | None = None
+    receiver_hint: str | None = None  # OrganId of the axis connection it arrived for
+    sender_hint: str | None = None
+
+
+def dedup_key(msg: EdocMessage, sha256: str) -> str:
+    kind = msg.bussiness.bussiness_doc_type if msg.bussiness else BussinessDocType.NEW
+    if kind == BussinessDocType.NEW:
+        return f"inbound:{msg.document_id}"
+    return f"inbound:{msg.document_id}:b{int(kind)}:{sha256[:16]}"
+
+
+class Intake:
+    def __init__(self, gateway: Gateway, judge: PdfJudge) -> None:
+        self.gw = gateway
+        self.judge = judge
+        self.settings = gateway.settings
+        self.served = {a.code: a for a in gateway.settings.agencies}
+        self.limits = edxml.Limits(max_document_size=gateway.settings.max_document_bytes)
+
+    # -- entry point ----------------------------------------------------------------------
+    async def take(self, raw: bytes, arrival: Arrival) -> IntakeResult:
+        started = time.perf_counter()
+        sha = hashlib.sha256(raw).hexdigest()
+        with correlation(None) as cid:
+            try:
+                msg = await asyncio.to_thread(edxml.parse, raw, self.limits)
+            except edxml.EdxmlError as exc:
+                result = await self._reject_malformed(raw, sha, exc, arrival, cid)
+            else:
+                if isinstance(msg, StatusMessage):
+                    result = await self._take_status(msg, sha, cid)
+                else:
+                    result = await self._take_edoc(msg, raw, sha, arrival, cid)
+            self.gw.metrics.intake_seconds.observe(time.perf_counter() - started)
+            log.info("intake", extra={"state": result.state, "duplicate": result.duplicate,
+                                      "document": str(result.document_id),
+                                      "reject_code": result.reject_code, "axis": arrival.axis,
+                                      "axis_doc_id": arrival.axis_doc_id})
+            return result
+
+    async def _existing(self, conn: asyncpg.Connection, key: str) -> IntakeResult | None:
+        row = await conn.fetchrow(
+            "SELECT id, state, reject_code, reject_reason, correlation_id FROM documents"
+            " WHERE dedup_key = $1", key)
+        if row is None:
+            return None
+        state = "REJECTED" if row["state"] == "REJECTED" else "ROUTED"
+        return IntakeResult(row["id"], state, True, row["correlation_id"], row["reject_code"],
+                            row["reject_reason"],
+                            unprocessable=(row["reject_code"] or "").startswith("EDXML_"))
+
+    # -- document messages ----------------------------------------------------------------
+    async def _take_edoc(self, msg: EdocMessage, raw: bytes, sha: str, arrival: Arrival,
+                         cid: str) -> IntakeResult:
+        key = dedup_key(msg, sha)
+        async with self.gw.pool.acquire() as conn:
+            if (seen := await self._existing(conn, key)) is not None:
+                return seen
+        receivers = list(dict.fromkeys(o.organ_id for o in msg.to_organs
+                                       if o.organ_id in self.served))
+        verdict = DocumentVerdict("unsigned")
+        reject: tuple[str, str] | None = None
+        if not receivers:
+            reject = ("NOT_ADDRESSED_TO_US", REASONS_VI["NOT_ADDRESSED_TO_US"])
+        else:
+            pdfs = {i: a.data for i, a in enumerate(msg.attachments)
+                    if is_pdf(a.name, a.content_type, a.data)}
+            verdict = await self.judge.judge(pdfs)
+            for file in verdict.files.values():
+                self.gw.metrics.signatures.labels(file.verdict).inc()
+            policy = self.settings.signing
+            if verdict.verdict == "invalid" and policy.reject_invalid:
+                reject = ("SIGNATURE_INVALID",
+                          f"{REASONS_VI['SIGNATURE_INVALID']} ({verdict.summary_vi})")
+            elif verdict.verdict == "unsigned" and policy.reject_unsigned:
+                reject = ("SIGNATURE_MISSING", REASONS_VI["SIGNATURE_MISSING"])
+        doc_id = uuid.uuid4()
+        async with self.gw.pool.acquire() as conn, conn.transaction():
+            inserted = await self._insert_document(conn, doc_id, key, msg, raw, sha, arrival,
+                                                   cid, verdict, reject)
+            if not inserted:  # a concurrent intake of the same package won the race
+                seen = await self._existing(conn, key)
+                assert seen is not None
+                return seen
+            attachments = await self._insert_attachments(conn, doc_id, msg, verdict)
+            ref = DocumentRef(doc_id, msg.from_organ.organ_id, msg.code.code_number,
+                              msg.code.code_notation, msg.promulgation_info.promulgation_date,
+                              msg.document_id, cid, arrival.axis)
+            await _event(conn, doc_id, "received", None, {
+                "axis": arrival.axis, "axis_doc_id": arrival.axis_doc_id, "sha256": sha,
+                "receivers": [o.organ_id for o in msg.to_organs]})
+            if verdict.files:
+                await _event(conn, doc_id, "verified", None, {"verdict": verdict.verdict})
+            if reject is None:
+                await self._route(conn, doc_id, msg, receivers, attachments, verdict, cid)
+                for code in receivers:
+                    await self._status(conn, ref, code, "01", "Văn bản đã đến (tiếp nhận tự động)")
+            else:
+                await _event(conn, doc_id, "rejected", None,
+                             {"code": reject[0], "reason": reject[1]})
+                answering = receivers or [arrival.receiver_hint or self.settings.organ_id]
+                for code in answering:
+                    if receivers:
+                        await self._status(conn, ref, code, "01",
+                                           "Văn bản đã đến (tiếp nhận tự động)")
+                    await self._status(conn, ref, code, "02", describe_rejection(*reject))
+            await audit.append(conn, actor=f"axis:{arrival.axis}" if arrival.axis else "push",
+                               action="document.received", subject=str(doc_id),
+                               detail={"edxml_document_id": msg.document_id, "sha256": sha,
+                                       "state": "REJECTED" if reject else "ROUTED",
+                                       "reject_code": reject[0] if reject else None})
+        state = "REJECTED" if reject else "ROUTED"
+        self.gw.metrics.documents_received.labels(state).inc()
+        self.gw.wake_relays()
+        return IntakeResult(doc_id, state, False, cid, reject[0] if reject else None,
+                            reject[1] if reject else None)
+
+    async def _insert_document(self, conn, doc_id, key, msg: EdocMessage, raw, sha, arrival,
+                               cid, verdict: DocumentVerdict, reject) -> bool:
+        header = edxml.to_json(msg)
+        header.pop("attachments", None)
+        header.pop("signature", None)
+        kind = msg.bussiness.bussiness_doc_type if msg.bussiness else BussinessDocType.NEW
+        return await conn.fetchval(
+            "INSERT INTO documents (id, direction, dedup_key, edxml_document_id, axis, axis_doc_id,"
+            " sender_code, sender_name, code_number, code_notation, subject, type_name,"
+            " promulgation_date, due_date, priority, bussiness_doc_type, state, reject_code,"
+            " reject_reason, signature_verdict, correlation_id, header, edxml_sha256, edxml)"
+            " VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+            " $15, $16, $17, $18, $19, $20, $21, $22, $23)"
+            " ON CONFLICT (dedup_key) DO NOTHING RETURNING true",
+            doc_id, key, msg.document_id, arrival.axis, arrival.axis_doc_id,
+            msg.from_organ.organ_id, msg.from_organ.organ_name, msg.code.code_number,
+            msg.code.code_notation, msg.subject, msg.document_type.type_name,
+            msg.promulgation_info.promulgation_date, msg.due_date,
+            msg.other_info.priority if msg.other_info else None, int(kind),
+            "REJECTED" if reject else "ROUTED", reject[0] if reject else None,
+            reject[1] if reject else None, verdict.verdict, cid, header, sha, raw,
+        ) or False
+
+    async def _insert_attachments(self, conn, doc_id, msg: EdocMessage,
+                                  verdict: DocumentVerdict) -> list[dict]:
+        rows = []
+        for ordinal, att in enumerate(msg.attachments):
+            rows.append({"id": uuid.uuid4(), "ordinal": ordinal, "content_id": att.content_id,
+                         "name": att.name, "description": att.description,
+                         "content_type": att.content_type, "size": att.size,
+                         "sha256": att.sha256, "data": att.data})
+        if rows:
+            await conn.executemany(
+                "INSERT INTO attachments (id, document_id, ordinal, content_id, name, description,"
+                " content_type, size, sha256, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+                " $10)",
+                [(r["id"], doc_id, r["ordinal"], r["content_id"], r["name"], r["description"],
+                  r["content_type"], r["size"], r["sha256"], r["data"]) for r in rows])
+        reports = [(uuid.uuid4(), doc_id, rows[o]["id"], f.verdict, f.summary_vi, f.report)
+                   for o, f in verdict.files.items()]
+        if reports:
+            await conn.executemany(
+                "INSERT INTO signature_reports (id, document_id, attachment_id, verdict, summary,"
+                " report) VALUES ($1, $2, $3, $4, $5, $6)", reports)
+        return rows
+
+    async def _route(self, conn, doc_id, msg: EdocMessage, receivers: list[str],
+                     attachments: list[dict], verdict: DocumentVerdict, cid: str) -> None:
+        header = edxml.to_json(msg)
+        header.pop("attachments", None)
+        header.pop("signature", None)
+        by_ordinal = {a["ordinal"]: a for a in attachments}
+        signature = {"verdict": verdict.verdict, "summary_vi": verdict.summary_vi, "files": [
+            {"attachment_id": str(by_ordinal[o]["id"]), "name": by_ordinal[o]["name"],
+             "verdict": f.verdict, "summary_vi": f.summary_vi, "signatures": f.signatures}
+            for o, f in verdict.files.items()]}
+        kind = msg.bussiness.bussiness_doc_type if msg.bussiness else BussinessDocType.NEW
+        public_url = self.settings.public_url or \
+            f"http://{self.settings.http_host}:{self.settings.http_port}"
+        for agency in receivers:
+            delivery_id, message_id = uuid.uuid4(), uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO deliveries (id, document_id, agency_code, message_id)"
+                " VALUES ($1, $2, $3, $4)", delivery_id, doc_id, agency, message_id)
+            await enqueue(conn, delivery_message(
+                topology=self.gw.topology, public_url=public_url, delivery_id=delivery_id,
+                message_id=message_id, document_id=doc_id, agency=agency, correlation_id=cid,
+                edxml_document_id=msg.document_id, bussiness_doc_type=int(kind), header=header,
+                signature=signature, attachments=attachments,
+                inline_threshold=self.settings.bus.inline_threshold))
+            await _event(conn, doc_id, "routed", agency, {"delivery_id": str(delivery_id)})
+
+    async def _status(self, conn, ref: DocumentRef, agency: str, code: str, text: str) -> None:
+        served = self.served.get(agency)
+        axis = self.gw.axis_for(agency, ref.axis)
+        await emit_status(conn, ref, agency_code=agency,
+                          agency_name=served.name if served else None, code=code,
+                          description=text, axis=axis)
+
+    # -- malformed packages -----------------------------------------------------------------
+    async def _reject_malformed(self, raw: bytes, sha: str, exc: edxml.EdxmlError,
+                                arrival: Arrival, cid: str) -> IntakeResult:
+        key = f"inbound-raw:{sha}"
+        async with self.gw.pool.acquire() as conn:
+            if (seen := await self._existing(conn, key)) is not None:
+                return seen
+        salvage = await asyncio.to_thread(_salvage, raw, exc)
+        reason = REASONS_VI.get(exc.code, f"gói tin edXML không hợp lệ: {exc.message}")
+        detail = {"code": exc.code, "message": exc.message, "path": exc.path}
+        doc_id = uuid.uuid4()
+        sender = salvage.get("sender") or arrival.sender_hint
+        async with self.gw.pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                "INSERT INTO documents (id, direction, dedup_key, edxml_document_id, axis,"
+                " axis_doc_id, sender_code, subject, state, reject_code, reject_reason,"
+                " correlation_id, header, edxml_sha256, edxml) VALUES ($1, 'inbound', $2, $3,"
+                " $4, $5, $6, $7, 'REJECTED', $8, $9, $10, $11, $12, $13)"
+                " ON CONFLICT (dedup_key) DO NOTHING RETURNING true",
+                doc_id, key, salvage.get("document_id") or None, arrival.axis,
+                arrival.axis_doc_id, sender, salvage.get("subject") or None, exc.code, reason,
+                cid, {"error": detail}, sha, raw)
+            if not inserted:
+                seen = await self._existing(conn, key)
+                assert seen is not None
+                return seen
+            await _event(conn, doc_id, "received", None,
+                         {"axis": arrival.axis, "axis_doc_id": arrival.axis_doc_id,
+                          "sha256": sha})
+            await _event(conn, doc_id, "rejected", None, {"code": exc.code, "reason": reason,
+                                                          "path": exc.path})
+            if sender and salvage.get("document_id"):
+                ref = DocumentRef(doc_id, sender, salvage.get("code_number"),
+                                  salvage.get("code_notation"), None, salvage["document_id"],
+                                  cid, arrival.axis)
+                agency = arrival.receiver_hint or next(iter(salvage.get("receivers", [])),
+                                                       self.settings.organ_id)
+                await self._status(conn, ref, agency, "02", describe_rejection(exc.code, reason))
+            await audit.append(conn, actor=f"axis:{arrival.axis}" if arrival.axis else "push",
+                               action="document.rejected", subject=str(doc_id),
+                               detail={"sha256": sha, **detail})
+        self.gw.metrics.documents_received.labels("REJECTED").inc()
+        self.gw.wake_relays()
+        return IntakeResult(doc_id, "REJECTED", False, cid, exc.code, reason,
+                            unprocessable=True)
+
+    # -- status messages ----------------------------------------------------------------------
+    async def _take_status(self, msg: StatusMessage, sha: str, cid: str) -> IntakeResult:
+        async with self.gw.pool.acquire() as conn, conn.transaction():
+            doc_id = await record_inbound_status(conn, msg, raw_sha256=sha)
+            if doc_id is not None:
+                code = msg.status_code.value if hasattr(msg.status_code, "value") \
+                    else msg.status_code
+                await _event(conn, doc_id, "status.received", msg.from_organ.organ_id,
+                             {"status_code": code})
+        return IntakeResult(doc_id, "STATUS_RECORDED", False, cid)
+
+
+async def _event(conn, doc_id: uuid.UUID, event: str, agency: str | None, detail: dict) -> None:
+    await conn.execute(
+        "INSERT INTO document_events (document_id, event, agency_code, detail)"
+        " VALUES ($1, $2, $3, $4)", doc_id, event, agency, detail)
+
+
+_SALVAGE_MAX = 20 * 1024 * 1024
+
+
+def _salvage(raw: bytes, exc: edxml.EdxmlError) -> dict:
+    """What a rejected package still tells (sender, DocumentId…) to answer it with a 02.
+
+    Hostile or oversized packages are not read again."""
+    if isinstance(exc, edxml.EdxmlSecurityError | edxml.EdxmlLimitError | edxml.EdxmlSyntaxError) \
+            or len(raw) > _SALVAGE_MAX:
+        return {}
+    return {
+        "sender": edxml_peek.header_text(raw, "From", "OrganId"),
+        "document_id": edxml_peek.header_text(raw, "DocumentId"),
+        "code_number": edxml_peek.header_text(raw, "Code", "CodeNumber"),
+        "code_notation": edxml_peek.header_text(raw, "Code", "CodeNotation"),
+        "subject": edxml_peek.header_text(raw, "Subject"),
+        "receivers": edxml_peek.receiver_organ_ids(raw),
+    }

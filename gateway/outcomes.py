@@ -1,0 +1,122 @@
+"""Consuming the outcomes adapters report (``P.outcomes``) into delivery states.
+
+Each outcome (``schemas/messages/outcome.schema.json``) is applied once: its ``outcome_id`` is
+recorded in ``processed_messages`` in the same transaction as the state change, and the
+message is acknowledged only after the commit. Delivery states move
+``PENDING/PUBLISHED → RETRYING → DELIVERED | DEAD``; a late ``retrying`` never overrides
+``DELIVERED``. When every delivery of a document is delivered, the document becomes
+``DELIVERED`` (unless a business status already moved it further).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from gateway.logs import correlation
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger(__name__)
+CONSUMER = "outcomes"
+
+_APPLY = {
+    "delivered": """
+        UPDATE deliveries SET state = 'DELIVERED', delivered_at = $2,
+               attempts = greatest(attempts, $3), last_error = NULL, next_at = NULL,
+               updated_at = now()
+        WHERE id = $1 RETURNING document_id, agency_code""",
+    "retrying": """
+        UPDATE deliveries SET state = 'RETRYING', attempts = greatest(attempts, $3),
+               next_at = $4, last_error = $5, updated_at = now()
+        WHERE id = $1 AND state <> 'DELIVERED' RETURNING document_id, agency_code""",
+    "dead": """
+        UPDATE deliveries SET state = 'DEAD', attempts = greatest(attempts, $3), last_error = $5,
+               next_at = NULL, updated_at = now()
+        WHERE id = $1 AND state <> 'DELIVERED' RETURNING document_id, agency_code""",
+}
+
+
+class OutcomeError(ValueError):
+    code = "OUTCOME_INVALID"
+
+
+def parse_outcome(body: bytes) -> dict:
+    try:
+        data = json.loads(body)
+        if data.get("schema") != "edoc.outcome/1" or data["outcome"] not in _APPLY:
+            raise OutcomeError("not an edoc.outcome/1 message")
+        data["delivery_uuid"] = uuid.UUID(data["delivery_id"])
+        data["at_dt"] = datetime.fromisoformat(data["at"])
+        data["next_dt"] = datetime.fromisoformat(data["next_at"]) if data.get("next_at") else None
+        data["attempt"] = int(data.get("attempt", 1))
+        str(data["outcome_id"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise OutcomeError(f"unreadable outcome: {exc}") from None
+    return data
+
+
+async def apply_outcome(conn, data: dict) -> bool:
+    """Apply one outcome inside the caller's transaction; False if already applied."""
+    first = await conn.fetchval(
+        "INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2)"
+        " ON CONFLICT DO NOTHING RETURNING true", CONSUMER, str(data["outcome_id"]))
+    if not first:
+        return False
+    row = await conn.fetchrow(_APPLY[data["outcome"]], data["delivery_uuid"], data["at_dt"],
+                              data["attempt"], data["next_dt"], data.get("error"))
+    if row is None:
+        return True
+    await conn.execute(
+        "INSERT INTO document_events (document_id, event, agency_code, detail)"
+        " VALUES ($1, $2, $3, $4)", row["document_id"], f"delivery.{data['outcome']}",
+        row["agency_code"], {k: data.get(k) for k in ("attempt", "error", "adapter",
+                                                       "eoffice_reference", "next_at")})
+    if data["outcome"] == "delivered":
+        await conn.execute(
+            "UPDATE documents SET state = 'DELIVERED', updated_at = now() WHERE id = $1"
+            " AND state = 'ROUTED' AND NOT EXISTS (SELECT 1 FROM deliveries WHERE"
+            " document_id = $1 AND state <> 'DELIVERED')", row["document_id"])
+    return True
+
+
+async def consume_outcomes(gw: Gateway, stop: asyncio.Event) -> None:
+    """Background worker: apply outcomes until ``stop`` is set."""
+    channel = await gw.publisher.connection.channel()
+    await channel.set_qos(prefetch_count=50)
+    queue = await channel.get_queue(gw.topology.outcomes_queue, ensure=False)
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        with correlation(message.correlation_id):
+            try:
+                data = parse_outcome(message.body)
+            except OutcomeError as exc:
+                log.error("dropping unreadable outcome", extra={"error": str(exc),
+                                                                "message_id": message.message_id})
+                await message.ack()
+                return
+            try:
+                async with gw.pool.acquire() as conn, conn.transaction():
+                    await apply_outcome(conn, data)
+            except Exception:
+                log.exception("outcome not applied; returned to the queue")
+                await message.nack(requeue=True)
+                return
+            await message.ack()
+
+    tag = await queue.consume(on_message)
+    try:
+        await stop.wait()
+    finally:
+        try:
+            await queue.cancel(tag)
+            await channel.close()
+        except Exception:  # broker gone already
+            pass

@@ -1,0 +1,116 @@
+"""Polling an axis connection for documents and status messages (VDXP has no push).
+
+One poller per configured connection. It holds a PostgreSQL advisory lock for that connection
+on a dedicated session, so among several gateway processes exactly one polls it; if that
+process dies its session ends and another process takes the lock over.
+
+Each round: ``getReceivedEdocList(edoc)`` → ``getEdoc`` per package → intake (stored and
+committed) → ``updateStatus(done)``, or ``fail`` only for a package that can never be processed
+(malformed); then the same for ``messagetype=status``. A package whose intake failed for a
+passing reason (database down…) is not acknowledged: the axis lists it again next round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from gateway.axis import AckStatus, AxisClient, AxisError, MessageType
+from gateway.config import AxisConnection
+from gateway.intake import Arrival
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger(__name__)
+
+
+def lock_key(connection: str) -> int:
+    digest = hashlib.sha256(f"edoc-poller:{connection}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class AxisPoller:
+    def __init__(self, gateway: Gateway, conn: AxisConnection, client: AxisClient) -> None:
+        self.gw = gateway
+        self.conn = conn
+        self.client = client
+        self.rounds = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            lock_conn = None
+            try:
+                lock_conn = await asyncpg.connect(self.gw.dsn, timeout=10)
+                while not stop.is_set():
+                    if await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)",
+                                                lock_key(self.conn.name)):
+                        break
+                    await _sleep(stop, self.conn.poll_interval)
+                log.info("polling axis", extra={"axis": self.conn.name})
+                while not stop.is_set() and not lock_conn.is_closed():
+                    await self.poll_once()
+                    await _sleep(stop, self.conn.poll_interval)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.error("axis poller lost its database session",
+                          extra={"axis": self.conn.name, "error": str(exc)})
+                await _sleep(stop, 2.0)
+            finally:
+                if lock_conn is not None and not lock_conn.is_closed():
+                    await lock_conn.close()
+
+    async def poll_once(self) -> int:
+        """One round over both message types; returns how many packages were taken in."""
+        taken = 0
+        for kind in (MessageType.EDOC, MessageType.STATUS):
+            try:
+                items = await self.client.list_received(kind)
+            except AxisError as exc:
+                self.gw.metrics.axis_polls.labels(self.conn.name, "error").inc()
+                log.warning("axis list failed", extra={"axis": self.conn.name,
+                                                       "error": str(exc)})
+                continue
+            self.gw.metrics.axis_polls.labels(self.conn.name, "ok").inc()
+            seen: set[str] = set()
+            for item in items:
+                if item.doc_id in seen:  # the axis may list a package twice
+                    continue
+                seen.add(item.doc_id)
+                if await self._take(item.doc_id, item.from_):
+                    taken += 1
+        self.rounds += 1
+        return taken
+
+    async def _take(self, doc_id: str, sender: str | None) -> bool:
+        try:
+            raw = await self.client.fetch(doc_id)
+        except AxisError as exc:
+            log.warning("axis fetch failed", extra={"axis": self.conn.name,
+                                                    "axis_doc_id": doc_id, "error": str(exc)})
+            return False
+        try:
+            result = await self.gw.intake.take(raw, Arrival(
+                axis=self.conn.name, axis_doc_id=doc_id, receiver_hint=self.conn.organ_id,
+                sender_hint=sender or None))
+        except Exception:
+            log.exception("intake failed; the axis will offer the package again",
+                          extra={"axis": self.conn.name, "axis_doc_id": doc_id})
+            return False
+        status = AckStatus.FAIL if result.unprocessable else AckStatus.DONE
+        description = result.reject_code if result.unprocessable else None
+        try:
+            await self.client.ack(doc_id, status, description)
+        except AxisError as exc:  # stored already: the next round dedupes and acks again
+            log.warning("axis ack failed", extra={"axis": self.conn.name,
+                                                  "axis_doc_id": doc_id, "error": str(exc)})
+        return True
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -1,0 +1,165 @@
+"""Business statuses (QCVN 102:2016 status messages) in both directions.
+
+Outbound: when an agency we serve receives a document, the gateway answers the sender with
+``01`` (đã đến) automatically on intake (Decree 30 Art. 21.2) and, by policy, ``02`` with the
+reason when it rejects; the agency's eOffice then reports ``03`` (accepted) or ``02`` and the
+later ``04``/``05``/``06``. Each status becomes an edXML status message written to the outbox
+(destination ``axis:<connection>``) in the same transaction as its ``status_events`` row.
+
+Inbound: status messages from other agencies about documents we sent are recorded on that
+document's timeline (matched on ``ResponseFor/DocumentId``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from gateway import edxml
+from gateway.db.outbox import OutboxMessage, axis_destination, enqueue
+from gateway.edxml import Organ, ResponseFor, StaffInfo, StatusCode, StatusMessage
+
+#: Document state after a business status reported by the receiving eOffice.
+STATE_AFTER_STATUS = {
+    "02": "RETURNED",
+    "03": "ACCEPTED",
+    "04": "ASSIGNED",
+    "05": "PROCESSING",
+    "06": "DONE",
+}
+#: Codes an eOffice may report about a document it received.
+EOFFICE_CODES = frozenset({"02", "03", "04", "05", "06", "15", "16"})
+
+
+class StatusError(Exception):
+    code = "STATUS_INVALID"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code:
+            self.code = code
+
+
+@dataclass(frozen=True)
+class DocumentRef:
+    """What a status message needs to know about the document it answers."""
+
+    id: uuid.UUID
+    sender_code: str
+    code_number: str | None
+    code_notation: str | None
+    promulgation_date: Any
+    edxml_document_id: str
+    correlation_id: str
+    axis: str | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> DocumentRef:
+        return cls(row["id"], row["sender_code"] or "", row["code_number"], row["code_notation"],
+                   row["promulgation_date"], row["edxml_document_id"] or "",
+                   row["correlation_id"], row["axis"])
+
+    @property
+    def code(self) -> str | None:
+        if self.code_number is None and self.code_notation is None:
+            return None
+        return f"{self.code_number or ''}/{self.code_notation or ''}"
+
+
+def status_message(doc: DocumentRef, *, agency: Organ, code: str, description: str,
+                   staff: StaffInfo | None = None, at: datetime | None = None) -> StatusMessage:
+    return StatusMessage(
+        from_organ=agency,
+        response_for=ResponseFor(organ_id=doc.sender_code or None, code=doc.code,
+                                 promulgation_date=doc.promulgation_date,
+                                 document_id=doc.edxml_document_id),
+        status_code=StatusCode.coerce(code),
+        description=description,
+        timestamp=at or datetime.now(UTC),
+        staff_info=staff,
+    )
+
+
+def _dedup_key(doc_id: uuid.UUID, agency: str, code: str, description: str) -> str:
+    digest = hashlib.sha256(description.encode()).hexdigest()[:16]
+    return f"out:{doc_id}:{agency}:{code}:{digest}"
+
+
+async def emit_status(conn: asyncpg.Connection, doc: DocumentRef, *, agency_code: str,
+                      agency_name: str | None, code: str, description: str,
+                      axis: str | None, staff: dict[str, str] | None = None) -> bool:
+    """Record a status we send about ``doc`` and queue its edXML for the axis.
+
+    Runs inside the caller's transaction. Returns False when the same status (same agency, code
+    and description) was already emitted: retries of the same report change nothing.
+    """
+    staff_info = StaffInfo(department=(staff or {}).get("Department"),
+                           staff=(staff or {}).get("Staff"), email=(staff or {}).get("Email"),
+                           mobile=(staff or {}).get("Mobile")) if staff else None
+    at = datetime.now(UTC)
+    msg = status_message(doc, agency=Organ(agency_code, agency_name or None), code=code,
+                         description=description, staff=staff_info, at=at)
+    try:
+        body = edxml.build(msg)
+    except edxml.EdxmlError as exc:
+        raise StatusError(exc.message, exc.code) from None
+    inserted = await conn.fetchval(
+        "INSERT INTO status_events (document_id, direction, agency_code, status_code, description,"
+        " staff, occurred_at, dedup_key) VALUES ($1, 'outbound', $2, $3, $4, $5, $6, $7)"
+        " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+        doc.id, agency_code, code, description, staff, at,
+        _dedup_key(doc.id, agency_code, code, description))
+    if inserted is None:
+        return False
+    if axis is not None:
+        await enqueue(conn, OutboxMessage(
+            destination=axis_destination(axis), body=body, content_type="application/xml",
+            headers={"message_type": "status", "to": [doc.sender_code] if doc.sender_code else []},
+            correlation_id=doc.correlation_id, document_id=doc.id))
+    else:
+        await conn.execute(
+            "INSERT INTO document_events (document_id, event, agency_code, detail)"
+            " VALUES ($1, 'status.not_sent', $2, $3)", doc.id, agency_code,
+            {"status_code": code, "reason": "no axis connection for this agency"})
+    return True
+
+
+async def record_inbound_status(conn: asyncpg.Connection, msg: StatusMessage, *,
+                                raw_sha256: str) -> uuid.UUID | None:
+    """Store a status message received from another agency; returns the matched document id.
+
+    Matches our outbound document by ``ResponseFor/DocumentId``; an unmatched status is kept
+    (document_id NULL) so an operator can see it.
+    """
+    code = msg.status_code.value if isinstance(msg.status_code, StatusCode) else msg.status_code
+    doc_id = await conn.fetchval(
+        "SELECT id FROM documents WHERE edxml_document_id = $1 ORDER BY"
+        " (direction = 'outbound') DESC, created_at DESC LIMIT 1",
+        msg.response_for.document_id)
+    staff = None
+    if msg.staff_info is not None:
+        staff = {k: v for k, v in {"Department": msg.staff_info.department,
+                                   "Staff": msg.staff_info.staff,
+                                   "Email": msg.staff_info.email,
+                                   "Mobile": msg.staff_info.mobile}.items() if v}
+    await conn.execute(
+        "INSERT INTO status_events (document_id, direction, agency_code, status_code, description,"
+        " staff, occurred_at, dedup_key) VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7)"
+        " ON CONFLICT (dedup_key) DO NOTHING",
+        doc_id, msg.from_organ.organ_id, code, msg.description, staff, msg.timestamp,
+        f"in:{raw_sha256}")
+    return doc_id
+
+
+def describe_rejection(code: str, reason: str) -> str:
+    """The ``Description`` of a 02 status: Vietnamese reason first, machine code after."""
+    return f"Từ chối tiếp nhận: {reason} [{code}]"
+
+
+def to_json_status(msg: StatusMessage) -> dict[str, Any]:
+    return edxml.to_json(msg)

@@ -1,0 +1,110 @@
+"""Judging the PDFs of an inbound document (Decree 30: legal validity rests on the signed PDF).
+
+Every attachment that is a PDF is verified in the signing pool (never on the event loop) and
+gets a :class:`FileVerdict`; the document's verdict combines them:
+
+* ``invalid``        any PDF has an invalid signature or cannot be read as a PDF
+* ``indeterminate``  otherwise, any PDF is indeterminate (untrusted, expired, encrypted…)
+                     or unsigned while others are signed
+* ``unsigned``       no PDF carries a signature (or there is no PDF at all)
+* ``valid``          every PDF is signed and every signature is valid
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.config import SigningSettings
+from signing.errors import PdfEncryptedError, SigningError
+from signing.pool import PoolOverloaded, SigningPool
+from signing.verify import VerificationPolicy
+
+PDF_TYPES = ("application/pdf", "application/x-pdf")
+
+
+def is_pdf(name: str, content_type: str | None, data: bytes) -> bool:
+    return (
+        (content_type or "").lower() in PDF_TYPES
+        or name.lower().endswith(".pdf")
+        or data[:1024].lstrip().startswith(b"%PDF-")
+    )
+
+
+@dataclass(frozen=True)
+class FileVerdict:
+    verdict: str  # valid | invalid | indeterminate | unsigned
+    summary_vi: str
+    report: dict[str, Any]
+    signatures: int = 0
+
+
+@dataclass
+class DocumentVerdict:
+    verdict: str
+    files: dict[int, FileVerdict] = field(default_factory=dict)  # by attachment ordinal
+
+    @property
+    def summary_vi(self) -> str:
+        bad = [f for f in self.files.values() if f.verdict == self.verdict]
+        return bad[0].summary_vi if bad else "Không có tệp PDF"
+
+
+def combine(files: list[FileVerdict]) -> str:
+    verdicts = {f.verdict for f in files}
+    if not files or verdicts == {"unsigned"}:
+        return "unsigned"
+    if "invalid" in verdicts:
+        return "invalid"
+    if verdicts == {"valid"}:
+        return "valid"
+    return "indeterminate"
+
+
+class PdfJudge:
+    """Verifies PDFs in a process pool, waiting (not failing) when the pool is busy."""
+
+    def __init__(self, settings: SigningSettings, pool: SigningPool | None = None) -> None:
+        self.policy = VerificationPolicy(trust_paths=tuple(settings.trust_bundles),
+                                         offline=settings.offline)
+        self._own_pool = pool is None
+        self.pool = pool or SigningPool(max_workers=settings.workers,
+                                        max_pending=settings.max_queue)
+        self._slots = asyncio.Semaphore(max(1, self.pool.max_pending))
+
+    async def judge_file(self, data: bytes) -> FileVerdict:
+        async with self._slots:
+            while True:
+                try:
+                    report = await self.pool.verify(data, self.policy)
+                    break
+                except PoolOverloaded:
+                    await asyncio.sleep(0.05)
+                except PdfEncryptedError as exc:
+                    return _error_verdict("indeterminate", exc, data)
+                except SigningError as exc:
+                    return _error_verdict("invalid", exc, data)
+        count = report.signature_count + report.timestamp_count
+        verdict = report.verdict.value if count else "unsigned"
+        summary = report.summary_vi if count else "Chưa xác định: tệp PDF không có chữ ký số"
+        return FileVerdict(verdict, summary, report.to_json(), count)
+
+    async def judge(self, pdfs: dict[int, bytes]) -> DocumentVerdict:
+        ordinals = list(pdfs)
+        results = await asyncio.gather(*(self.judge_file(pdfs[o]) for o in ordinals))
+        files = dict(zip(ordinals, results, strict=True))
+        return DocumentVerdict(combine(list(files.values())), files)
+
+    def close(self) -> None:
+        if self._own_pool:
+            self.pool.close(wait=False)
+
+
+def _error_verdict(verdict: str, exc: SigningError, data: bytes) -> FileVerdict:
+    code = getattr(exc, "code", "PDF_UNREADABLE")
+    head = "Không hợp lệ" if verdict == "invalid" else "Chưa xác định"
+    report = {"verdict": verdict, "error": {"code": code, "message": str(exc)},
+              "sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "signatures": []}
+    return FileVerdict(verdict, f"{head}: không đọc được tệp PDF ({code})", report)

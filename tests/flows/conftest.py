@@ -1,0 +1,66 @@
+"""An exchange in miniature: the VDXP simulator with a city committee (the sender) and the two
+district committees this gateway serves, the gateway polling both, the test PKI it trusts."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.app import Gateway
+from gateway.axis import make_axis_client
+from gateway.axis.simulator import AxisSimulator, SimAgency
+from gateway.edxml import Organ
+from signing.testpki import build_test_pki
+from tests.conftest import SERVED, make_settings
+
+CITY = SimAgency("sys-city", "secret-city", "000.00.00.H99", "UBND thành phố Thử Nghiệm")
+DISTRICT1 = SimAgency("sys-d1", "secret-d1", SERVED[0], "UBND quận Một")
+DISTRICT2 = SimAgency("sys-d2", "secret-d2", SERVED[1], "UBND quận Hai")
+OTHER = SimAgency("sys-other", "secret-other", "000.00.09.H99", "UBND huyện Khác")
+SENDER = Organ(CITY.organ_id, CITY.name)
+D1 = Organ(DISTRICT1.organ_id, DISTRICT1.name)
+D2 = Organ(DISTRICT2.organ_id, DISTRICT2.name)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    return build_test_pki(tmp_path_factory.mktemp("flows-pki"))
+
+
+@pytest.fixture
+async def axis():
+    async with AxisSimulator([CITY, DISTRICT1, DISTRICT2, OTHER]) as sim:
+        yield sim
+
+
+def flow_settings(database_url, bus_prefix, pki, axis, **extra):
+    conns = [
+        {"name": f"d{i}", "endpoint": axis.base_url, "system_id": a.system_id,
+         "secret": a.secret, "organ_id": a.organ_id, "poll_interval": 0.1, "timeout": 5}
+        for i, a in ((1, DISTRICT1), (2, DISTRICT2))
+    ]
+    data = {
+        "axis": conns,
+        "agencies": [{"code": DISTRICT1.organ_id, "name": DISTRICT1.name, "axis": "d1"},
+                     {"code": DISTRICT2.organ_id, "name": DISTRICT2.name, "axis": "d2"}],
+        "signing": {"trust_bundles": [str(pki.trust_bundle_path)], "offline": True,
+                    "workers": 2},
+        "http_port": 0,
+    }
+    data.update(extra)
+    return make_settings(database_url, bus_prefix, **data)
+
+
+@pytest.fixture
+async def flow_gateway(database_url, bus_prefix, pki, axis, db):
+    gw = Gateway(flow_settings(database_url, bus_prefix, pki, axis))
+    await gw.start()
+    yield gw
+    await gw.stop()
+
+
+@pytest.fixture
+async def city_client(axis):
+    client = make_axis_client("vdxp", endpoint=axis.base_url, system_id=CITY.system_id,
+                              secret=CITY.secret, organ_id=CITY.organ_id, timeout=5)
+    yield client
+    await client.close()

@@ -1,0 +1,166 @@
+"""Intake over real HTTP, PostgreSQL, RabbitMQ, the axis simulator and the signing pool."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.api.auth import create_client
+from gateway.demo.samples import edoc, malformed_package, package, signed_pdf, tamper
+from tests.conftest import wait_for
+from tests.flows.conftest import CITY, D1, D2, OTHER, SENDER
+
+
+async def _statuses(axis, code: str) -> list:
+    return [s for s in axis.statuses_for(CITY.organ_id) if s.status_code == code]
+
+
+async def _queue_messages(gw, amqp, agency: str) -> list[dict]:
+    channel = await amqp.channel()
+    queue = await channel.get_queue(gw.topology.agency_queue(agency), ensure=False)
+    out = []
+    while (msg := await queue.get(no_ack=True, fail=False)) is not None:
+        out.append(json.loads(msg.body))
+    await channel.close()
+    return out
+
+
+async def test_push_accepts_routes_and_answers_01(flow_gateway, aiohttp_client, db, pki, axis,
+                                                 amqp):
+    gw = flow_gateway
+    client = await aiohttp_client(gw.web_app())
+    token = (await create_client(db, name="axis-peer", role="axis")).token
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/xml"}
+    pdf = await signed_pdf(pki, "Cong van day")
+    raw = package(edoc(SENDER, [D1, D2], pdf, number=101))
+
+    resp = await client.post("/v1/axis/inbox", data=raw, headers=auth)
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert body["state"] == "ROUTED" and body["duplicate"] is False
+
+    again = await client.post("/v1/axis/inbox", data=raw, headers=auth)
+    again_body = await again.json()
+    assert again.status == 200
+    assert again_body["duplicate"] is True
+    assert again_body["document_id"] == body["document_id"]
+    assert await db.fetchval("SELECT count(*) FROM documents") == 1
+    assert await db.fetchval("SELECT count(*) FROM deliveries") == 2
+
+    doc = await db.fetchrow("SELECT signature_verdict, state FROM documents")
+    assert doc["signature_verdict"] == "valid"
+    # 01 from each receiving district reaches the city through the axis
+    await wait_for(lambda: _count(axis, "01", 2), timeout=15)
+    await wait_for(lambda: _outbox_empty(db), timeout=15)
+    msgs = {a: await _queue_messages(gw, amqp, a) for a in (D1.organ_id, D2.organ_id)}
+    for agency, got in msgs.items():
+        assert len(got) == 1, agency
+        message = got[0]
+        assert message["schema"] == "edoc.delivery/1"
+        assert message["agency"] == agency
+        assert message["signature"]["verdict"] == "valid"
+        att = message["attachments"][0]
+        assert att["url"].endswith(f"/attachments/{att['id']}")
+        assert len(att["sha256"]) == 64
+
+
+async def test_rejections_are_stored_answered_and_explained(flow_gateway, aiohttp_client, db,
+                                                           pki, axis):
+    client = await aiohttp_client(flow_gateway.web_app())
+    token = (await create_client(db, name="axis-peer", role="axis")).token
+    auth = {"Authorization": f"Bearer {token}"}
+    pdf = await signed_pdf(pki, "Van ban bi sua")
+
+    bad_sig = package(edoc(SENDER, [D1], tamper(pdf, "Van ban bi sua"), number=201))
+    resp = await client.post("/v1/axis/inbox", data=bad_sig, headers=auth)
+    err = (await resp.json())["error"]
+    assert resp.status == 422 and err["code"] == "SIGNATURE_INVALID"
+    assert "Không hợp lệ" in err["message"]
+
+    malformed = malformed_package(SENDER, D1, 202)
+    resp = await client.post("/v1/axis/inbox", data=malformed, headers=auth)
+    err = (await resp.json())["error"]
+    assert resp.status == 422 and err["code"] == "EDXML_MISSING_ELEMENT"
+    assert err["details"]["document_id"]
+
+    stranger = package(edoc(SENDER, [OTHER_ORGAN], pdf, number=203))
+    resp = await client.post("/v1/axis/inbox", data=stranger, headers=auth)
+    assert (await resp.json())["error"]["code"] == "NOT_ADDRESSED_TO_US"
+
+    resp = await client.post("/v1/axis/inbox", data=b"<not-xml", headers=auth)
+    assert resp.status == 422
+    assert (await resp.json())["error"]["code"] == "EDXML_NOT_WELL_FORMED"
+
+    rows = await db.fetch("SELECT state, reject_code FROM documents ORDER BY created_at")
+    assert [r["state"] for r in rows] == ["REJECTED"] * 4
+    assert {r["reject_code"] for r in rows} == {"SIGNATURE_INVALID", "EDXML_MISSING_ELEMENT",
+                                                 "NOT_ADDRESSED_TO_US", "EDXML_NOT_WELL_FORMED"}
+    assert await db.fetchval("SELECT count(*) FROM deliveries") == 0
+    # 02 with a reason from the addressed district for the bad signature and the malformed
+    # package (sender and DocumentId still readable); the pushed package addressed to nobody
+    # we serve and the unreadable one are answered by the HTTP 422 alone.
+    rejected = await wait_for(lambda: _count(axis, "02", 2), timeout=15)
+    assert {s.from_organ for s in rejected} == {D1.organ_id}
+    assert {s.description.rsplit("[", 1)[1] for s in rejected} == {
+        "SIGNATURE_INVALID]", "EDXML_MISSING_ELEMENT]"}
+    assert all(s.description.startswith("Từ chối tiếp nhận") for s in rejected)
+
+
+OTHER_ORGAN = __import__("gateway.edxml", fromlist=["Organ"]).Organ(OTHER.organ_id, OTHER.name)
+
+
+async def test_axis_poller_takes_in_once_for_two_receivers(flow_gateway, city_client, db, pki,
+                                                           axis):
+    pdf = await signed_pdf(pki, "Cong van qua truc")
+    raw = package(edoc(SENDER, [D1, D2], pdf, number=301))
+    await city_client.send_edoc(raw)
+    # both districts' pollers see their own copy; one stores, the other deduplicates
+    await wait_for(lambda: _acked(axis, 2), timeout=20)
+    assert await db.fetchval("SELECT count(*) FROM documents") == 1
+    assert await db.fetchval("SELECT count(*) FROM deliveries") == 2
+    assert {a.status for a in axis.acks} == {"done"}
+    await wait_for(lambda: _count(axis, "01", 2), timeout=15)
+
+
+async def test_eoffice_status_reaches_the_sender(flow_gateway, aiohttp_client, db, pki, axis):
+    client = await aiohttp_client(flow_gateway.web_app())
+    axis_token = (await create_client(db, name="peer", role="axis")).token
+    eoffice = (await create_client(db, name="d1", role="eoffice",
+                                   agencies=[D1.organ_id])).token
+    pdf = await signed_pdf(pki, "Cong van tra loi")
+    resp = await client.post("/v1/axis/inbox", data=package(edoc(SENDER, [D1, D2], pdf,
+                                                                  number=401)),
+                             headers={"Authorization": f"Bearer {axis_token}"})
+    doc_id = (await resp.json())["document_id"]
+    auth = {"Authorization": f"Bearer {eoffice}"}
+    resp = await client.post(f"/v1/documents/{doc_id}/status", headers=auth,
+                             json={"agency": D1.organ_id, "status": "03"})
+    assert resp.status == 202, await resp.text()
+    repeat = await client.post(f"/v1/documents/{doc_id}/status", headers=auth,
+                               json={"agency": D1.organ_id, "status": "03"})
+    assert (await repeat.json())["duplicate"] is True
+    resp = await client.post(f"/v1/documents/{doc_id}/status", headers=auth,
+                             json={"agency": D2.organ_id, "status": "03"})
+    assert resp.status == 403  # not this token's agency
+    resp = await client.post(f"/v1/documents/{doc_id}/status", headers=auth,
+                             json={"agency": D1.organ_id, "status": "02"})
+    assert (await resp.json())["error"]["code"] == "STATUS_REASON_REQUIRED"
+    accepted = await wait_for(lambda: _count(axis, "03", 1), timeout=15)
+    assert accepted[0].from_organ == D1.organ_id
+    detail = await (await client.get(f"/v1/documents/{doc_id}", headers=auth)).json()
+    assert detail["state"] == "ACCEPTED"
+    events = [e["event"] for e in detail["timeline"]]
+    assert "received" in events and "routed" in events and "status.outbound.03" in events
+
+
+def _count(axis, code: str, n: int):
+    got = [s for s in axis.statuses_for(CITY.organ_id) if s.status_code == code]
+    return got if len(got) >= n else None
+
+
+def _acked(axis, n: int) -> bool:
+    return len(axis.acks) >= n
+
+
+async def _outbox_empty(db) -> bool:
+    return await db.fetchval("SELECT count(*) FROM outbox") == 0
+
