@@ -32,15 +32,18 @@ _APPLY = {
         UPDATE deliveries SET state = 'DELIVERED', delivered_at = $2,
                attempts = greatest(attempts, $3), last_error = NULL, next_at = NULL,
                updated_at = now()
-        WHERE id = $1 RETURNING document_id, agency_code""",
+        WHERE id = $1 AND $4::timestamptz IS NULL AND $5::text IS NULL
+        RETURNING document_id, agency_code""",
     "retrying": """
         UPDATE deliveries SET state = 'RETRYING', attempts = greatest(attempts, $3),
                next_at = $4, last_error = $5, updated_at = now()
-        WHERE id = $1 AND state <> 'DELIVERED' RETURNING document_id, agency_code""",
+        WHERE id = $1 AND state <> 'DELIVERED' AND $2::timestamptz IS NOT NULL
+        RETURNING document_id, agency_code""",
     "dead": """
         UPDATE deliveries SET state = 'DEAD', attempts = greatest(attempts, $3), last_error = $5,
-               next_at = NULL, updated_at = now()
-        WHERE id = $1 AND state <> 'DELIVERED' RETURNING document_id, agency_code""",
+               next_at = $4, updated_at = now()
+        WHERE id = $1 AND state <> 'DELIVERED' AND $2::timestamptz IS NOT NULL
+        RETURNING document_id, agency_code""",
 }
 
 
@@ -70,8 +73,10 @@ async def apply_outcome(conn, data: dict) -> bool:
         " ON CONFLICT DO NOTHING RETURNING true", CONSUMER, str(data["outcome_id"]))
     if not first:
         return False
+    delivered = data["outcome"] == "delivered"
     row = await conn.fetchrow(_APPLY[data["outcome"]], data["delivery_uuid"], data["at_dt"],
-                              data["attempt"], data["next_dt"], data.get("error"))
+                              data["attempt"], None if delivered else data["next_dt"],
+                              None if delivered else data.get("error"))
     if row is None:
         return True
     await conn.execute(
@@ -107,6 +112,7 @@ async def consume_outcomes(gw: Gateway, stop: asyncio.Event) -> None:
                     await apply_outcome(conn, data)
             except Exception:
                 log.exception("outcome not applied; returned to the queue")
+                await asyncio.sleep(1.0)  # database trouble: do not spin
                 await message.nack(requeue=True)
                 return
             await message.ack()
