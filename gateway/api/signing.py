@@ -48,6 +48,7 @@ import logging
 import os
 import re
 import tomllib
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -353,7 +354,15 @@ def _signed_detail(base: dict[str, Any], signed: SignedPdf) -> dict[str, Any]:
 # --- handlers ----------------------------------------------------------------------------------
 
 
-async def _sign(backend: SigningBackend, data: bytes, request: SignRequest, alias: str
+def discard_backend(gw, backend: SigningBackend) -> None:
+    """Forget a broken backend (a worker died): the next request builds a fresh pool."""
+    if gw.extensions.get("signing_backend") is backend:
+        gw.extensions.pop("signing_backend", None)
+        gw.extensions.pop("signing_pool", None)
+    backend.pool.close(wait=False)
+
+
+async def _sign(gw, backend: SigningBackend, data: bytes, request: SignRequest, alias: str
                 ) -> SignedPdf:
     key = backend.keys.get(alias)
     if key is None:
@@ -366,6 +375,11 @@ async def _sign(backend: SigningBackend, data: bytes, request: SignRequest, alia
         return await backend.pool.sign(data, request, alias)
     except SigningError as exc:
         raise api_error(exc) from None
+    except BrokenProcessPool:
+        log.error("signing pool broken; restarting it", extra={"alias": alias})
+        discard_backend(gw, backend)
+        raise Busy("a signing worker died; the pool is being restarted",
+                   code="POOL_BROKEN") from None
 
 
 @with_retry_after
@@ -389,7 +403,7 @@ async def post_sign(request: web.Request) -> web.Response:
         backend = signing_backend(gw)
         if alias in backend.keys:
             limits.take_key(alias)
-        signed = await _sign(backend, data, sign_req, alias)
+        signed = await _sign(gw, backend, data, sign_req, alias)
     except RateLimited:
         raise
     except ApiError as exc:

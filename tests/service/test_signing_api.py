@@ -7,6 +7,8 @@ with a key file (officer-a: competent person, seal: agency) in a module folder.
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 
 import aiohttp
 import pytest
@@ -248,6 +250,21 @@ async def test_overloaded_pool_answers_503_with_retry_after(sign_gw, sign_client
         assert resp.headers["Retry-After"] == "1"
     finally:
         full.close(wait=False)
+
+
+async def test_dead_worker_gives_503_and_a_fresh_pool(sign_gw, sign_client, db, pdf):
+    from gateway.api.signing import signing_backend
+
+    backend = signing_backend(sign_gw)
+    os.kill(await backend.pool.worker_pid(), signal.SIGKILL)  # a worker of this test's pool
+    officer = await _auth(db, "officer", key_aliases=["officer-a"])
+    form = {"key": "officer-a", "role": "competent_person"}
+    resp = await sign_client.post("/v1/sign", headers=officer, data=_form(pdf, **form))
+    assert resp.status == 503 and await _error(resp) == "POOL_BROKEN"
+    assert "Retry-After" in resp.headers
+    assert sign_gw.extensions.get("signing_backend") is not backend
+    resp = await sign_client.post("/v1/sign", headers=officer, data=_form(pdf, **form))
+    assert resp.status == 200, await resp.text()
 
 
 async def test_pool_is_closed_with_the_app(sign_gw, aiohttp_client, db, pdf):
