@@ -80,7 +80,8 @@ class EOfficeSimulator:
                  gateway_token: str | None = None, answer: BusinessAnswer | None = "03",
                  fail_first: int = 0, fail_status: int = 503, host: str = "127.0.0.1",
                  port: int = 0, max_skew: float = 300.0, report_attempts: int = 5,
-                 report_delay: float = 0.2, staff: dict[str, str] | None = None) -> None:
+                 report_delay: float = 0.2, staff: dict[str, str] | None = None,
+                 latency: float = 0.0) -> None:
         if answer not in ("03", "02", None):
             raise ValueError("answer must be '03', '02' or None")
         self.secret = secret
@@ -90,6 +91,8 @@ class EOfficeSimulator:
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.down = False
+        #: Seconds each webhook takes to answer (a slow eOffice).
+        self.latency = latency
         self.received = 0
         self.accepted = 0
         self.duplicates = 0
@@ -160,6 +163,8 @@ class EOfficeSimulator:
     async def _on_webhook(self, request: web.Request) -> web.Response:
         self.received += 1
         body = await request.read()
+        if self.latency:
+            await asyncio.sleep(self.latency)
         if self.down or self.failed < self.fail_first:
             self.failed += 1
             return _error(self.fail_status, "SIM_UNAVAILABLE", "simulated outage")

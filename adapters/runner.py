@@ -121,7 +121,7 @@ class AdapterRunner:
     def __init__(self, adapter: Adapter, *, amqp_url: str, topology: Topology, agency: str,
                  gateway_token: str | None, dedup: DedupStore, prefetch: int = 8,
                  gateway_url: str | None = None, publish_deadline: float = 30.0,
-                 stop_grace: float = 10.0) -> None:
+                 stop_grace: float = 10.0, connection_name: str | None = None) -> None:
         if prefetch < 1:
             raise ValueError("prefetch must be >= 1")
         self.adapter = adapter
@@ -131,6 +131,7 @@ class AdapterRunner:
         self.prefetch = prefetch
         self.stats = RunnerStats()
         self.name = f"{adapter.kind}:{agency}"
+        self.connection_name = connection_name or f"edoc-adapter {self.name}"
         self._amqp_url = amqp_url
         self._gateway_token = gateway_token
         self._gateway_url = gateway_url
@@ -153,12 +154,13 @@ class AdapterRunner:
         self._session = aiohttp.ClientSession()
         self._fetcher = AttachmentFetcher(self._session, token=self._gateway_token,
                                           base_url=self._gateway_url)
-        self._publisher = ConfirmedPublisher(self._amqp_url, name=f"edoc-adapter-pub {self.name}")
+        self._publisher = ConfirmedPublisher(self._amqp_url,
+                                             name=f"{self.connection_name} publisher")
         try:
             await self._publisher.connect()
             self._connection = await aio_pika.connect_robust(
                 self._amqp_url, timeout=10,
-                client_properties={"connection_name": f"edoc-adapter {self.name}"})
+                client_properties={"connection_name": f"{self.connection_name} consumer"})
             self._channel = await self._connection.channel()
             await self._channel.set_qos(prefetch_count=self.prefetch)
             queue_name = self.topology.agency_queue(self.agency)
