@@ -92,7 +92,8 @@ class Gateway:
         try:
             await self.publisher.connect()
             await topo.declare(await self.publisher.channel(), self.topology)
-        except BrokerUnavailable as exc:
+        except (BrokerUnavailable, topo.TopologyConflict) as exc:
+            await self.publisher.close()
             await self.pool.close()
             raise StartupError(str(exc)) from None
         await self._sync_directory()

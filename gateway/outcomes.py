@@ -96,7 +96,8 @@ async def consume_outcomes(gw: Gateway, stop: asyncio.Event) -> None:
     """Background worker: apply outcomes until ``stop`` is set."""
     channel = await gw.publisher.connection.channel()
     await channel.set_qos(prefetch_count=50)
-    queue = await channel.get_queue(gw.topology.outcomes_queue, ensure=False)
+    # passive declare (not get_queue): a robust channel re-consumes it after a reconnect
+    queue = await channel.declare_queue(gw.topology.outcomes_queue, passive=True)
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         with correlation(message.correlation_id):

@@ -7,9 +7,10 @@ Names (``P`` is the configured prefix, one per deployment or test run):
 ``P.agency.<code>``        quorum queue per served agency, bound with ``agency.<code>``
 ``P.dead``                 direct exchange for dead letters
 ``P.agency.<code>.dead``   quorum dead-letter queue per agency, bound with ``dead.<code>``
-``P.retry.<n>``            fanout exchange + quorum queue per retry step; the queue's
-                           ``x-message-ttl`` is the step's delay and it dead-letters back
-                           to ``P.work`` keeping the message's routing key
+``P.retry.<ms>ms``         fanout exchange + quorum queue per retry delay (named by the
+                           delay, so changing the ladder never conflicts with queues that
+                           exist); the queue's ``x-message-ttl`` is that delay and it
+                           dead-letters back to ``P.work`` keeping the routing key
 ``P.outcomes``             quorum queue of outcomes/statuses reported by adapters,
                            bound to ``P.work`` with ``outcomes``
 =========================  ==========================================================
@@ -65,10 +66,11 @@ class Topology:
         return f"dead.{code}"
 
     def retry_exchange(self, step: int) -> str:
-        return f"{self.prefix}.retry.{step}"
+        """Exchange of the ``step``-th retry (0-based), named after its delay."""
+        return f"{self.prefix}.retry.{int(self.retry_delays[step] * 1000)}ms"
 
     def retry_queue(self, step: int) -> str:
-        return f"{self.prefix}.retry.{step}"
+        return self.retry_exchange(step)
 
     def agency_queue_arguments(self, code: str) -> dict[str, object]:
         return {
@@ -106,8 +108,28 @@ class Topology:
 _QUORUM = {"x-queue-type": "quorum"}
 
 
+class TopologyConflict(Exception):
+    """A queue or exchange exists on the broker with other arguments than configured."""
+
+    code = "BUS_TOPOLOGY_CONFLICT"
+
+
 async def declare(channel: AbstractChannel, topology: Topology) -> None:
-    """Declare every exchange, queue and binding; safe to run again with the same arguments."""
+    """Declare every exchange, queue and binding; safe to run again with the same arguments.
+
+    Raises :class:`TopologyConflict` (one clear line) when the broker already has a queue of
+    the same name with other arguments, e.g. after ``x-delivery-limit`` was changed.
+    """
+    try:
+        await _declare(channel, topology)
+    except aio_pika.exceptions.ChannelPreconditionFailed as exc:
+        raise TopologyConflict(
+            f"RabbitMQ refused the topology ({exc.args[0] if exc.args else exc}): a queue "
+            "exists with other arguments; drain and delete it, or restore the old setting"
+        ) from None
+
+
+async def _declare(channel: AbstractChannel, topology: Topology) -> None:
     durable = {"durable": True}
     work = await channel.declare_exchange(topology.work_exchange, aio_pika.ExchangeType.DIRECT,
                                           **durable)

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aio_pika
 from aiohttp import web
 
 from adapters.dedup import MemoryDedupStore
@@ -58,6 +59,7 @@ class ExchangeOptions:
     poll_interval: float = 0.2
     create_database: bool = True
     drop_database: bool = True
+    delete_topology: bool = True
     log_level: str = "WARNING"
 
 
@@ -153,12 +155,13 @@ class Exchange:
             await self.city.close()
         if self._runner is not None:
             await self._runner.cleanup()
-        topology = self.gateway.topology
-        channel = await self.gateway.publisher.channel()
-        with contextlib.suppress(Exception):
-            await topo.delete(channel, topology)
         await self.gateway.stop()
         await self.axis.stop()
+        if self.options.delete_topology:
+            with contextlib.suppress(Exception):
+                connection = await aio_pika.connect(self.options.amqp_url)
+                async with connection:
+                    await topo.delete(await connection.channel(), self.gateway.topology)
         if self.options.drop_database:
             await drop_database(self.options.database_url)
 

@@ -143,3 +143,20 @@ async def test_publish_retries_until_confirmed_after_connections_closed(bus, amq
     finally:
         await conn.close()
     assert {m.message_id for m in got} == {"before", "after"}
+
+
+async def test_changed_queue_arguments_give_one_clear_error(bus):
+    t, _pub = bus
+    changed = topo.Topology(prefix=t.prefix, agencies=t.agencies, delivery_limit=9,
+                            retry_delays=t.retry_delays)
+    async with await aio_pika.connect(AMQP_URL) as conn:
+        with pytest.raises(topo.TopologyConflict, match="x-delivery-limit"):
+            await topo.declare(await conn.channel(), changed)
+    # a new retry ladder gets new queues instead of a conflict
+    relaxed = topo.Topology(prefix=t.prefix, agencies=t.agencies, delivery_limit=2,
+                            retry_delays=(0.2, 7.0))
+    async with await aio_pika.connect(AMQP_URL) as conn:
+        channel = await conn.channel()
+        await topo.declare(channel, relaxed)
+        await channel.queue_delete(relaxed.retry_queue(1))
+        await channel.exchange_delete(relaxed.retry_exchange(1))
