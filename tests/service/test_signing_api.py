@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -26,18 +27,27 @@ def pki(tmp_path_factory):
     return build_test_pki(tmp_path_factory.mktemp("sign-api-pki"), arch="gov-rsa")
 
 
-@pytest.fixture(scope="module")
-def keys_file(pki, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sign-api-keys")
+def _write_keys(folder, pki, extra: str = ""):
     (folder / "p12.pass").write_bytes(pki.p12_passphrase + b"\n")
     path = folder / "keys.toml"
     path.write_text(
         f'[keys.officer-a]\nrole = "competent_person"\nowner = "Nguyễn Văn A"\n'
         f'path = "{pki.p12("officer")}"\npassphrase_file = "p12.pass"\n\n'
         f'[keys.seal]\nrole = "agency"\nowner = "000.00.01.H99"\n'
-        f'path = "{pki.p12("seal")}"\npassphrase_file = "p12.pass"\n',
+        f'path = "{pki.p12("seal")}"\npassphrase_file = "p12.pass"\n\n' + extra,
         encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def keys_file(pki, tmp_path_factory):
+    return _write_keys(tmp_path_factory.mktemp("sign-api-keys"), pki)
+
+
+def _settings(database_url, bus_prefix, pki, keys_file):
+    return make_settings(database_url, bus_prefix, signing={
+        "keys_file": str(keys_file), "trust_bundles": [str(pki.trust_bundle_path)],
+        "offline": True, "workers": 1}, max_document_bytes=2 * 1024 * 1024)
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +59,7 @@ def pdf() -> bytes:
 async def sign_gw(database_url, bus_prefix, db, pki, keys_file):
     from gateway.app import Gateway
 
-    settings = make_settings(database_url, bus_prefix, signing={
-        "keys_file": str(keys_file), "trust_bundles": [str(pki.trust_bundle_path)],
-        "offline": True, "workers": 1}, max_document_bytes=2 * 1024 * 1024)
-    gw = Gateway(settings)
+    gw = Gateway(_settings(database_url, bus_prefix, pki, keys_file))
     await gw.start()
     yield gw
     await gw.stop()
@@ -121,6 +128,39 @@ async def test_officer_signs_with_own_key_audited_and_verifies(sign_gw, sign_cli
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+async def test_b_t_with_the_tsa_from_the_key_file(database_url, bus_prefix, db, pki, pdf,
+                                                  tmp_path, aiohttp_server, aiohttp_client):
+    from certomancer.integrations.aiohttp_illusionist import AsyncIllusionist
+
+    from gateway.app import Gateway
+
+    pki_server = await aiohttp_server(AsyncIllusionist(pki.arch).build_app())
+    tsa_url = f"http://127.0.0.1:{pki_server.port}{urlsplit(pki.tsa_url).path}"
+    keys = _write_keys(tmp_path, pki, f'[services]\ntsa_url = "{tsa_url}"\ntimeout = 20\n')
+    gw = Gateway(_settings(database_url, bus_prefix, pki, keys))
+    await gw.start()
+    try:
+        client = await aiohttp_client(gw.web_app())
+        officer = await _auth(db, "officer", key_aliases=["officer-a"])
+        resp = await client.post("/v1/sign", headers=officer, data=_form(
+            pdf, key="officer-a", role="competent_person", level="B-T"))
+        assert resp.status == 200, await resp.text()
+        resp = await client.post("/v1/verify", headers=officer, data=_form(await resp.read()))
+        report = await resp.json()
+        assert report["verdict"] == "valid", report
+        assert report["signatures"][0]["pades_level"] == "B-T"
+        await client.close()
+    finally:
+        await gw.stop()
+
+
+async def test_b_t_without_a_tsa_is_refused(sign_gw, sign_client, db, pdf):
+    officer = await _auth(db, "officer", key_aliases=["officer-a"])
+    resp = await sign_client.post("/v1/sign", headers=officer, data=_form(
+        pdf, key="officer-a", role="competent_person", level="B-T"))
+    assert resp.status == 422 and await _error(resp) == "SIGN_NO_TSA"
 
 
 async def test_raw_body_with_query_parameters(sign_gw, sign_client, db, pdf):
