@@ -102,7 +102,7 @@ def _run(args: Any) -> int:
 async def _declare(settings: Any, topology: Any) -> None:
     import aio_pika
 
-    from gateway.bus.topology import declare
+    from gateway.bus.topology import TopologyConflict, declare
 
     try:
         connection = await aio_pika.connect(settings.amqp_url.get_secret_value(), timeout=10)
@@ -110,6 +110,8 @@ async def _declare(settings: Any, topology: Any) -> None:
         raise CliError(f"cannot connect to RabbitMQ: {exc}", 3) from None
     try:
         await declare(await connection.channel(), topology)
+    except TopologyConflict as exc:
+        raise CliError(str(exc), 3) from None
     except aio_pika.exceptions.AMQPError as exc:
         raise CliError(f"cannot declare the bus topology: {exc}", 3) from None
     finally:
