@@ -341,7 +341,7 @@ async def write_audit(gw, who: Principal, alias: str, action: str, detail: dict[
             return await conn.fetchval("SELECT id FROM audit_log WHERE hash = $1", digest)
     except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
         log.error("audit entry not written", extra={"action": action, "error": type(exc).__name__})
-        raise ServiceUnavailable("the audit log cannot be written; nothing was signed",
+        raise ServiceUnavailable("the audit log cannot be written; no signed PDF is returned",
                                  code="AUDIT_UNAVAILABLE") from None
 
 

@@ -7,6 +7,7 @@ with a key file (officer-a: competent person, seal: agency) in a module folder.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import signal
 from urllib.parse import urlsplit
@@ -233,6 +234,21 @@ async def test_unreadable_and_too_large(sign_gw, sign_client, db):
     resp = await sign_client.post("/v1/sign", headers=officer, data=_form(
         huge, key="officer-a", role="competent_person"))
     assert resp.status == 413 and await _error(resp) == "PDF_TOO_LARGE"
+
+
+async def test_encrypted_pdf_is_refused_by_verify(sign_gw, sign_client, db, pdf):
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.pdf_utils.writer import copy_into_new_writer
+
+    writer = copy_into_new_writer(PdfFileReader(io.BytesIO(pdf)))
+    writer.encrypt("owner-pass", "user-pass")
+    out = io.BytesIO()
+    writer.write(out)
+    operator = await _auth(db, "operator")
+    resp = await sign_client.post("/v1/verify", headers=operator, data=_form(out.getvalue()))
+    assert resp.status == 422 and await _error(resp) == "PDF_ENCRYPTED"
+    resp = await sign_client.post("/v1/verify", data=_form(out.getvalue()))
+    assert resp.status == 401
 
 
 async def test_tampered_pdf_verifies_invalid(sign_gw, sign_client, db, pdf):
