@@ -48,6 +48,8 @@ class AxisConnection(BaseModel):
     #: The OrganId this connection speaks for (the sender of our status messages).
     organ_id: str
     poll_interval: float = Field(default=5.0, gt=0)
+    #: Packages taken in at once per poll round (verification runs in the signing pool).
+    concurrency: int = Field(default=4, ge=1, le=64)
     timeout: float = Field(default=30.0, gt=0)
     enabled: bool = True
 

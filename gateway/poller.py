@@ -6,8 +6,10 @@ process dies its session ends and another process takes the lock over.
 
 Each round: ``getReceivedEdocList(edoc)`` → ``getEdoc`` per package → intake (stored and
 committed) → ``updateStatus(done)``, or ``fail`` only for a package that can never be processed
-(malformed); then the same for ``messagetype=status``. A package whose intake failed for a
-passing reason (database down…) is not acknowledged: the axis lists it again next round.
+(malformed); then the same for ``messagetype=status``. Up to ``concurrency`` packages are taken
+in at once, so that verification keeps every worker of the signing pool busy. A package whose
+intake failed for a passing reason (database down…) is not acknowledged: the axis lists it
+again next round.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class AxisPoller:
         self.conn = conn
         self.client = client
         self.rounds = 0
+        self._slots = asyncio.Semaphore(conn.concurrency)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -76,15 +79,16 @@ class AxisPoller:
                                                        "error": str(exc)})
                 continue
             self.gw.metrics.axis_polls.labels(self.conn.name, "ok").inc()
-            seen: set[str] = set()
-            for item in items:
-                if item.doc_id in seen:  # the axis may list a package twice
-                    continue
-                seen.add(item.doc_id)
-                if await self._take(item.doc_id, item.from_):
-                    taken += 1
+            unique = {item.doc_id: item for item in items}  # the axis may list one twice
+            results = await asyncio.gather(*(self._take_bounded(item.doc_id, item.from_)
+                                             for item in unique.values()))
+            taken += sum(results)
         self.rounds += 1
         return taken
+
+    async def _take_bounded(self, doc_id: str, sender: str | None) -> bool:
+        async with self._slots:
+            return await self._take(doc_id, sender)
 
     async def _take(self, doc_id: str, sender: str | None) -> bool:
         try:
