@@ -3,7 +3,7 @@
 The rule: the header ``x-attempt`` counts the failed attempts a message already had
 (absent = none). After a transient failure the attempt that just failed is
 ``x-attempt + 1``; while it is ``<= len(retry_delays)`` the message waits in retry step
-``attempt - 1`` (queue ``P.retry.<step>``, TTL ``retry_delays[step]``) and comes back to
+``attempt - 1`` (queue ``P.retry.<delay ms>ms``, TTL ``retry_delays[step]``) and comes back to
 the agency queue; after the last step it is dead-lettered.
 """
 
