@@ -164,3 +164,36 @@ def _acked(axis, n: int) -> bool:
 async def _outbox_empty(db) -> bool:
     return await db.fetchval("SELECT count(*) FROM outbox") == 0
 
+
+
+async def test_status_from_another_agency_lands_on_our_sent_document(flow_gateway, city_client,
+                                                                     db, aiohttp_client):
+    import uuid
+    from datetime import UTC, date, datetime
+
+    from gateway.edxml import Organ, ResponseFor, StatusMessage, build
+
+    ours = uuid.uuid4()
+    sent_id = f"{D1.organ_id},2026/11/20,88/UBND-VP"
+    await db.execute(
+        "INSERT INTO documents (id, direction, dedup_key, edxml_document_id, sender_code, state,"
+        " correlation_id) VALUES ($1, 'outbound', $2, $3, $4, 'SENT', 'c-out')",
+        ours, f"outbound:{sent_id}", sent_id, D1.organ_id)
+    status = StatusMessage(
+        from_organ=Organ(CITY.organ_id, CITY.name),
+        response_for=ResponseFor(D1.organ_id, "88/UBND-VP", date(2026, 11, 20), sent_id),
+        status_code="03", description="Đã vào sổ văn bản đến", timestamp=datetime.now(UTC))
+    await city_client.send_status(build(status))
+    events = await wait_for(lambda: _status_events(db, ours), timeout=15)
+    assert events[0]["direction"] == "inbound"
+    assert events[0]["agency_code"] == CITY.organ_id
+    operator = (await create_client(db, name="ops", role="operator")).token
+    client = await aiohttp_client(flow_gateway.web_app())
+    detail = await (await client.get(f"/v1/documents/{ours}",
+                                     headers={"Authorization": f"Bearer {operator}"})).json()
+    assert "status.inbound.03" in [e["event"] for e in detail["timeline"]]
+
+
+async def _status_events(db, doc_id):
+    rows = await db.fetch("SELECT * FROM status_events WHERE document_id = $1", doc_id)
+    return rows or None
