@@ -12,16 +12,30 @@ Rules implemented here:
   "busy" (HTTP 503) instead of piling up memory.
 * Errors raised in a worker come back as the same :class:`signing.errors.SigningError` subclass
   with the same ``code``.
+* Each worker keeps one :class:`signing.verify.Verifier` per verification policy (key: a hash of
+  the policy's wire form: DER certificates, trust paths with their modification times,
+  revocation-cache contents and every flag), at most :data:`MAX_VERIFIERS` (least recently used
+  first out), so trust bundles are loaded once and validation caches stay warm.
+* A worker that dies (segfault, ``os._exit``, OOM kill) breaks the executor: the pool replaces
+  the executor once per breakage and retries each affected job once; a job that breaks the
+  new executor too fails with :class:`WorkerCrashed` (``POOL_WORKER_CRASHED``), and the pool
+  stays usable for the next jobs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
+import hashlib
 import importlib
+import logging
 import multiprocessing
 import os
+import pickle
+from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +52,18 @@ class PoolOverloaded(SigningError):
 
 class PoolClosed(SigningError):
     code = "POOL_CLOSED"
+
+
+class WorkerCrashed(SigningError):
+    """A worker process died while running the job, twice (the job was retried once)."""
+
+    code = "POOL_WORKER_CRASHED"
+
+
+log = logging.getLogger(__name__)
+
+#: Verifiers cached per worker process (one per distinct policy).
+MAX_VERIFIERS = 8
 
 
 class RoleNotAllowed(SigningError):
@@ -119,13 +145,78 @@ def _policy_from_wire(policy):
     return dataclasses.replace(policy, **changes)
 
 
+def _canonical(value):
+    """A hashable, process-stable description of a wire policy value (see :func:`policy_key`)."""
+    from signing.trust import RevocationCache
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__qualname__,
+                tuple((f.name, _canonical(getattr(value, f.name)))
+                      for f in dataclasses.fields(value)))  # fmt: skip
+    if isinstance(value, (bytes, bytearray)):
+        return ("sha256", hashlib.sha256(value).hexdigest())
+    if isinstance(value, (str, int, float, bool, type(None), datetime.datetime)):
+        return repr(value)
+    if isinstance(value, (set, frozenset)):
+        return ("set", tuple(sorted(_canonical(v) for v in value)))
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v) for v in value)
+    if isinstance(value, os.PathLike):
+        return ("path", os.fspath(value))
+    if isinstance(value, RevocationCache):
+        return ("revocation_cache", str(value.folder), tuple(sorted(value._crls)),
+                tuple(sorted(value._ocsps)))  # fmt: skip
+    return ("pickle", hashlib.sha256(pickle.dumps(value)).hexdigest())
+
+
+def _stat(path) -> tuple:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (os.fspath(path), None)
+    return (os.fspath(path), st.st_mtime_ns, st.st_size)
+
+
+def policy_key(wire_policy) -> str:
+    """Cache key of a policy in wire form (:func:`_policy_to_wire`): equal keys give equal
+    verdicts. Trust paths count with their modification time and size, so an updated bundle
+    on disk gets a new Verifier."""
+    paths = getattr(wire_policy, "trust_paths", ()) or ()
+    described = (_canonical(wire_policy), tuple(_stat(p) for p in paths))
+    return hashlib.sha256(repr(described).encode()).hexdigest()
+
+
+_VERIFIERS: OrderedDict[str, Any] = OrderedDict()
+_VERIFIER_STATS = {"hits": 0, "misses": 0}
+
+
+def _verifier_for(wire_policy):
+    """The worker's Verifier for this policy, built on first use."""
+    from signing.verify import Verifier
+
+    key = policy_key(wire_policy)
+    verifier = _VERIFIERS.get(key)
+    if verifier is not None:
+        _VERIFIERS.move_to_end(key)
+        _VERIFIER_STATS["hits"] += 1
+        return verifier
+    _VERIFIER_STATS["misses"] += 1
+    verifier = Verifier(_policy_from_wire(wire_policy))
+    _VERIFIERS[key] = verifier
+    while len(_VERIFIERS) > MAX_VERIFIERS:
+        _VERIFIERS.popitem(last=False)
+    return verifier
+
+
 def _worker_verify(pdf: bytes, policy):
     try:
-        from signing.verify import verify_pdf
-
-        return ("ok", verify_pdf(pdf, _policy_from_wire(policy)))
+        return ("ok", _verifier_for(policy).verify(pdf))
     except SigningError as exc:
         return _portable_error(exc)
+
+
+def _worker_stats() -> dict:
+    return {"pid": os.getpid(), "verifiers": len(_VERIFIERS), **_VERIFIER_STATS}
 
 
 def _worker_pid() -> int:
@@ -167,12 +258,28 @@ class SigningPool:
         self.max_pending = max_pending if max_pending is not None else 4 * max_workers
         self._pending = 0
         self._closed = False
-        self._executor = ProcessPoolExecutor(
-            max_workers=max_workers,
-            mp_context=multiprocessing.get_context(mp_context),
+        self._mp_context = multiprocessing.get_context(mp_context)
+        self._initargs = (str(key_config_path) if key_config_path else None, services)
+        self.restarts = 0  # executors replaced after a worker died
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.max_workers,
+            mp_context=self._mp_context,
             initializer=_init_worker,
-            initargs=(str(key_config_path) if key_config_path else None, services),
+            initargs=self._initargs,
         )
+
+    def _replace_broken(self, broken: ProcessPoolExecutor) -> None:
+        """Replace ``broken`` by a fresh executor, once: jobs that failed together on the same
+        executor see it already replaced and only retry."""
+        if self._executor is not broken or self._closed:
+            return
+        self.restarts += 1
+        log.error("signing pool worker died; starting a new executor (restart %d)", self.restarts)
+        self._executor = self._new_executor()
+        broken.shutdown(wait=False, cancel_futures=True)
 
     @property
     def pending(self) -> int:
@@ -189,7 +296,16 @@ class SigningPool:
         self._pending += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, fn, *args)
+            for attempt in (1, 2):
+                executor = self._executor
+                try:
+                    return await loop.run_in_executor(executor, fn, *args)
+                except BrokenProcessPool as exc:
+                    self._replace_broken(executor)
+                    if attempt == 2 or self._closed:
+                        raise WorkerCrashed(
+                            f"a worker process died running {fn.__name__} (retried once)"
+                        ) from exc
         finally:
             self._pending -= 1
 
@@ -205,6 +321,15 @@ class SigningPool:
     async def worker_pid(self) -> int:
         """PID of the worker process that ran this call (diagnostics, tests)."""
         return await self._submit(_worker_pid)
+
+    async def worker_stats(self) -> dict:
+        """Of the worker that ran this call: pid, cached verifiers, verifier cache hits/misses."""
+        return await self._submit(_worker_stats)
+
+    async def call(self, fn, *args):
+        """Run a module-level function in a worker, with the pool's bound and restart rules
+        (diagnostics and tests, e.g. a function that kills its worker)."""
+        return await self._submit(fn, *args)
 
     def close(self, wait: bool = True) -> None:
         self._closed = True

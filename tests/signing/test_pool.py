@@ -88,3 +88,56 @@ async def test_pool_verifies_in_worker(pool, test_pki, plain_pdf):
     report = await pool.verify(signed.data, policy)
     assert report.signature_count == 1
     assert report.integrity_ok
+
+
+async def test_worker_reuses_its_verifier_per_policy(pool, test_pki, plain_pdf):
+    from signing.verify import VerificationPolicy
+
+    signed = await pool.sign(plain_pdf, SignRequest(role="competent_person"), "officer")
+    policy = VerificationPolicy(trust_roots=test_pki.trust_roots, offline=True)
+    before = await pool.worker_stats()
+    first = await pool.verify(signed.data, policy)
+    second = await pool.verify(
+        signed.data, VerificationPolicy(trust_roots=test_pki.trust_roots, offline=True)
+    )  # equal policy, another object
+    after = await pool.worker_stats()
+    assert after["pid"] == before["pid"]  # one worker: both ran there
+    assert after["misses"] - before["misses"] <= 1  # built at most once (maybe cached earlier)
+    assert after["hits"] - before["hits"] >= 1
+    assert [s.verdict for s in first.signatures] == [s.verdict for s in second.signatures]
+    other = VerificationPolicy(trust_roots=test_pki.trust_roots, offline=True,
+                               revocation_mode="hard-fail")  # fmt: skip
+    await pool.verify(signed.data, other)
+    assert (await pool.worker_stats())["misses"] == after["misses"] + 1
+
+
+def crash_once(marker: str) -> int:
+    """Kill the worker the first time (marker file absent), answer its pid the second."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(3)
+    return os.getpid()
+
+
+def crash_always() -> None:
+    os._exit(3)
+
+
+async def test_dead_worker_restarts_pool_and_retries_once(key_config, plain_pdf, tmp_path):
+    from signing.pool import WorkerCrashed
+
+    p = SigningPool(max_workers=1, key_config_path=key_config)
+    try:
+        first_pid = await p.worker_pid()
+        pid = await p.call(crash_once, str(tmp_path / "crashed"))
+        assert (tmp_path / "crashed").exists() and pid != first_pid
+        assert p.restarts == 1
+        with pytest.raises(WorkerCrashed) as err:
+            await p.call(crash_always)
+        assert err.value.code == "POOL_WORKER_CRASHED"
+        assert p.restarts == 3  # once per broken executor, the retry included
+        signed = await p.sign(plain_pdf, SignRequest(role="competent_person"), "officer")
+        assert signed.field_name == "CompetentPerson"  # the pool still works
+        assert p.pending == 0
+    finally:
+        p.close()
