@@ -6,6 +6,10 @@ cut out of the raw bytes before lxml sees the document: lxml then parses a small
 which each payload is replaced by a placeholder, and the payload is decoded straight from a
 memoryview of the input. Only payloads that are plain character data (no ``&``, and no CDATA
 anywhere in the document) are cut; anything else is left to lxml.
+
+Accelerators, each optional (import guarded) and giving byte-identical results to the stdlib
+path: ``pybase64`` (SIMD base64) and ``zlib-ng`` (CRC-32 and inflate). :func:`accelerators`
+tells which are in use.
 """
 
 from __future__ import annotations
@@ -22,6 +26,15 @@ from dataclasses import dataclass
 from .errors import EdxmlAttachmentError, EdxmlLimitError
 from .limits import Limits
 
+try:  # SIMD base64; strict-mode results equal binascii's (see _b64decode)
+    import pybase64 as _pybase64
+except ImportError:  # pragma: no cover - depends on the installation
+    _pybase64 = None
+try:  # zlib-ng: same API and results as zlib, vectorised CRC-32 and a faster inflate
+    from zlib_ng import zlib_ng as _zlib
+except ImportError:  # pragma: no cover - depends on the installation
+    _zlib = zlib
+
 _CTE_OPEN = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?ContentTransferEncoded(?:\s[^<>]*)?>")
 ZIP_MAGIC = b"PK\x03\x04"
 #: The zip ratio limit applies above this many inflated bytes (small files may compress well).
@@ -29,6 +42,13 @@ RATIO_FLOOR = 1024 * 1024
 _MIN_CUT = 256
 _IN_STEP = 256 * 1024
 _OUT_STEP = 1024 * 1024  # payloads shorter than this stay in the tree
+_B64_SPACE = b" \t\r\n"
+
+
+def accelerators() -> dict[str, str]:
+    """Which implementation does base64 and CRC-32/inflate (for benchmarks and diagnostics)."""
+    return {"base64": "pybase64" if _pybase64 is not None else "binascii",
+            "zlib": "zlib-ng" if _zlib is not zlib else "zlib"}
 
 
 @dataclass(slots=True)
@@ -58,7 +78,7 @@ class Skeleton:
 def cut_payloads(data: bytes) -> Skeleton:
     """Replace the text of every ``ContentTransferEncoded`` element by a placeholder."""
     nonce = secrets.token_hex(8)
-    if b"<![CDATA[" in data or b"ContentTransferEncoded" not in data:
+    if b"ContentTransferEncoded" not in data:
         return Skeleton(data, nonce, [])
     pieces: list[bytes] = []
     spans: list[tuple[int, int]] = []
@@ -88,14 +108,22 @@ def cut_payloads(data: bytes) -> Skeleton:
     if not spans:
         return Skeleton(data, nonce, [])
     pieces.append(data[pos:])
-    return Skeleton(b"".join(pieces), nonce, spans)
+    xml = b"".join(pieces)
+    # No cut at all when the document has a CDATA section. A cut span holds no "<", and the
+    # bytes either side of it are ">" and "<", so every "<![CDATA[" of the input lies whole
+    # in the skeleton: searching the small skeleton is the same test as searching the input
+    # (which would cost as much as lxml's whole parse).
+    if b"<![CDATA[" in xml:
+        return Skeleton(data, nonce, [])
+    return Skeleton(xml, nonce, spans)
 
 
 def decode_payload(encoded, limits: Limits, path: str, budget: int) -> bytes:
     """Base64-decode ``encoded`` (bytes, memoryview or str) and unzip a single-entry zip.
 
-    ``budget`` is what is left of ``limits.max_total_attachment_size``. Line breaks and other
-    whitespace in the base64 text are ignored; anything else not in the alphabet is an error.
+    ``budget`` is what is left of ``limits.max_total_attachment_size``. Decoding follows
+    ``binascii.a2b_base64``: line breaks, whitespace and other bytes outside the alphabet are
+    skipped; bad padding or a length that is not a whole number of quads is an error.
     """
     size_cap = min(limits.max_attachment_size, budget)
     # Base64 yields 3 bytes per 4 characters: refuse before decoding what cannot fit even
@@ -107,7 +135,7 @@ def decode_payload(encoded, limits: Limits, path: str, budget: int) -> bytes:
     if isinstance(encoded, str):
         encoded = encoded.encode("ascii", "replace")
     try:
-        raw = binascii.a2b_base64(encoded)
+        raw = _b64decode(encoded)
     except binascii.Error as exc:
         raise EdxmlAttachmentError("EDXML_BAD_BASE64", f"invalid base64: {exc}", path) from exc
     if raw[:4] == ZIP_MAGIC:
@@ -119,6 +147,34 @@ def decode_payload(encoded, limits: Limits, path: str, budget: int) -> bytes:
             "EDXML_ATTACHMENT_TOO_LARGE", f"attachment of {len(raw)} bytes exceeds {size_cap}",
             path)
     return raw
+
+
+def _b64decode(encoded) -> bytes:
+    """``binascii.a2b_base64`` (lenient: skips bytes outside the alphabet), SIMD-accelerated.
+
+    pybase64's strict mode accepts only well-formed base64 (on a second try with ASCII
+    whitespace ignored, which binascii skips as well), and such input has one decoding, so
+    whatever it accepts decodes exactly as binascii would; anything it refuses is decoded by
+    binascii itself, with binascii's leniency and errors.
+    """
+    fast = _pybase64
+    if fast is not None:
+        try:
+            return fast.b64decode(encoded, validate=True)
+        except ValueError:
+            pass
+        try:
+            return fast.b64decode(encoded, validate=True, ignorechars=_B64_SPACE)
+        except ValueError:
+            pass
+    return binascii.a2b_base64(encoded)
+
+
+def _b64encode(data: bytes) -> bytes:
+    """Base64 on one line, no newline (identical output with or without pybase64)."""
+    if _pybase64 is not None:
+        return _pybase64.b64encode(data)
+    return binascii.b2a_base64(data, newline=False)
 
 
 def _unzip_single(raw: bytes, limits: Limits, size_cap: int, path: str) -> bytes | None:
@@ -170,14 +226,14 @@ def _unzip_single(raw: bytes, limits: Limits, size_cap: int, path: str) -> bytes
     if len(out) != info.file_size:
         raise EdxmlAttachmentError(
             "EDXML_BAD_ZIP", f"zip entry has {len(out)} bytes, declared {info.file_size}", path)
-    if zlib.crc32(out) != info.CRC:
+    if _zlib.crc32(out) != info.CRC:
         raise EdxmlAttachmentError("EDXML_BAD_ZIP", "zip entry CRC-32 mismatch", path)
     return out
 
 
 def _inflate(body: memoryview, cap: int, size_bound: bool, path: str) -> bytes:
     """Raw-deflate ``body`` producing at most ``cap`` bytes, in 1 MiB steps."""
-    inflater = zlib.decompressobj(-15)
+    inflater = _zlib.decompressobj(-15)
     out = io.BytesIO()
     total = 0
     try:
@@ -192,7 +248,7 @@ def _inflate(body: memoryview, cap: int, size_bound: bool, path: str) -> bytes:
                 out.write(piece)
                 chunk = inflater.unconsumed_tail
         tail = inflater.flush()
-    except zlib.error as exc:
+    except (zlib.error, _zlib.error) as exc:
         raise EdxmlAttachmentError("EDXML_BAD_ZIP", f"corrupt deflate data: {exc}",
                                    path) from exc
     if tail:
@@ -233,4 +289,4 @@ def encode_payload(content_id: str, name: str, data: bytes) -> bytes:
         zf.writestr(info, data, compress_type=method, compresslevel=6)
     zipped = buffer.getvalue()
     del buffer
-    return binascii.b2a_base64(zipped, newline=False)
+    return _b64encode(zipped)
