@@ -8,17 +8,12 @@ import pytest
 from gateway.app import Gateway
 from gateway.axis import make_axis_client
 from gateway.axis.simulator import AxisSimulator, SimAgency
-from gateway.edxml import Organ
+from gateway.demo.exchange import CITY, DISTRICT1, DISTRICT2, organ
 from signing.testpki import build_test_pki
-from tests.conftest import SERVED, make_settings
+from tests.conftest import make_settings
 
-CITY = SimAgency("sys-city", "secret-city", "000.00.00.H99", "UBND thành phố Thử Nghiệm")
-DISTRICT1 = SimAgency("sys-d1", "secret-d1", SERVED[0], "UBND quận Một")
-DISTRICT2 = SimAgency("sys-d2", "secret-d2", SERVED[1], "UBND quận Hai")
 OTHER = SimAgency("sys-other", "secret-other", "000.00.09.H99", "UBND huyện Khác")
-SENDER = Organ(CITY.organ_id, CITY.name)
-D1 = Organ(DISTRICT1.organ_id, DISTRICT1.name)
-D2 = Organ(DISTRICT2.organ_id, DISTRICT2.name)
+SENDER, D1, D2 = organ(CITY), organ(DISTRICT1), organ(DISTRICT2)
 
 
 @pytest.fixture(scope="session")
