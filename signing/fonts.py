@@ -262,3 +262,11 @@ class EmbeddedFontFactory(FontEngineFactory):
             )
             engines[key] = engine
         return engine
+
+
+def warm_up(path: str | None = None) -> None:
+    """Rescale, parse and subset the stamp font now (about 1 s, once per process), so that the
+    first visible signature of a worker costs no more than the next ones."""
+    program = font_program(path)
+    subset_font_file(path, program.repertoire)
+    font_metrics(path)

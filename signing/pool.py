@@ -7,6 +7,7 @@ Rules implemented here:
   ``loop.run_in_executor``.
 * Keys are loaded once per worker process and cached there (PKCS#12 parsed once; one PKCS#11
   session and lock per token per worker).
+  Signing workers also prepare the stamp font when they start (:func:`signing.fonts.warm_up`).
 * The queue is bounded: when ``max_pending`` jobs are already submitted or running, new work is
   rejected at once with :class:`PoolOverloaded` (code ``POOL_OVERLOADED``), so callers can answer
   "busy" (HTTP 503) instead of piling up memory.
@@ -97,6 +98,13 @@ def _init_worker(key_config_path: str | None, services: SigningServices | None) 
     global _STORE, _SERVICES
     _STORE = KeyStore.from_file(key_config_path) if key_config_path else None
     _SERVICES = services
+    if _STORE is not None:  # a signing worker: have the stamp font ready for the first job
+        from signing import fonts
+
+        try:
+            fonts.warm_up()
+        except SigningError as exc:  # no font: visible signatures will report it themselves
+            log.warning("stamp font not warmed up: %s", exc)
 
 
 def _portable_error(exc: SigningError) -> tuple:

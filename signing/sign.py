@@ -39,35 +39,10 @@ from pyhanko.sign.general import SigningError as PyHankoSigningError
 from signing import appearance as ap
 from signing import fields as form
 from signing.errors import SigningError
-from signing.fields import (
-    DATE_FIELD,
-    NUMBER_FIELD,
-    Box,
-    FormFieldsMissing,
-    SignRequestError,
-    prepare_form_fields,
-)
+from signing.fields import DATE_FIELD, NUMBER_FIELD, Box, SignRequestError
+from signing.fields import FormFieldsMissing as FormFieldsMissing  # re-exported
+from signing.fields import prepare_form_fields as prepare_form_fields  # re-exported
 from signing.keys import KeySource, SignerRole
-
-__all__ = [
-    "DATE_FIELD",
-    "NUMBER_FIELD",
-    "FormFieldsMissing",
-    "PadesLevel",
-    "SignRequest",
-    "SignRequestError",
-    "SignatureFailed",
-    "SignedPdf",
-    "SignedPdfFile",
-    "SigningServices",
-    "async_sign_pdf",
-    "async_sign_with_services",
-    "prepare_form_fields",
-    "reserved_bytes",
-    "sign_pdf",
-    "sign_pdf_file",
-    "sign_with_services",
-]
 
 DEFAULT_FIELD_NAMES = {
     SignerRole.COMPETENT_PERSON: "CompetentPerson",
@@ -334,7 +309,7 @@ def sign_pdf_file(
     try:
         with open(dst, "r+b") as fh:
             size = fh.seek(0, os.SEEK_END)
-            name, signer, when = _run(_sign_file_in_place(fh, size, request, key, services))
+            name, signer, when = _run(_sign_file_with_services(fh, size, request, key, services))
             fh.flush()
             fh.seek(0)
             digest = hashlib.file_digest(fh, "sha256").hexdigest()
@@ -355,21 +330,27 @@ def sign_pdf_file(
     )
 
 
-async def _sign_file_in_place(fh, size: int, request, key, services):
+async def _sign_file_with_services(fh, size: int, request, key, services):
     async with _services(request.level, services) as (tsa, vc):
-        _check_services(request.level, tsa, vc)
-        signer = key.signer()
-        when = ap.vietnam_time()
+        return await _sign_file_in_place(fh, size, request, key, tsa, vc)
 
-        async def attempt(reserve):
-            fh.seek(0)
-            fh.truncate(size)  # undo a failed attempt
-            writer = form.open_writer(fh)
-            pdf_signer, name = _prepare(writer, request, signer, when, tsa, vc)
-            await pdf_signer.async_sign_pdf(writer, bytes_reserved=reserve, in_place=True)
-            return name
 
-        return await _with_retry(attempt, signer, request.level), signer, when
+async def _sign_file_in_place(fh, size: int, request, key, timestamper, validation_context):
+    """Sign the PDF in the first ``size`` bytes of ``fh`` (r+b) by appending to it; returns
+    (field name, signer, signing time)."""
+    _check_services(request.level, timestamper, validation_context)
+    signer = key.signer()
+    when = ap.vietnam_time()
+
+    async def attempt(reserve):
+        fh.seek(0)
+        fh.truncate(size)  # undo a failed attempt
+        writer = form.open_writer(fh)
+        pdf_signer, name = _prepare(writer, request, signer, when, timestamper, validation_context)
+        await pdf_signer.async_sign_pdf(writer, bytes_reserved=reserve, in_place=True)
+        return name
+
+    return await _with_retry(attempt, signer, request.level), signer, when
 
 
 @dataclass(frozen=True)
