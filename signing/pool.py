@@ -19,8 +19,8 @@ Rules implemented here:
   first out), so trust bundles are loaded once and validation caches stay warm.
 * A worker that dies (segfault, ``os._exit``, OOM kill) breaks the executor: the pool replaces
   the executor once per breakage and retries each affected job once; a job that breaks the
-  new executor too fails with :class:`WorkerCrashed` (``POOL_WORKER_CRASHED``), and the pool
-  stays usable for the next jobs.
+  new executor too fails with :class:`WorkerCrashed` (a ``BrokenProcessPool``, code
+  ``POOL_WORKER_CRASHED``), and the pool stays usable for the next jobs.
 """
 
 from __future__ import annotations
@@ -55,8 +55,13 @@ class PoolClosed(SigningError):
     code = "POOL_CLOSED"
 
 
-class WorkerCrashed(SigningError):
-    """A worker process died while running the job, twice (the job was retried once)."""
+class WorkerCrashed(BrokenProcessPool):
+    """A worker process died while running the job, twice (the job was retried once).
+
+    A :class:`~concurrent.futures.process.BrokenProcessPool` (not a ``SigningError``), so that
+    callers that already answer a broken pool with "busy, retry" keep doing so; the pool
+    itself has been replaced and takes new jobs.
+    """
 
     code = "POOL_WORKER_CRASHED"
 
