@@ -8,7 +8,6 @@ and ``EDOC_TEST_AMQP``.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from gateway.bus import topology as topo
 from gateway.config import Settings, load_settings
 from gateway.db.migrate import migrate
 from gateway.db.pool import connect, drop_database, ensure_database, with_database
+from gateway.demo.exchange import wait_until
 
 PG_ADMIN = os.environ.get("EDOC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("EDOC_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
@@ -120,16 +120,10 @@ async def client(gateway, aiohttp_client):
     return await aiohttp_client(gateway.web_app())
 
 
-async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
-    """Poll an (async or sync) predicate until it returns a truthy value."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > end:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
+async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):  # noqa: ASYNC109
+    """Poll an (async or sync) predicate until it returns a truthy value; fail the test after
+    ``timeout`` seconds."""
+    value = await wait_until(predicate, within=timeout, interval=interval)
+    if not value:
+        raise AssertionError(f"condition not met within {timeout}s")
+    return value
