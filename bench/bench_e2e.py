@@ -37,7 +37,12 @@ import itertools
 import logging
 import multiprocessing
 import os
+import re
+import shutil
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -88,14 +93,18 @@ def _noop() -> int:
     return os.getpid()
 
 
-async def cpu_ceiling(executor: ProcessPoolExecutor, pdfs: list[bytes], n: int) -> tuple[float,
-                                                                                        int]:
+async def cpu_ceiling(executor: ProcessPoolExecutor, pdfs: list[bytes],
+                      n: int) -> tuple[float, int, float]:
+    """docs/s, how many stock pyHanko found valid, worker CPU seconds per document."""
     loop = asyncio.get_running_loop()
     jobs = [pdfs[i % len(pdfs)] for i in range(n)]
+    pids = list(executor._processes)  # diagnostics only
+    c0 = sum(cpu_seconds(p) for p in pids)
     start = time.perf_counter()
     results = await asyncio.gather(*(loop.run_in_executor(executor, _stock_verify, p)
                                      for p in jobs))
-    return n / (time.perf_counter() - start), sum(results)
+    elapsed = time.perf_counter() - start
+    return n / elapsed, sum(results), (sum(cpu_seconds(p) for p in pids) - c0) / n
 
 
 # -- storage ceiling: outbox write + confirmed publish ---------------------------------------
@@ -264,7 +273,7 @@ class CpuMeter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        wall = time.perf_counter() - self.t0
+        wall = self.wall = time.perf_counter() - self.t0
         c1 = [cpu_seconds(p) for p in self.pids]
         m1 = machine_busy()
         self.main = (c1[0] - self.c0[0]) / wall
@@ -316,8 +325,10 @@ class E2E:
             workers=self.args.workers, poll_interval=self.args.poll_interval,
             create_database=True, drop_database=True))
         await self.ex.start()
-        for conn in self.ex.gateway.pollers.values():
-            assert conn.conn.concurrency == self.args.concurrency, conn.conn.concurrency
+        for poller in self.ex.gateway.pollers.values():
+            assert poller.conn.concurrency == self.args.concurrency, poller.conn.concurrency
+            if self.args.poller_slots:  # what-if experiment, not the configured gateway
+                poller._slots = asyncio.Semaphore(self.args.poller_slots)
         self.eoffice = self.ex.districts[DISTRICT1.organ_id].eoffice
         self.observer = Observer(self.eoffice.documents, self.args.observe_ms / 1000)
         self.observing = asyncio.create_task(self.observer.run())
@@ -326,6 +337,9 @@ class E2E:
         await self.send_all(self.packages(2 * self.args.workers + 2), rate=None)
         pool = self.ex.gateway.judge.pool
         self.worker_pids = sorted(pool._executor._processes)  # diagnostics only
+        with CpuMeter(self.worker_pids) as idle:  # the cost of polling an empty axis
+            await asyncio.sleep(1.0)
+        self.idle_main = idle.main
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -358,17 +372,32 @@ class E2E:
             await asyncio.sleep(0.01)
         return accepted, start, max(self.observer.seen[d] for d in accepted)
 
-    async def burst(self, n: int) -> tuple[float, CpuMeter, dict]:
+    async def burst(self, n: int, profile: str | None = None) -> tuple[float, CpuMeter, dict]:
         pkgs = self.packages(n)
         h0 = histogram_totals(self.ex.gateway.metrics.intake_seconds)
         v0 = len(self.stages.verify)
+        g0 = len(self.observer.gaps)
+        spy = None
+        if profile:  # sample this process (GIL holders only) during the burst
+            spy = await asyncio.create_subprocess_exec(
+                shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")),
+                "record", "--pid", str(os.getpid()), "--gil", "--nonblocking", "-r", "250",
+                "-f", "raw", "-o", profile, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+            await asyncio.sleep(1.0)
         with CpuMeter(self.worker_pids) as cpu:
             accepted, start, end = await self.send_all(pkgs, rate=None)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            await asyncio.wait_for(spy.wait(), 30)
         h1 = histogram_totals(self.ex.gateway.metrics.intake_seconds)
         info = {"sent_rate": n / self.sent_in,
                 "intake_mean": (h1[0] - h0[0]) / max(1.0, h1[1] - h0[1]),
                 "verify_mean": statistics.fmean(self.stages.verify[v0:]),
-                "latencies": [self.observer.seen[d] - accepted[d] for d in accepted]}
+                "latencies": [self.observer.seen[d] - accepted[d] for d in accepted],
+                "lag_p95": pct(self.observer.gaps[g0:], 0.95) - self.observer.interval,
+                "main_ms": cpu.main * cpu.wall / n * 1000,
+                "pool_ms": sum(cpu.workers) * cpu.wall / n * 1000}
         return n / (end - start), cpu, info
 
     async def paced(self, rate: float, seconds: float) -> dict:
@@ -390,6 +419,70 @@ class E2E:
                 "rate_done": len(pkgs) / (end - start), "wait": wait, "intake": intake,
                 "after": after, "cpu": cpu, "gap_mean": statistics.fmean(gaps),
                 "gap_p95": pct(gaps, 0.95)}
+
+
+def summarise_profile(path: str, top: int = 14) -> None:
+    """py-spy raw (collapsed) stacks: share of GIL samples by the innermost project file on
+    the stack (the code that caused the work), and by leaf function."""
+    by_file: dict[str, int] = {}
+    by_part: dict[str, int] = {}
+    by_leaf: dict[str, int] = {}
+    total = 0
+    project = ("gateway/", "adapters/", "signing/", "bench_e2e.py")
+    if not Path(path).exists():
+        print("  (no profile written: is py-spy installed?)")
+        return
+    with open(path) as f:
+        for line in f:
+            stack, _, count = line.rstrip().rpartition(" ")
+            n = int(count)
+            frames = stack.split(";")
+            total += n
+            where = "(no project frame: event loop, aiohttp/asyncpg/aio-pika internals)"
+            for frame in reversed(frames):
+                m = re.search(r"\((.*?):\d+\)$", frame)
+                if m and m.group(1).startswith(project) and not frame.startswith(
+                        ("<module> (bench", "main (bench")):
+                    where = m.group(1)
+                    break
+            if "_ExecutorManagerThread" in stack:
+                where = "(signing pool result thread: receiving + unpickling reports)"
+            by_file[where] = by_file.get(where, 0) + n
+            part = _part(where, stack)
+            by_part[part] = by_part.get(part, 0) + n
+            leaf = re.sub(r":\d+\)$", ")", frames[-1])
+            by_leaf[leaf] = by_leaf.get(leaf, 0) + n
+    if not total:
+        print("  (no samples)")
+        return
+    print(f"  {total} GIL samples of the main process during the burst; by component:")
+    for k, v in sorted(by_part.items(), key=lambda kv: -kv[1]):
+        print(f"    {v / total * 100:5.1f}%  {k}")
+    print("  by innermost project file:")
+    for k, v in sorted(by_file.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"    {v / total * 100:5.1f}%  {k}")
+    print("  by leaf function:")
+    for k, v in sorted(by_leaf.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"    {v / total * 100:5.1f}%  {k}")
+
+
+def _part(where: str, stack: str) -> str:
+    if where.startswith("(signing pool"):
+        return "gateway: signing pool IPC (result thread)"
+    if where.startswith("bench_e2e"):
+        return "bench harness (sender loop, observer, stage timers)"
+    if where.startswith(("gateway/axis/simulator", "gateway/axis/sim_")) or (
+            "AxisSimulator" in stack and not where.startswith("gateway/axis/vdxp.py")):
+        return "harness: VDXP axis simulator"
+    if where.startswith("adapters/eoffice_sim"):
+        return "harness: eOffice simulator"
+    if where.startswith("adapters/"):
+        return "adapter (webhook runner)"
+    if where.startswith("gateway/axis/vdxp") and "send_edoc" in stack:
+        return "harness: sender (CITY send_edoc)"
+    if where.startswith(("gateway/", "signing/")):
+        return "gateway (poller, VDXP client, intake, relay, API)"
+    return "unattributed: event loop, aiohttp/asyncpg/aio-pika internals"
 
 
 # -- inputs ---------------------------------------------------------------------------------
@@ -452,6 +545,10 @@ async def main() -> None:
     ap.add_argument("--pdf-kb", type=int, default=100)
     ap.add_argument("--distinct-pdfs", type=int, default=8)
     ap.add_argument("--compressible", action="store_true")
+    ap.add_argument("--poller-slots", type=int, default=0,
+                    help="what-if: override the live pollers' concurrency (default: config)")
+    ap.add_argument("--profile", metavar="RAW",
+                    help="py-spy the main process during the first burst into RAW (needs py-spy)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
@@ -465,7 +562,9 @@ async def main() -> None:
     print(f"{args.docs} docs/round, {args.rounds} rounds, PDF {len(pdfs[0]) / 1024:.0f} KB "
           f"(2 signatures, {'compressible' if args.compressible else 'random'} filler, "
           f"{len(pdfs)} distinct), edXML package {len(sample_pkg) / 1024:.0f} KB, one receiver; "
-          f"{args.workers} pool processes; poller concurrency {args.concurrency}")
+          f"{args.workers} pool processes; poller concurrency {args.concurrency}"
+          + (f" (WHAT-IF: live pollers run {args.poller_slots} at once)"
+             if args.poller_slots else ""))
     print(f"VDXP is polling-based: the gateway polls the axis every {args.poll_interval * 1000:.0f}"
           f" ms, so part of the latency is the poll interval; eOffice arrivals observed every "
           f"{args.observe_ms:.0f} ms (see measured resolution below)")
@@ -479,23 +578,25 @@ async def main() -> None:
     storage = Storage()
     await storage.setup(args.concurrency)
     attachment = os.urandom(len(pdfs[0]))
-    cpu_rates, sto_rates, e2e_rates = [], [], []
+    cpu_rates, sto_rates, e2e_rates, stock_cpus = [], [], [], []
     paced = None
     try:
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(executor, _noop) for _ in range(8)))
-        warm = await cpu_ceiling(executor, pdfs, 2 * args.workers)
-        assert warm[1] == 2 * args.workers, "stock pyHanko does not find the PDFs valid"
+        warm = await cpu_ceiling(executor, pdfs, 4 * args.workers)
+        assert warm[1] == 4 * args.workers, "stock pyHanko does not find the PDFs valid"
         await storage.run(20, attachment)
         print(f"setup {time.perf_counter() - t_setup:.1f} s\n")
         print("round  cpu-ceiling  storage-ceiling  e2e-burst   e2e/min(ceilings)")
         for r in range(1, args.rounds + 1):
-            rate, valid = await cpu_ceiling(executor, pdfs, args.docs)
+            rate, valid, stock_cpu = await cpu_ceiling(executor, pdfs, args.docs)
             assert valid == args.docs
             cpu_rates.append(rate)
+            stock_cpus.append(stock_cpu)
             sto_rates.append(await storage.run(args.docs, attachment))
             async with E2E(args, pki, packages) as e2e:
-                rate, cpu, info = await e2e.burst(args.docs)
+                rate, cpu, info = await e2e.burst(args.docs,
+                                                  args.profile if r == 1 else None)
                 e2e_rates.append(rate)
                 lower = min(cpu_rates[-1], sto_rates[-1])
                 print(f"{r:5d}  {cpu_rates[-1]:8.1f}/s  {sto_rates[-1]:12.1f}/s  "
@@ -506,6 +607,11 @@ async def main() -> None:
                       f"queueing); latency under backlog p50 "
                       f"{pct(info['latencies'], .5) * 1000:.0f} ms")
                 print(f"       {cpu.line()}")
+                print(f"       CPU per document: main process {info['main_ms']:.1f} ms + signing"
+                      f" pool {info['pool_ms']:.1f} ms; stock pyHanko alone "
+                      f"{stock_cpus[-1] * 1000:.1f} ms; event-loop lag p95 "
+                      f"{info['lag_p95'] * 1000:.0f} ms; idle exchange (polling only) "
+                      f"{e2e.idle_main:.2f} core")
                 if r == args.rounds:
                     half = 0.5 * max(e2e_rates)
                     paced = await e2e.paced(half, args.paced_seconds)
@@ -538,6 +644,9 @@ async def main() -> None:
                 print(f"  {name:50s} p50 {pct(v, .5) * 1000:5.0f} ms  p95 "
                       f"{pct(v, .95) * 1000:5.0f} ms")
             print(f"  {paced['cpu'].line()}")
+        if args.profile:
+            print("\nprofile of the first burst (py-spy --gil):")
+            summarise_profile(args.profile)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
         await storage.close()
