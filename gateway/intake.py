@@ -20,6 +20,7 @@ axis deliver again (and step 2 makes that harmless).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import time
@@ -43,6 +44,10 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 log = logging.getLogger(__name__)
+
+#: Packages up to this size are parsed on the event loop (≈0.3 ms per MB with the
+#: accelerated codec); larger ones in a thread.
+INLINE_PARSE_BYTES = 2 * 1024 * 1024
 
 REASONS_VI = {
     "NOT_ADDRESSED_TO_US": "văn bản không gửi cho cơ quan do cổng này phục vụ",
@@ -80,6 +85,19 @@ class Arrival:
     sender_hint: str | None = None
 
 
+def header_json(msg: EdocMessage) -> dict:
+    """The message as JSON without attachment bodies and the raw XML signature."""
+    return edxml.to_json(dataclasses.replace(msg, attachments=(), signature=None))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _digests(msg: EdocMessage) -> list[str]:
+    return [a.sha256 for a in msg.attachments]
+
+
 def dedup_key(msg: EdocMessage, sha256: str) -> str:
     kind = msg.bussiness.bussiness_doc_type if msg.bussiness else BussinessDocType.NEW
     if kind == BussinessDocType.NEW:
@@ -98,10 +116,13 @@ class Intake:
     # -- entry point ----------------------------------------------------------------------
     async def take(self, raw: bytes, arrival: Arrival) -> IntakeResult:
         started = time.perf_counter()
-        sha = hashlib.sha256(raw).hexdigest()
+        sha = _sha256(raw) if len(raw) <= INLINE_PARSE_BYTES \
+            else await asyncio.to_thread(_sha256, raw)
         with correlation(None) as cid:
             try:
-                msg = await asyncio.to_thread(edxml.parse, raw, self.limits)
+                # small packages parse in well under a millisecond: a thread hop costs more
+                msg = edxml.parse(raw, self.limits) if len(raw) <= INLINE_PARSE_BYTES \
+                    else await asyncio.to_thread(edxml.parse, raw, self.limits)
             except edxml.EdxmlError as exc:
                 result = await self._reject_malformed(raw, sha, exc, arrival, cid)
             else:
@@ -153,14 +174,18 @@ class Intake:
             elif verdict.verdict == "unsigned" and policy.reject_unsigned:
                 reject = ("SIGNATURE_MISSING", REASONS_VI["SIGNATURE_MISSING"])
         doc_id = uuid.uuid4()
+        header = header_json(msg)
+        size = sum(a.size for a in msg.attachments)
+        digests = _digests(msg) if size <= INLINE_PARSE_BYTES \
+            else await asyncio.to_thread(_digests, msg)
         async with self.gw.pool.acquire() as conn, conn.transaction():
-            inserted = await self._insert_document(conn, doc_id, key, msg, raw, sha, arrival,
-                                                   cid, verdict, reject)
+            inserted = await self._insert_document(conn, doc_id, key, msg, header, raw, sha,
+                                                   arrival, cid, verdict, reject)
             if not inserted:  # a concurrent intake of the same package won the race
                 seen = await self._existing(conn, key)
                 assert seen is not None
                 return seen
-            attachments = await self._insert_attachments(conn, doc_id, msg, verdict)
+            attachments = await self._insert_attachments(conn, doc_id, msg, digests, verdict)
             ref = DocumentRef(doc_id, msg.from_organ.organ_id, msg.code.code_number,
                               msg.code.code_notation, msg.promulgation_info.promulgation_date,
                               msg.document_id, cid, arrival.axis)
@@ -170,7 +195,8 @@ class Intake:
             if verdict.files:
                 await _event(conn, doc_id, "verified", None, {"verdict": verdict.verdict})
             if reject is None:
-                await self._route(conn, doc_id, msg, receivers, attachments, verdict, cid)
+                await self._route(conn, doc_id, msg, header, receivers, attachments, verdict,
+                                  cid)
                 for code in receivers:
                     await self._status(conn, ref, code, "01", "Văn bản đã đến (tiếp nhận tự động)")
             else:
@@ -193,11 +219,8 @@ class Intake:
         return IntakeResult(doc_id, state, False, cid, reject[0] if reject else None,
                             reject[1] if reject else None)
 
-    async def _insert_document(self, conn, doc_id, key, msg: EdocMessage, raw, sha, arrival,
-                               cid, verdict: DocumentVerdict, reject) -> bool:
-        header = edxml.to_json(msg)
-        header.pop("attachments", None)
-        header.pop("signature", None)
+    async def _insert_document(self, conn, doc_id, key, msg: EdocMessage, header, raw, sha,
+                               arrival, cid, verdict: DocumentVerdict, reject) -> bool:
         kind = msg.bussiness.bussiness_doc_type if msg.bussiness else BussinessDocType.NEW
         return await conn.fetchval(
             "INSERT INTO documents (id, direction, dedup_key, edxml_document_id, axis, axis_doc_id,"
@@ -216,14 +239,14 @@ class Intake:
             reject[1] if reject else None, verdict.verdict, cid, header, sha, raw,
         ) or False
 
-    async def _insert_attachments(self, conn, doc_id, msg: EdocMessage,
+    async def _insert_attachments(self, conn, doc_id, msg: EdocMessage, digests: list[str],
                                   verdict: DocumentVerdict) -> list[dict]:
         rows = []
-        for ordinal, att in enumerate(msg.attachments):
+        for ordinal, (att, digest) in enumerate(zip(msg.attachments, digests, strict=True)):
             rows.append({"id": uuid.uuid4(), "ordinal": ordinal, "content_id": att.content_id,
                          "name": att.name, "description": att.description,
                          "content_type": att.content_type, "size": att.size,
-                         "sha256": att.sha256, "data": att.data})
+                         "sha256": digest, "data": att.data})
         if rows:
             await conn.executemany(
                 "INSERT INTO attachments (id, document_id, ordinal, content_id, name, description,"
@@ -239,11 +262,8 @@ class Intake:
                 " report) VALUES ($1, $2, $3, $4, $5, $6)", reports)
         return rows
 
-    async def _route(self, conn, doc_id, msg: EdocMessage, receivers: list[str],
+    async def _route(self, conn, doc_id, msg: EdocMessage, header: dict, receivers: list[str],
                      attachments: list[dict], verdict: DocumentVerdict, cid: str) -> None:
-        header = edxml.to_json(msg)
-        header.pop("attachments", None)
-        header.pop("signature", None)
         by_ordinal = {a["ordinal"]: a for a in attachments}
         signature = {"verdict": verdict.verdict, "summary_vi": verdict.summary_vi, "files": [
             {"attachment_id": str(by_ordinal[o]["id"]), "name": by_ordinal[o]["name"],

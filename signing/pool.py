@@ -221,9 +221,16 @@ def _verifier_for(wire_policy):
     return verifier
 
 
+def _portable_report(report):
+    """The report without the pyHanko status objects (hundreds of KB pickled, and useless
+    once the verdict is computed): what crosses the process boundary stays small."""
+    return dataclasses.replace(report, signatures=[
+        dataclasses.replace(s, status=None) for s in report.signatures])
+
+
 def _worker_verify(pdf: bytes, policy):
     try:
-        return ("ok", _verifier_for(policy).verify(pdf))
+        return ("ok", _portable_report(_verifier_for(policy).verify(pdf)))
     except SigningError as exc:
         return _portable_error(exc)
 

@@ -209,7 +209,7 @@ async def verify_all(verifier: Verifier, reader, report: ValidationReport) -> No
         subfilter = str(subfilter) if subfilter is not None else None
         kind = ("document_timestamp" if subfilter == TS_SUBFILTER
                 else "signature" if subfilter in SIG_SUBFILTERS else "unsupported")
-        rep = SignatureReport(field=name, kind=kind, subfilter=subfilter)
+        rep = SignatureReport(field=str(name), kind=kind, subfilter=subfilter)
         emb_sig = None
         if kind == "unsupported":
             rep.verdict, rep.reason, rep.sub_indication = (
