@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import logging
 import time
 import uuid
@@ -38,7 +39,7 @@ from gateway.edxml import BussinessDocType, EdocMessage, StatusMessage
 from gateway.logs import correlation
 from gateway.routing import delivery_message
 from gateway.statuses import DocumentRef, describe_rejection, emit_status, record_inbound_status
-from gateway.verification import DocumentVerdict, PdfJudge, is_pdf
+from gateway.verification import DocumentVerdict, FileVerdict, PdfJudge, is_pdf
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 #: Packages up to this size are parsed on the event loop (≈0.3 ms per MB with the
 #: accelerated codec); larger ones in a thread.
 INLINE_PARSE_BYTES = 2 * 1024 * 1024
+
+RECEIVED_TEXT = "Văn bản đã đến (tiếp nhận tự động)"
 
 REASONS_VI = {
     "NOT_ADDRESSED_TO_US": "văn bản không gửi cho cơ quan do cổng này phục vụ",
@@ -98,11 +101,22 @@ def _digests(msg: EdocMessage) -> list[str]:
     return [a.sha256 for a in msg.attachments]
 
 
-def dedup_key(msg: EdocMessage, sha256: str) -> str:
-    kind = msg.bussiness.bussiness_doc_type if msg.bussiness else BussinessDocType.NEW
+def _kind(msg: EdocMessage) -> BussinessDocType:
+    return msg.bussiness.bussiness_doc_type if msg.bussiness else BussinessDocType.NEW
+
+
+def dedup_key(msg: EdocMessage, header: dict, digests: list[str]) -> str:
+    """The business identity of a package: sender and DocumentId for a new document; for a
+    revoke/update/replace also the action and a hash of its content (header without the trace
+    hops, plus the attachments' sha256), so the same action arriving by two routes — whose bytes
+    differ in their TraceHeaders — is one action, while a later, different one is new."""
+    kind = _kind(msg)
+    base = f"inbound:{msg.from_organ.organ_id}:{msg.document_id}"
     if kind == BussinessDocType.NEW:
-        return f"inbound:{msg.document_id}"
-    return f"inbound:{msg.document_id}:b{int(kind)}:{sha256[:16]}"
+        return base
+    content = {k: v for k, v in header.items() if k != "trace_headers"}
+    material = json.dumps(content, sort_keys=True, ensure_ascii=False) + "|" + ",".join(digests)
+    return f"{base}:b{int(kind)}:{hashlib.sha256(material.encode()).hexdigest()[:16]}"
 
 
 class Intake:
@@ -151,12 +165,27 @@ class Intake:
     # -- document messages ----------------------------------------------------------------
     async def _take_edoc(self, msg: EdocMessage, raw: bytes, sha: str, arrival: Arrival,
                          cid: str) -> IntakeResult:
-        key = dedup_key(msg, sha)
-        async with self.gw.pool.acquire() as conn:
-            if (seen := await self._existing(conn, key)) is not None:
-                return seen
+        header = header_json(msg)
+        size = sum(a.size for a in msg.attachments)
+        digests = _digests(msg) if size <= INLINE_PARSE_BYTES \
+            else await asyncio.to_thread(_digests, msg)
+        key = dedup_key(msg, header, digests)
         receivers = list(dict.fromkeys(o.organ_id for o in msg.to_organs
                                        if o.organ_id in self.served))
+        async with self.gw.pool.acquire() as conn:
+            seen = await self._existing(conn, key)
+        if seen is not None:
+            return await self._extend(seen, receivers)
+        try:
+            return await self._store_edoc(msg, raw, sha, arrival, cid, header, digests, key,
+                                          receivers)
+        except asyncpg.DataError as exc:  # a value the database cannot hold: never storable
+            return await self._reject_malformed(raw, sha, edxml.EdxmlValueError(
+                "EDXML_VALUE_OUT_OF_RANGE", f"a value does not fit: {exc}"), arrival, cid)
+
+    async def _store_edoc(self, msg: EdocMessage, raw: bytes, sha: str, arrival: Arrival,
+                          cid: str, header: dict, digests: list[str], key: str,
+                          receivers: list[str]) -> IntakeResult:
         verdict = DocumentVerdict("unsigned")
         reject: tuple[str, str] | None = None
         if not receivers:
@@ -174,54 +203,55 @@ class Intake:
             elif verdict.verdict == "unsigned" and policy.reject_unsigned:
                 reject = ("SIGNATURE_MISSING", REASONS_VI["SIGNATURE_MISSING"])
         doc_id = uuid.uuid4()
-        header = header_json(msg)
-        size = sum(a.size for a in msg.attachments)
-        digests = _digests(msg) if size <= INLINE_PARSE_BYTES \
-            else await asyncio.to_thread(_digests, msg)
+        seen = None
         async with self.gw.pool.acquire() as conn, conn.transaction():
-            inserted = await self._insert_document(conn, doc_id, key, msg, header, raw, sha,
-                                                   arrival, cid, verdict, reject)
-            if not inserted:  # a concurrent intake of the same package won the race
+            if await self._insert_document(conn, doc_id, key, msg, header, raw, sha, arrival,
+                                           cid, verdict, reject):
+                await self._write_parts(conn, doc_id, msg, header, digests, sha, arrival, cid,
+                                        receivers, verdict, reject)
+            else:  # a concurrent intake of the same package won the race
                 seen = await self._existing(conn, key)
-                assert seen is not None
-                return seen
-            attachments = await self._insert_attachments(conn, doc_id, msg, digests, verdict)
-            ref = DocumentRef(doc_id, msg.from_organ.organ_id, msg.code.code_number,
-                              msg.code.code_notation, msg.promulgation_info.promulgation_date,
-                              msg.document_id, cid, arrival.axis)
-            await _event(conn, doc_id, "received", None, {
-                "axis": arrival.axis, "axis_doc_id": arrival.axis_doc_id, "sha256": sha,
-                "receivers": [o.organ_id for o in msg.to_organs]})
-            if verdict.files:
-                await _event(conn, doc_id, "verified", None, {"verdict": verdict.verdict})
-            if reject is None:
-                await self._route(conn, doc_id, msg, header, receivers, attachments, verdict,
-                                  cid)
-                for code in receivers:
-                    await self._status(conn, ref, code, "01", "Văn bản đã đến (tiếp nhận tự động)")
-            else:
-                await _event(conn, doc_id, "rejected", None,
-                             {"code": reject[0], "reason": reject[1]})
-                answering = receivers or [arrival.receiver_hint or self.settings.organ_id]
-                for code in answering:
-                    if receivers:
-                        await self._status(conn, ref, code, "01",
-                                           "Văn bản đã đến (tiếp nhận tự động)")
-                    await self._status(conn, ref, code, "02", describe_rejection(*reject))
-            await audit.append(conn, actor=f"axis:{arrival.axis}" if arrival.axis else "push",
-                               action="document.received", subject=str(doc_id),
-                               detail={"edxml_document_id": msg.document_id, "sha256": sha,
-                                       "state": "REJECTED" if reject else "ROUTED",
-                                       "reject_code": reject[0] if reject else None})
+        if seen is not None:
+            return await self._extend(seen, receivers)
         state = "REJECTED" if reject else "ROUTED"
         self.gw.metrics.documents_received.labels(state).inc()
         self.gw.wake_relays()
         return IntakeResult(doc_id, state, False, cid, reject[0] if reject else None,
                             reject[1] if reject else None)
 
+    async def _write_parts(self, conn, doc_id, msg: EdocMessage, header, digests, sha,
+                           arrival: Arrival, cid, receivers, verdict: DocumentVerdict,
+                           reject) -> None:
+        """Everything else of the intake transaction, after the document row."""
+        attachments = await self._insert_attachments(conn, doc_id, msg, digests, verdict)
+        ref = DocumentRef(doc_id, msg.from_organ.organ_id, msg.code.code_number,
+                          msg.code.code_notation, msg.promulgation_info.promulgation_date,
+                          msg.document_id, cid, arrival.axis)
+        await _event(conn, doc_id, "received", None, {
+            "axis": arrival.axis, "axis_doc_id": arrival.axis_doc_id, "sha256": sha,
+            "receivers": [o.organ_id for o in msg.to_organs]})
+        if verdict.files:
+            await _event(conn, doc_id, "verified", None, {"verdict": verdict.verdict})
+        if reject is None:
+            await self._route(conn, doc_id, msg.document_id, header, receivers, attachments,
+                              verdict, cid, int(_kind(msg)))
+            for code in receivers:
+                await self._status(conn, ref, code, "01", RECEIVED_TEXT)
+        else:
+            await _event(conn, doc_id, "rejected", None, {"code": reject[0], "reason": reject[1]})
+            for code in receivers or [arrival.receiver_hint or self.settings.organ_id]:
+                if receivers:
+                    await self._status(conn, ref, code, "01", RECEIVED_TEXT)
+                await self._status(conn, ref, code, "02", describe_rejection(*reject))
+        await audit.append(conn, actor=f"axis:{arrival.axis}" if arrival.axis else "push",
+                           action="document.received", subject=str(doc_id),
+                           detail={"edxml_document_id": msg.document_id, "sha256": sha,
+                                   "state": "REJECTED" if reject else "ROUTED",
+                                   "reject_code": reject[0] if reject else None})
+
     async def _insert_document(self, conn, doc_id, key, msg: EdocMessage, header, raw, sha,
                                arrival, cid, verdict: DocumentVerdict, reject) -> bool:
-        kind = msg.bussiness.bussiness_doc_type if msg.bussiness else BussinessDocType.NEW
+        kind = _kind(msg)
         return await conn.fetchval(
             "INSERT INTO documents (id, direction, dedup_key, edxml_document_id, axis, axis_doc_id,"
             " sender_code, sender_name, code_number, code_notation, subject, type_name,"
@@ -262,14 +292,15 @@ class Intake:
                 " report) VALUES ($1, $2, $3, $4, $5, $6)", reports)
         return rows
 
-    async def _route(self, conn, doc_id, msg: EdocMessage, header: dict, receivers: list[str],
-                     attachments: list[dict], verdict: DocumentVerdict, cid: str) -> None:
+    async def _route(self, conn, doc_id, edxml_document_id: str, header: dict,
+                     receivers: list[str], attachments: list[dict], verdict: DocumentVerdict,
+                     cid: str, kind: int) -> None:
+        """One delivery per receiver with its queue message in the outbox."""
         by_ordinal = {a["ordinal"]: a for a in attachments}
         signature = {"verdict": verdict.verdict, "summary_vi": verdict.summary_vi, "files": [
             {"attachment_id": str(by_ordinal[o]["id"]), "name": by_ordinal[o]["name"],
              "verdict": f.verdict, "summary_vi": f.summary_vi, "signatures": f.signatures}
             for o, f in verdict.files.items()]}
-        kind = msg.bussiness.bussiness_doc_type if msg.bussiness else BussinessDocType.NEW
         public_url = self.settings.public_url or \
             f"http://{self.settings.http_host}:{self.settings.http_port}"
         for agency in receivers:
@@ -280,7 +311,7 @@ class Intake:
             await enqueue(conn, delivery_message(
                 topology=self.gw.topology, public_url=public_url, delivery_id=delivery_id,
                 message_id=message_id, document_id=doc_id, agency=agency, correlation_id=cid,
-                edxml_document_id=msg.document_id, bussiness_doc_type=int(kind), header=header,
+                edxml_document_id=edxml_document_id, bussiness_doc_type=kind, header=header,
                 signature=signature, attachments=attachments,
                 inline_threshold=self.settings.bus.inline_threshold))
             await _event(conn, doc_id, "routed", agency, {"delivery_id": str(delivery_id)})
@@ -291,6 +322,44 @@ class Intake:
         await emit_status(conn, ref, agency_code=agency,
                           agency_name=served.name if served else None, code=code,
                           description=text, axis=axis)
+
+    async def _extend(self, seen: IntakeResult, receivers: list[str]) -> IntakeResult:
+        """A package seen before: nothing new, unless it names a served agency the first copy
+        did not (a sender may send one package per receiver with the same DocumentId); then that
+        agency gets its delivery and its 01, in one transaction, as if it had come first."""
+        if seen.state == "REJECTED" or not receivers or seen.document_id is None:
+            return seen
+        doc_id = seen.document_id
+        async with self.gw.pool.acquire() as conn, conn.transaction():
+            doc = await conn.fetchrow(
+                "SELECT id, sender_code, code_number, code_notation, promulgation_date,"
+                " edxml_document_id, correlation_id, axis, header, signature_verdict,"
+                " bussiness_doc_type FROM documents WHERE id = $1 FOR UPDATE", doc_id)
+            have = {r["agency_code"] for r in await conn.fetch(
+                "SELECT agency_code FROM deliveries WHERE document_id = $1", doc_id)}
+            missing = [r for r in receivers if r not in have]
+            if not missing:
+                return seen
+            attachments = [dict(r) for r in await conn.fetch(
+                "SELECT id, ordinal, content_id, name, description, content_type, size, sha256,"
+                " data FROM attachments WHERE document_id = $1 ORDER BY ordinal", doc_id)]
+            ordinal = {a["id"]: a["ordinal"] for a in attachments}
+            verdict = DocumentVerdict(doc["signature_verdict"] or "unsigned", {
+                ordinal[r["attachment_id"]]: FileVerdict(
+                    r["verdict"], r["summary"] or "", r["report"],
+                    len(r["report"].get("signatures", [])))
+                for r in await conn.fetch(
+                    "SELECT attachment_id, verdict, summary, report FROM signature_reports"
+                    " WHERE document_id = $1", doc_id)})
+            await self._route(conn, doc_id, doc["edxml_document_id"], doc["header"], missing,
+                              attachments, verdict, doc["correlation_id"],
+                              doc["bussiness_doc_type"])
+            ref = DocumentRef.from_row(doc)
+            for code in missing:
+                await self._status(conn, ref, code, "01", RECEIVED_TEXT)
+            await _event(conn, doc_id, "receivers.added", None, {"agencies": missing})
+        self.gw.wake_relays()
+        return seen
 
     # -- malformed packages -----------------------------------------------------------------
     async def _reject_malformed(self, raw: bytes, sha: str, exc: edxml.EdxmlError,

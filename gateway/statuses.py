@@ -32,6 +32,8 @@ STATE_AFTER_STATUS = {
     "05": "PROCESSING",
     "06": "DONE",
 }
+#: Order of the inbound document states: business statuses only move a document forward.
+STATE_ORDER = ("ROUTED", "DELIVERED", "RETURNED", "ACCEPTED", "ASSIGNED", "PROCESSING", "DONE")
 #: Codes an eOffice may report about a document it received.
 EOFFICE_CODES = frozenset({"02", "03", "04", "05", "06", "15", "16"})
 

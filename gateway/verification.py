@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config import SigningSettings
-from signing.errors import PdfEncryptedError, SigningError
-from signing.pool import PoolOverloaded, SigningPool
+from signing.errors import PdfEncryptedError, PdfError, SigningError
+from signing.pool import PoolOverloaded, SigningPool, WorkerCrashed
 from signing.verify import VerificationPolicy
 
 PDF_TYPES = ("application/pdf", "application/x-pdf")
@@ -84,8 +84,13 @@ class PdfJudge:
                     await asyncio.sleep(0.05)
                 except PdfEncryptedError as exc:
                     return _error_verdict("indeterminate", exc, data)
-                except SigningError as exc:
+                except PdfError as exc:  # unreadable or too large: the file's own fault
                     return _error_verdict("invalid", exc, data)
+                except WorkerCrashed as exc:
+                    # the pool already retried once in a fresh worker: the file kills it
+                    return _error_verdict("invalid", _Crash(str(exc)), data)
+                # any other SigningError (trust bundle unreadable, pool closed…) is ours, not
+                # the sender's: it propagates, intake fails and the axis offers the package again
         count = report.signature_count + report.timestamp_count
         verdict = report.verdict.value if count else "unsigned"
         summary = report.summary_vi if count else "Chưa xác định: tệp PDF không có chữ ký số"
@@ -100,6 +105,10 @@ class PdfJudge:
     def close(self) -> None:
         if self._own_pool:
             self.pool.close(wait=False)
+
+
+class _Crash(SigningError):
+    code = "PDF_VERIFICATION_CRASHED"
 
 
 def _error_verdict(verdict: str, exc: SigningError, data: bytes) -> FileVerdict:

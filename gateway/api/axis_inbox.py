@@ -12,12 +12,16 @@ document is committed:
 
 from __future__ import annotations
 
+from concurrent.futures.process import BrokenProcessPool
+
+import asyncpg
 from aiohttp import web
 
 from gateway.api.auth import Role, principal
-from gateway.api.errors import ApiError
+from gateway.api.errors import ApiError, ServiceUnavailable
 from gateway.api.jsonutil import json_response
 from gateway.intake import Arrival
+from signing.errors import SigningError
 
 
 async def _read_package(request: web.Request, limit: int) -> bytes:
@@ -42,8 +46,14 @@ async def post_inbox(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     who = principal(request, Role.AXIS)
     raw = await _read_package(request, gw.settings.max_document_bytes)
-    result = await gw.intake.take(raw, Arrival(axis=None, sender_hint=None,
-                                               receiver_hint=None))
+    try:
+        result = await gw.intake.take(raw, Arrival(axis=None, sender_hint=None,
+                                                   receiver_hint=None))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, SigningError,
+            BrokenProcessPool):
+        # our side is unavailable (database, signing pool, trust bundle): nothing was stored
+        raise ServiceUnavailable("the gateway cannot take documents in right now; retry later",
+                                 code="INTAKE_UNAVAILABLE", retry_after=30) from None
     body = result.to_json()
     body["pushed_by"] = who.name
     if result.state == "REJECTED":

@@ -37,7 +37,7 @@ async def list_documents(request: web.Request) -> web.Response:
     who = principal(request, *READERS)
     params = request.query
     try:
-        limit = min(int(params.get("limit", "50")), 500)
+        limit = max(1, min(int(params.get("limit", "50")), 500))
         before = datetime.fromisoformat(params["before"]) if "before" in params else None
     except ValueError:
         raise ApiError("limit must be an integer and before an ISO 8601 time",

@@ -12,13 +12,18 @@ from aiohttp import web
 
 
 class ApiError(Exception):
+    """An error answered as JSON; ``retry_after`` (seconds) adds a ``Retry-After`` header."""
+
     status = 400
     code = "BAD_REQUEST"
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 details: dict[str, Any] | None = None) -> None:
+                 details: dict[str, Any] | None = None, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if retry_after is not None:
+            self.retry_after = retry_after
         if code:
             self.code = code
         if status:

@@ -62,8 +62,11 @@ def make_middlewares(pool_getter, metrics):
                     request[PRINCIPAL_KEY] = who
             return await handler(request)
         except ApiError as exc:
-            headers = {"WWW-Authenticate": 'Bearer realm="edoc-gateway"'} \
-                if exc.status == 401 else None
+            headers = {}
+            if exc.status == 401:
+                headers["WWW-Authenticate"] = 'Bearer realm="edoc-gateway"'
+            if exc.retry_after is not None:
+                headers["Retry-After"] = str(exc.retry_after)
             return error_response(exc.status, exc.code, exc.message, details=exc.details,
                                   request_id=request_id, headers=headers)
         except web.HTTPException as exc:

@@ -26,8 +26,8 @@ class RateLimited(TooManyRequests):
     """429 with the number of seconds after which the caller may retry."""
 
     def __init__(self, message: str, *, retry_after: int, scope: str) -> None:
-        super().__init__(message, details={"scope": scope, "retry_after": retry_after})
-        self.retry_after = retry_after
+        super().__init__(message, details={"scope": scope, "retry_after": retry_after},
+                         retry_after=retry_after)
 
 
 @dataclass

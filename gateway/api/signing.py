@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import hashlib
 import json
 import logging
@@ -57,7 +56,7 @@ import asyncpg
 from aiohttp import BodyPartReader, web
 
 from gateway.api.auth import Principal, Role, principal
-from gateway.api.errors import ApiError, Forbidden, NotFound, ServiceUnavailable, error_response
+from gateway.api.errors import ApiError, Forbidden, NotFound, ServiceUnavailable
 from gateway.api.jsonutil import json_response
 from gateway.api.middleware import REQUEST_ID_KEY
 from gateway.api.ratelimit import DEFAULT_PER_KEY, DEFAULT_PER_TOKEN, RateLimited, SignRateLimits
@@ -101,8 +100,7 @@ class Busy(ServiceUnavailable):
 
     def __init__(self, message: str, *, code: str = "POOL_OVERLOADED",
                  retry_after: int = RETRY_AFTER_BUSY) -> None:
-        super().__init__(message, code=code)
-        self.retry_after = retry_after
+        super().__init__(message, code=code, retry_after=retry_after)
 
 
 def api_error(exc: SigningError) -> ApiError:
@@ -111,21 +109,6 @@ def api_error(exc: SigningError) -> ApiError:
     if isinstance(exc, PoolOverloaded):
         return Busy(str(exc))
     return ApiError(str(exc), code=code, status=STATUS_BY_CODE.get(code, 422))
-
-
-def with_retry_after(handler):
-    """Answer errors that carry ``retry_after`` (429, 503) with a Retry-After header."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except (RateLimited, Busy) as exc:
-            return error_response(exc.status, exc.code, exc.message, details=exc.details,
-                                  request_id=request.get(REQUEST_ID_KEY),
-                                  headers={"Retry-After": str(exc.retry_after)})
-
-    return wrapped
 
 
 # --- request bodies ----------------------------------------------------------------------------
@@ -382,7 +365,6 @@ async def _sign(gw, backend: SigningBackend, data: bytes, request: SignRequest, 
                    code="POOL_BROKEN") from None
 
 
-@with_retry_after
 async def post_sign(request: web.Request) -> web.Response:
     from gateway.app import GATEWAY
 
@@ -430,7 +412,6 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-@with_retry_after
 async def post_verify(request: web.Request) -> web.Response:
     from gateway.app import GATEWAY
 

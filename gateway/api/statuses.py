@@ -21,6 +21,7 @@ from gateway.db import audit
 from gateway.statuses import (
     EOFFICE_CODES,
     STATE_AFTER_STATUS,
+    STATE_ORDER,
     DocumentRef,
     StatusError,
     emit_status,
@@ -44,6 +45,8 @@ async def post_status(request: web.Request) -> web.Response:
     if not agency:
         raise ApiError("agency is required for a token scoped to several agencies",
                        code="AGENCY_REQUIRED")
+    if not isinstance(agency, str) or not isinstance(body.get("description") or "", str):
+        raise ApiError("agency and description must be strings", code="INVALID_JSON")
     require_agency(who, agency)
     if code not in EOFFICE_CODES:
         raise ApiError(f"status {code!r} cannot be reported by an eOffice (allowed: "
@@ -74,17 +77,23 @@ async def post_status(request: web.Request) -> web.Response:
                                       axis=gw.axis_for(agency, ref.axis), staff=staff)
         except StatusError as exc:
             raise ApiError(str(exc), code=exc.code, status=422) from None
+        axis = gw.axis_for(agency, ref.axis)
         if fresh:
             new_state = STATE_AFTER_STATUS.get(code)
-            if new_state:
-                await conn.execute("UPDATE documents SET state = $2, updated_at = now()"
-                                   " WHERE id = $1", doc_id, new_state)
+            if new_state:  # business states only move forward (a late 03 never undoes 06)
+                await conn.execute(
+                    "UPDATE documents SET state = $2, updated_at = now() WHERE id = $1"
+                    " AND array_position($3::text[], state) < array_position($3::text[], $2)",
+                    doc_id, new_state, list(STATE_ORDER))
             await audit.append(conn, actor=who.actor(), action="status.reported",
                                subject=str(doc_id), detail={"agency": agency, "status": code})
     if fresh:
         gw.wake_relays()
+    # sent_to_axis False: no axis connection carries this agency's messages (recorded as
+    # status.not_sent on the timeline for operators)
     return json_response({"document_id": str(doc_id), "agency": agency, "status": code,
-                          "duplicate": not fresh}, status=202 if fresh else 200)
+                          "duplicate": not fresh, "sent_to_axis": axis is not None},
+                         status=202 if fresh else 200)
 
 
 _DEFAULT_TEXT = {

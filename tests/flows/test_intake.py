@@ -197,3 +197,61 @@ async def test_status_from_another_agency_lands_on_our_sent_document(flow_gatewa
 async def _status_events(db, doc_id):
     rows = await db.fetch("SELECT * FROM status_events WHERE document_id = $1", doc_id)
     return rows or None
+
+
+async def test_one_package_per_receiver_with_the_same_document_id(flow_gateway, aiohttp_client,
+                                                                 db, pki, axis):
+    """Some senders send one package per receiver; the second names another served agency."""
+    client = await aiohttp_client(flow_gateway.web_app())
+    auth = {"Authorization": f"Bearer {(await create_client(db, name='p', role='axis')).token}"}
+    pdf = await signed_pdf(pki, "Cong van tach goi")
+    first = edoc(SENDER, [D1], pdf, number=501)
+    second = __import__("dataclasses").replace(first, to_organs=(D2,))
+    a = await (await client.post("/v1/axis/inbox", data=package(first), headers=auth)).json()
+    b = await (await client.post("/v1/axis/inbox", data=package(second), headers=auth)).json()
+    assert b["duplicate"] is True and b["document_id"] == a["document_id"]
+    again = await (await client.post("/v1/axis/inbox", data=package(second), headers=auth)).json()
+    assert again["duplicate"] is True
+    rows = await db.fetch("SELECT agency_code FROM deliveries ORDER BY agency_code")
+    assert [r["agency_code"] for r in rows] == [D1.organ_id, D2.organ_id]
+    await wait_for(lambda: _count(axis, "01", 2), timeout=15)
+    assert {s.from_organ for s in _count(axis, "01", 2)} == {D1.organ_id, D2.organ_id}
+
+
+async def test_a_revoke_arriving_by_two_routes_is_one_action(flow_gateway, aiohttp_client, db,
+                                                            pki):
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from gateway.edxml import Bussiness, BussinessDocType, TraceHeader
+
+    client = await aiohttp_client(flow_gateway.web_app())
+    auth = {"Authorization": f"Bearer {(await create_client(db, name='p', role='axis')).token}"}
+    pdf = await signed_pdf(pki, "Cong van thu hoi")
+    original = edoc(SENDER, [D1], pdf, number=601)
+    revoke = replace(original, bussiness=Bussiness(BussinessDocType.REVOKE, original.document_id,
+                                                   "Ban hành nhầm"))
+    via_b = replace(revoke, trace_headers=(*revoke.trace_headers,
+                                           TraceHeader("000.00.00.H00", datetime.now(UTC))))
+    for msg in (original, revoke, via_b):
+        resp = await client.post("/v1/axis/inbox", data=package(msg), headers=auth)
+        assert resp.status == 200, await resp.text()
+    kinds = [r["bussiness_doc_type"] for r in await db.fetch(
+        "SELECT bussiness_doc_type FROM documents ORDER BY created_at")]
+    assert kinds == [0, 1]  # the revoke seen twice (other trace hops) is stored once
+
+
+async def test_a_value_the_database_cannot_hold_is_rejected_not_retried(flow_gateway,
+                                                                       aiohttp_client, db, pki):
+    from dataclasses import replace
+
+    from gateway.edxml import OtherInfo
+
+    client = await aiohttp_client(flow_gateway.web_app())
+    auth = {"Authorization": f"Bearer {(await create_client(db, name='p', role='axis')).token}"}
+    msg = replace(edoc(SENDER, [D1], await signed_pdf(pki, "Do khan"), number=701),
+                  other_info=OtherInfo(priority=99_999_999_999))
+    resp = await client.post("/v1/axis/inbox", data=package(msg), headers=auth)
+    assert resp.status == 422
+    assert (await resp.json())["error"]["code"] == "EDXML_VALUE_OUT_OF_RANGE"
+    assert await db.fetchval("SELECT state FROM documents") == "REJECTED"
