@@ -116,14 +116,15 @@ class Gateway:
             if conn.enabled:
                 self.pollers[conn.name] = AxisPoller(self, conn, client)
         if self.run_background:
-            self.spawn(self.relay.run(self.stopping), "outbox-relay")
+            stop = self.stopping
+            self.spawn(lambda: self.relay.run(stop), "outbox-relay")
             for name, relay in self.axis_relays.items():
-                self.spawn(relay.run(self.stopping), f"axis-relay-{name}")
+                self.spawn(lambda r=relay: r.run(stop), f"axis-relay-{name}")
             for name, poller in self.pollers.items():
-                self.spawn(poller.run(self.stopping), f"axis-poller-{name}")
-            self.spawn(consume_outcomes(self, self.stopping), "outcomes")
+                self.spawn(lambda p=poller: p.run(stop), f"axis-poller-{name}")
+            self.spawn(lambda: consume_outcomes(self, stop), "outcomes")
             for worker in self.workers:
-                self.spawn(worker(self, self.stopping), getattr(worker, "__name__", "worker"))
+                self.spawn(lambda w=worker: w(self, stop), getattr(worker, "__name__", "worker"))
 
     def axis_for(self, agency: str, arrival: str | None = None) -> str | None:
         """The axis connection that carries ``agency``'s messages (its configured one, else the
@@ -141,18 +142,28 @@ class Gateway:
         for relay in self.axis_relays.values():
             relay.wake()
 
-    def spawn(self, coro, name: str) -> asyncio.Task:
-        task = asyncio.create_task(self._guard(coro, name), name=name)
+    def spawn(self, factory: Callable[[], Awaitable[None]], name: str) -> asyncio.Task:
+        """Run ``factory()`` in the background until the gateway stops, restarting it with
+        backoff (1 s doubling to 60 s) whenever it crashes or returns early."""
+        task = asyncio.create_task(self._guard(factory, name), name=name)
         self._tasks.append(task)
         return task
 
-    async def _guard(self, coro, name: str) -> None:
-        try:
-            await coro
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("background task crashed", extra={"task": name})
+    async def _guard(self, factory: Callable[[], Awaitable[None]], name: str) -> None:
+        delay = 1.0
+        while not self.stopping.is_set():
+            try:
+                await factory()
+                delay = 1.0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background task crashed; restarting", extra={
+                    "task": name, "in_seconds": delay})
+                self.metrics.task_restarts.labels(name).inc()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+            delay = min(delay * 2, 60.0)
 
     async def _sync_directory(self) -> None:
         """Record the served agencies from configuration in the directory table."""

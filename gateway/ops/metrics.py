@@ -28,6 +28,9 @@ class Metrics:
                                   registry=r)
         self.signatures = Counter("edoc_signatures_verified_total", "PDF signature verdicts",
                                   ["verdict"], registry=r)
+        self.task_restarts = Counter("edoc_background_task_restarts_total",
+                                     "Background tasks restarted after a crash", ["task"],
+                                     registry=r)
         self.intake_seconds = Histogram("edoc_intake_seconds", "Time to take in one document",
                                         registry=r)
 
