@@ -253,7 +253,7 @@ class AdapterRunner:
                        attempt: int) -> None:
         fields = {"adapter": self.name, "message_id": parsed.message_id,
                   "delivery_id": parsed.delivery_id, "attempt": attempt}
-        if self.dedup.seen(parsed.message_id):
+        if await asyncio.to_thread(self.dedup.seen, parsed.message_id):  # SQLite: off the loop
             log.info("duplicate suppressed", extra=fields)
             await self._report("delivered", parsed, attempt)
             self.stats.duplicates += 1

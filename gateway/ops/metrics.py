@@ -22,6 +22,10 @@ class Metrics:
         self.outbox_oldest_seconds = Gauge("edoc_outbox_oldest_seconds",
                                            "Age of the oldest outbox row", registry=r)
         self.deliveries = Gauge("edoc_deliveries", "Deliveries by state", ["state"], registry=r)
+        self.deliveries_overdue = Gauge(
+            "edoc_deliveries_overdue",
+            "Deliveries not delivered 15 minutes after their last change (stuck or dead)",
+            registry=r)
         self.documents_received = Counter("edoc_documents_received_total",
                                           "Inbound documents stored", ["state"], registry=r)
         self.axis_polls = Counter("edoc_axis_polls_total", "Axis polls", ["axis", "outcome"],
@@ -46,3 +50,6 @@ class Metrics:
         self.deliveries.clear()
         for row in await pool.fetch("SELECT state, count(*) AS n FROM deliveries GROUP BY 1"):
             self.deliveries.labels(row["state"]).set(row["n"])
+        self.deliveries_overdue.set(await pool.fetchval(
+            "SELECT count(*) FROM deliveries WHERE state <> 'DELIVERED'"
+            " AND updated_at < now() - interval '15 minutes'"))
