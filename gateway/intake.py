@@ -20,22 +20,30 @@ axis deliver again (and step 2 makes that harmless).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import hashlib
-import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import asyncpg
 
 from gateway import edxml
-from gateway.axis import edxml_peek
 from gateway.db import audit
 from gateway.db.outbox import enqueue
-from gateway.edxml import BussinessDocType, EdocMessage, StatusMessage
+from gateway.edxml import EdocMessage, StatusMessage
+from gateway.intake_rules import (
+    INLINE_PARSE_BYTES,
+    REASONS_VI,
+    RECEIVED_TEXT,
+    Arrival,
+    IntakeResult,
+    bussiness_kind,
+    dedup_key,
+    digests_of,
+    header_json,
+    salvage,
+    sha256_hex,
+)
 from gateway.logs import correlation
 from gateway.routing import delivery_message
 from gateway.statuses import DocumentRef, describe_rejection, emit_status, record_inbound_status
@@ -45,79 +53,6 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 log = logging.getLogger(__name__)
-
-#: Packages up to this size are parsed on the event loop (≈0.3 ms per MB with the
-#: accelerated codec); larger ones in a thread.
-INLINE_PARSE_BYTES = 2 * 1024 * 1024
-
-RECEIVED_TEXT = "Văn bản đã đến (tiếp nhận tự động)"
-
-REASONS_VI = {
-    "NOT_ADDRESSED_TO_US": "văn bản không gửi cho cơ quan do cổng này phục vụ",
-    "SIGNATURE_INVALID": "chữ ký số trên văn bản không hợp lệ",
-    "SIGNATURE_MISSING": "văn bản không có chữ ký số",
-    "EDXML_SECRET_DOCUMENT": "văn bản mật không được gửi qua trục liên thông",
-}
-
-
-@dataclass(frozen=True)
-class IntakeResult:
-    document_id: uuid.UUID | None
-    state: str  # ROUTED | REJECTED | STATUS_RECORDED
-    duplicate: bool
-    correlation_id: str
-    reject_code: str | None = None
-    reject_reason: str | None = None
-    #: The package can never be processed (malformed): the axis may be told ``fail``.
-    unprocessable: bool = False
-
-    def to_json(self) -> dict[str, object]:
-        return {"document_id": str(self.document_id) if self.document_id else None,
-                "state": self.state, "duplicate": self.duplicate,
-                "correlation_id": self.correlation_id, "reject_code": self.reject_code,
-                "reject_reason": self.reject_reason}
-
-
-@dataclass(frozen=True)
-class Arrival:
-    """Where a package came from."""
-
-    axis: str | None = None          # axis connection name (None: pushed)
-    axis_doc_id: str | None = None
-    receiver_hint: str | None = None  # OrganId of the axis connection it arrived for
-    sender_hint: str | None = None
-
-
-def header_json(msg: EdocMessage) -> dict:
-    """The message as JSON without attachment bodies and the raw XML signature."""
-    return edxml.to_json(dataclasses.replace(msg, attachments=(), signature=None))
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _digests(msg: EdocMessage) -> list[str]:
-    return [a.sha256 for a in msg.attachments]
-
-
-def _kind(msg: EdocMessage) -> BussinessDocType:
-    return msg.bussiness.bussiness_doc_type if msg.bussiness else BussinessDocType.NEW
-
-
-def dedup_key(msg: EdocMessage, header: dict, digests: list[str]) -> str:
-    """The business identity of a package: sender and DocumentId for a new document; for a
-    revoke/update/replace also the action and a hash of its content (header without the trace
-    hops, plus the attachments' sha256), so the same action arriving by two routes — whose bytes
-    differ in their TraceHeaders — is one action, while a later, different one is new."""
-    kind = _kind(msg)
-    base = f"inbound:{msg.from_organ.organ_id}:{msg.document_id}"
-    if kind == BussinessDocType.NEW:
-        return base
-    content = {k: v for k, v in header.items() if k != "trace_headers"}
-    material = json.dumps(content, sort_keys=True, ensure_ascii=False) + "|" + ",".join(digests)
-    return f"{base}:b{int(kind)}:{hashlib.sha256(material.encode()).hexdigest()[:16]}"
-
 
 class Intake:
     def __init__(self, gateway: Gateway, judge: PdfJudge) -> None:
@@ -130,8 +65,8 @@ class Intake:
     # -- entry point ----------------------------------------------------------------------
     async def take(self, raw: bytes, arrival: Arrival) -> IntakeResult:
         started = time.perf_counter()
-        sha = _sha256(raw) if len(raw) <= INLINE_PARSE_BYTES \
-            else await asyncio.to_thread(_sha256, raw)
+        sha = sha256_hex(raw) if len(raw) <= INLINE_PARSE_BYTES \
+            else await asyncio.to_thread(sha256_hex, raw)
         with correlation(None) as cid:
             try:
                 # small packages parse in well under a millisecond: a thread hop costs more
@@ -167,8 +102,8 @@ class Intake:
                          cid: str) -> IntakeResult:
         header = header_json(msg)
         size = sum(a.size for a in msg.attachments)
-        digests = _digests(msg) if size <= INLINE_PARSE_BYTES \
-            else await asyncio.to_thread(_digests, msg)
+        digests = digests_of(msg) if size <= INLINE_PARSE_BYTES \
+            else await asyncio.to_thread(digests_of, msg)
         key = dedup_key(msg, header, digests)
         receivers = list(dict.fromkeys(o.organ_id for o in msg.to_organs
                                        if o.organ_id in self.served))
@@ -234,7 +169,7 @@ class Intake:
             await _event(conn, doc_id, "verified", None, {"verdict": verdict.verdict})
         if reject is None:
             await self._route(conn, doc_id, msg.document_id, header, receivers, attachments,
-                              verdict, cid, int(_kind(msg)))
+                              verdict, cid, int(bussiness_kind(msg)))
             for code in receivers:
                 await self._status(conn, ref, code, "01", RECEIVED_TEXT)
         else:
@@ -251,7 +186,7 @@ class Intake:
 
     async def _insert_document(self, conn, doc_id, key, msg: EdocMessage, header, raw, sha,
                                arrival, cid, verdict: DocumentVerdict, reject) -> bool:
-        kind = _kind(msg)
+        kind = bussiness_kind(msg)
         return await conn.fetchval(
             "INSERT INTO documents (id, direction, dedup_key, edxml_document_id, axis, axis_doc_id,"
             " sender_code, sender_name, code_number, code_notation, subject, type_name,"
@@ -368,11 +303,11 @@ class Intake:
         async with self.gw.pool.acquire() as conn:
             if (seen := await self._existing(conn, key)) is not None:
                 return seen
-        salvage = await asyncio.to_thread(_salvage, raw, exc)
+        facts = await asyncio.to_thread(salvage, raw, exc)
         reason = REASONS_VI.get(exc.code, f"gói tin edXML không hợp lệ: {exc.message}")
         detail = {"code": exc.code, "message": exc.message, "path": exc.path}
         doc_id = uuid.uuid4()
-        sender = salvage.get("sender") or arrival.sender_hint
+        sender = facts.get("sender") or arrival.sender_hint
         async with self.gw.pool.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
                 "INSERT INTO documents (id, direction, dedup_key, edxml_document_id, axis,"
@@ -380,8 +315,8 @@ class Intake:
                 " correlation_id, header, edxml_sha256, edxml) VALUES ($1, 'inbound', $2, $3,"
                 " $4, $5, $6, $7, 'REJECTED', $8, $9, $10, $11, $12, $13)"
                 " ON CONFLICT (dedup_key) DO NOTHING RETURNING true",
-                doc_id, key, salvage.get("document_id") or None, arrival.axis,
-                arrival.axis_doc_id, sender, salvage.get("subject") or None, exc.code, reason,
+                doc_id, key, facts.get("document_id") or None, arrival.axis,
+                arrival.axis_doc_id, sender, facts.get("subject") or None, exc.code, reason,
                 cid, {"error": detail}, sha, raw)
             if not inserted:
                 seen = await self._existing(conn, key)
@@ -392,11 +327,11 @@ class Intake:
                           "sha256": sha})
             await _event(conn, doc_id, "rejected", None, {"code": exc.code, "reason": reason,
                                                           "path": exc.path})
-            if sender and salvage.get("document_id"):
-                ref = DocumentRef(doc_id, sender, salvage.get("code_number"),
-                                  salvage.get("code_notation"), None, salvage["document_id"],
+            if sender and facts.get("document_id"):
+                ref = DocumentRef(doc_id, sender, facts.get("code_number"),
+                                  facts.get("code_notation"), None, facts["document_id"],
                                   cid, arrival.axis)
-                agency = arrival.receiver_hint or next(iter(salvage.get("receivers", [])),
+                agency = arrival.receiver_hint or next(iter(facts.get("receivers", [])),
                                                        self.settings.organ_id)
                 await self._status(conn, ref, agency, "02", describe_rejection(exc.code, reason))
             await audit.append(conn, actor=f"axis:{arrival.axis}" if arrival.axis else "push",
@@ -423,23 +358,3 @@ async def _event(conn, doc_id: uuid.UUID, event: str, agency: str | None, detail
     await conn.execute(
         "INSERT INTO document_events (document_id, event, agency_code, detail)"
         " VALUES ($1, $2, $3, $4)", doc_id, event, agency, detail)
-
-
-_SALVAGE_MAX = 20 * 1024 * 1024
-
-
-def _salvage(raw: bytes, exc: edxml.EdxmlError) -> dict:
-    """What a rejected package still tells (sender, DocumentId…) to answer it with a 02.
-
-    Hostile or oversized packages are not read again."""
-    if isinstance(exc, edxml.EdxmlSecurityError | edxml.EdxmlLimitError | edxml.EdxmlSyntaxError) \
-            or len(raw) > _SALVAGE_MAX:
-        return {}
-    return {
-        "sender": edxml_peek.header_text(raw, "From", "OrganId"),
-        "document_id": edxml_peek.header_text(raw, "DocumentId"),
-        "code_number": edxml_peek.header_text(raw, "Code", "CodeNumber"),
-        "code_notation": edxml_peek.header_text(raw, "Code", "CodeNotation"),
-        "subject": edxml_peek.header_text(raw, "Subject"),
-        "receivers": edxml_peek.receiver_organ_ids(raw),
-    }

@@ -20,7 +20,7 @@ from aiohttp import web
 from gateway.api.auth import Role, principal
 from gateway.api.errors import ApiError, ServiceUnavailable
 from gateway.api.jsonutil import json_response
-from gateway.intake import Arrival
+from gateway.intake_rules import Arrival
 from signing.errors import SigningError
 
 
