@@ -11,12 +11,20 @@ their SHA-256 (a fast hash is right for high-entropy secrets). Roles:
 
 No token or an unknown/revoked/expired one gives 401; a valid token whose role or
 scope does not allow the call gives 403.
+
+Each gateway process remembers an authenticated token for :data:`AUTH_CACHE_TTL` seconds
+(10 s) instead of asking the database on every request (:class:`PrincipalCache`): a revoked
+token, or a changed role or scope, therefore takes effect within that time in every process;
+an expired token stops working at its ``expires_at`` exactly (the cache never outlives it).
+Unknown, revoked and expired tokens are never cached. ``api_clients.last_used_at`` is written
+at most once per :data:`LAST_USED_RESOLUTION` seconds (60 s) per client.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -100,6 +108,60 @@ async def authenticate(pool: asyncpg.Pool, token: str) -> Principal | None:
         return None
     return Principal(row["id"], row["name"], Role(row["role"]), tuple(row["agencies"]),
                      tuple(row["key_aliases"]))
+
+
+#: Seconds an authenticated token is trusted without asking the database again (the longest a
+#: revoked token keeps working in a running process).
+AUTH_CACHE_TTL = 10.0
+#: ``api_clients.last_used_at`` is written at most once per this many seconds per client.
+LAST_USED_RESOLUTION = 60.0
+
+_LOOKUP = """
+WITH c AS (
+    SELECT id, name, role, agencies, key_aliases, expires_at, last_used_at FROM api_clients
+    WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+), touched AS (
+    UPDATE api_clients SET last_used_at = now()
+    WHERE id IN (SELECT id FROM c WHERE last_used_at IS NULL
+                 OR last_used_at < now() - make_interval(secs => $2))
+)
+SELECT id, name, role, agencies, key_aliases,
+       extract(epoch FROM expires_at - now())::float8 AS expires_in
+FROM c
+"""
+
+
+class PrincipalCache:
+    """Authenticated principals by token hash, each kept ``ttl`` seconds (never past the
+    token's expiry); misses and failures always ask the database."""
+
+    def __init__(self, ttl: float | None = None, max_entries: int = 10_000) -> None:
+        self.ttl = AUTH_CACHE_TTL if ttl is None else ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[Principal, float]] = {}
+
+    async def authenticate(self, pool: asyncpg.Pool, token: str) -> Principal | None:
+        key = hash_token(token)
+        now = time.monotonic()
+        hit = self._entries.get(key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        row = await pool.fetchrow(_LOOKUP, key, LAST_USED_RESOLUTION)
+        if row is None:
+            self._entries.pop(key, None)
+            return None
+        who = Principal(row["id"], row["name"], Role(row["role"]), tuple(row["agencies"]),
+                        tuple(row["key_aliases"]))
+        if self.ttl > 0:
+            until = now + self.ttl
+            if row["expires_in"] is not None:
+                until = min(until, now + row["expires_in"])
+            if len(self._entries) >= self.max_entries:
+                self._entries = {k: v for k, v in self._entries.items() if v[1] > now}
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+            self._entries[key] = (who, until)
+        return who
 
 
 def bearer_token(request: web.Request) -> str | None:

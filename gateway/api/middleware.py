@@ -9,7 +9,8 @@ import uuid
 
 from aiohttp import web
 
-from gateway.api.auth import PRINCIPAL_KEY, authenticate, bearer_token
+from gateway.api import auth
+from gateway.api.auth import PRINCIPAL_KEY, PrincipalCache, bearer_token
 from gateway.api.errors import ApiError, error_response
 from gateway.logs import correlation
 
@@ -25,6 +26,9 @@ def _incoming_id(request: web.Request, header: str) -> str | None:
 
 
 def make_middlewares(pool_getter, metrics):
+    # authenticated tokens are remembered auth.AUTH_CACHE_TTL seconds (read here, per app)
+    principals = PrincipalCache(auth.AUTH_CACHE_TTL)
+
     @web.middleware
     async def request_context(request: web.Request, handler):
         request_id = _incoming_id(request, "X-Request-Id") or uuid.uuid4().hex
@@ -55,7 +59,7 @@ def make_middlewares(pool_getter, metrics):
             if request.path.startswith("/v1/"):
                 token = bearer_token(request)
                 if token:
-                    who = await authenticate(pool_getter(), token)
+                    who = await principals.authenticate(pool_getter(), token)
                     if who is None:
                         raise ApiError("the bearer token is unknown, revoked or expired",
                                        code="AUTH_INVALID", status=401)
