@@ -359,10 +359,11 @@ class E2E:
     """The gateway as deployed (``python -m gateway --config FILE serve``, its own process);
     this process hosts the axis simulator, the sender, the adapter and the eOffice."""
 
-    def __init__(self, args, pki, packages) -> None:
+    def __init__(self, args, pki, packages, src: str | None = None) -> None:
         self.args = args
         self.pki = pki
         self.packages = packages  # callable(count) -> list[(DocumentId, raw)]
+        self.src = src  # another source tree for the gateway process (--ab)
 
     async def __aenter__(self) -> E2E:
         import aiohttp
@@ -410,8 +411,9 @@ class E2E:
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gateway", "--config", str(self.cfg), "serve",
-                stdout=subprocess.DEVNULL, stderr=log_fd,
-                env={k: v for k, v in os.environ.items() if not k.startswith("EDOC_")})
+                stdout=subprocess.DEVNULL, stderr=log_fd, cwd=self.src,
+                env={k: v for k, v in os.environ.items() if not k.startswith("EDOC_")}
+                | ({"PYTHONPATH": self.src} if self.src else {}))
         finally:
             os.close(log_fd)
         self.http = aiohttp.ClientSession()
@@ -702,6 +704,9 @@ async def main() -> None:
     ap.add_argument("--pdf-kb", type=int, default=100)
     ap.add_argument("--distinct-pdfs", type=int, default=8)
     ap.add_argument("--compressible", action="store_true")
+    ap.add_argument("--ab", metavar="DIR",
+                    help="also run each round's burst with the gateway from the source tree DIR"
+                         " (e.g. `git archive` of an older commit), interleaved, for A/B")
     ap.add_argument("--profile", metavar="RAW",
                     help="py-spy the gateway process during the first burst into RAW")
     args = ap.parse_args()
@@ -733,7 +738,7 @@ async def main() -> None:
     storage = Storage()
     await storage.setup(args.concurrency)
     attachment = os.urandom(len(pdfs[0]))
-    cpu_rates, sto_rates, e2e_rates, stock_cpus = [], [], [], []
+    cpu_rates, sto_rates, e2e_rates, stock_cpus, ab_rates = [], [], [], [], []
     paced = None
     try:
         loop = asyncio.get_running_loop()
@@ -769,9 +774,19 @@ async def main() -> None:
                       f"{stock_cpus[-1] * 1000:.1f} ms")
                 print(f"       eOffice observer lag p95 {info['lag_p95'] * 1000:.0f} ms; idle "
                       f"gateway (polling only) {e2e.idle_main:.2f} core")
-                if r == args.rounds:
+                if r == args.rounds and not args.ab:
                     half = 0.5 * max(e2e_rates)
                     paced = await e2e.paced(half, args.paced_seconds)
+            if args.ab:
+                async with E2E(args, pki, packages, src=args.ab) as other:
+                    rate_b, cpu_b, _ = await other.burst(args.docs)
+                ab_rates.append(rate_b)
+                print(f"       A/B: gateway from {args.ab}: {rate_b:.1f}/s "
+                      f"({rate_b / lower:.2f}); CPU per document: gateway process "
+                      f"{cpu_b.ms_per_doc('gateway', args.docs):.1f} ms + its pool "
+                      f"{cpu_b.ms_per_doc('pool', args.docs):.1f} ms; bench harness "
+                      f"{cpu_b.ms_per_doc('bench', args.docs):.1f} ms; postgres "
+                      f"{cpu_b.ms_per_doc('postgres', args.docs):.1f} ms")
         cpu_best, sto_best, e2e_best = max(cpu_rates), max(sto_rates), max(e2e_rates)
         lower = min(cpu_best, sto_best)
         ratio = e2e_best / lower
@@ -784,6 +799,9 @@ async def main() -> None:
         per_round = [e / min(c, s) for e, c, s in zip(e2e_rates, cpu_rates, sto_rates,
                                                          strict=True)]
         print(f"  per-round ratios: {', '.join(f'{x:.2f}' for x in per_round)}")
+        if ab_rates:
+            print(f"  A/B: this tree {statistics.fmean(e2e_rates):.1f} docs/s mean vs {args.ab}"
+                  f" {statistics.fmean(ab_rates):.1f} docs/s mean (interleaved)")
         if paced:
             lat = paced["lat"]
             p50, p95, mx = pct(lat, .5), pct(lat, .95), max(lat)

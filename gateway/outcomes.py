@@ -27,24 +27,48 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 CONSUMER = "outcomes"
 
-_APPLY = {
+#: The delivery update of each outcome ($1 delivery id, $2 at, $3 attempt, $4 next_at, $5 error).
+_UPDATE = {
     "delivered": """
         UPDATE deliveries SET state = 'DELIVERED', delivered_at = $2,
                attempts = greatest(attempts, $3), last_error = NULL, next_at = NULL,
                updated_at = now()
-        WHERE id = $1 AND $4::timestamptz IS NULL AND $5::text IS NULL
-        RETURNING document_id, agency_code""",
+        WHERE id = $1 AND $4::timestamptz IS NULL AND $5::text IS NULL""",
     "retrying": """
         UPDATE deliveries SET state = 'RETRYING', attempts = greatest(attempts, $3),
                next_at = $4, last_error = $5, updated_at = now()
-        WHERE id = $1 AND state <> 'DELIVERED' AND $2::timestamptz IS NOT NULL
-        RETURNING document_id, agency_code""",
+        WHERE id = $1 AND state <> 'DELIVERED' AND $2::timestamptz IS NOT NULL""",
     "dead": """
         UPDATE deliveries SET state = 'DEAD', attempts = greatest(attempts, $3), last_error = $5,
                next_at = $4, updated_at = now()
-        WHERE id = $1 AND state <> 'DELIVERED' AND $2::timestamptz IS NOT NULL
-        RETURNING document_id, agency_code""",
+        WHERE id = $1 AND state <> 'DELIVERED' AND $2::timestamptz IS NOT NULL""",
 }
+
+#: One outcome applied in ONE statement (atomic on its own, one round trip): mark it processed,
+#: update the delivery (only if it was not processed before), add the timeline event and, for
+#: ``delivered``, move the document to DELIVERED when no other delivery of it is open (all CTEs
+#: see the same snapshot, hence "other": this delivery is the one being delivered). Returns
+#: whether the outcome was new.
+_APPLY_ONE = """
+WITH first AS (
+    INSERT INTO processed_messages (consumer, message_id) VALUES ($6, $7)
+    ON CONFLICT DO NOTHING RETURNING true
+), d AS (
+    {update}
+      AND EXISTS (SELECT 1 FROM first)
+    RETURNING document_id, agency_code
+), ev AS (
+    INSERT INTO document_events (document_id, event, agency_code, detail)
+    SELECT document_id, $8, agency_code, $9::jsonb FROM d
+), doc AS (
+    UPDATE documents SET state = 'DELIVERED', updated_at = now()
+    WHERE $10::boolean AND id IN (SELECT document_id FROM d) AND state = 'ROUTED'
+      AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.document_id = documents.id
+                      AND x.state <> 'DELIVERED' AND x.id <> $1)
+)
+SELECT EXISTS (SELECT 1 FROM first)
+"""
+_APPLY = {kind: _APPLY_ONE.format(update=update) for kind, update in _UPDATE.items()}
 
 
 class OutcomeError(ValueError):
@@ -67,29 +91,16 @@ def parse_outcome(body: bytes) -> dict:
 
 
 async def apply_outcome(conn, data: dict) -> bool:
-    """Apply one outcome inside the caller's transaction; False if already applied."""
-    first = await conn.fetchval(
-        "INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2)"
-        " ON CONFLICT DO NOTHING RETURNING true", CONSUMER, str(data["outcome_id"]))
-    if not first:
-        return False
+    """Apply one outcome (one statement: atomic alone, or part of the caller's transaction);
+    False if already applied."""
     delivered = data["outcome"] == "delivered"
-    row = await conn.fetchrow(_APPLY[data["outcome"]], data["delivery_uuid"], data["at_dt"],
-                              data["attempt"], None if delivered else data["next_dt"],
-                              None if delivered else data.get("error"))
-    if row is None:
-        return True
-    await conn.execute(
-        "INSERT INTO document_events (document_id, event, agency_code, detail)"
-        " VALUES ($1, $2, $3, $4)", row["document_id"], f"delivery.{data['outcome']}",
-        row["agency_code"], {k: data.get(k) for k in ("attempt", "error", "adapter",
-                                                       "eoffice_reference", "next_at")})
-    if data["outcome"] == "delivered":
-        await conn.execute(
-            "UPDATE documents SET state = 'DELIVERED', updated_at = now() WHERE id = $1"
-            " AND state = 'ROUTED' AND NOT EXISTS (SELECT 1 FROM deliveries WHERE"
-            " document_id = $1 AND state <> 'DELIVERED')", row["document_id"])
-    return True
+    return await conn.fetchval(
+        _APPLY[data["outcome"]], data["delivery_uuid"], data["at_dt"], data["attempt"],
+        None if delivered else data["next_dt"], None if delivered else data.get("error"),
+        CONSUMER, str(data["outcome_id"]), f"delivery.{data['outcome']}",
+        {k: data.get(k) for k in ("attempt", "error", "adapter", "eoffice_reference",
+                                  "next_at")},
+        delivered)
 
 
 async def consume_outcomes(gw: Gateway, stop: asyncio.Event) -> None:
@@ -109,7 +120,7 @@ async def consume_outcomes(gw: Gateway, stop: asyncio.Event) -> None:
                 await message.ack()
                 return
             try:
-                async with gw.pool.acquire() as conn, conn.transaction():
+                async with gw.pool.acquire() as conn:  # one statement: its own transaction
                     await apply_outcome(conn, data)
             except Exception:
                 log.exception("outcome not applied; returned to the queue")

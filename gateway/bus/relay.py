@@ -10,7 +10,12 @@ backoff. If the process dies between the broker's confirm and the commit, the
 rows are published again: consumers deduplicate on ``message_id``.
 
 The relay polls every ``poll_interval`` seconds; a ``LISTEN edoc_outbox`` on a
-dedicated connection (re-established after a disconnect) wakes it early.
+dedicated connection (re-established after a disconnect) wakes it early. The notification's
+payload is the row's destination: the listening relay wakes only the relays (itself and the
+relays without a listener of their own that run on the same pool) whose destination it names.
+While that listener is connected, :meth:`OutboxRelay.wake` on such a sibling relay is not
+needed and is ignored (a broadcast wake would only cost it an empty pass); without a live
+listener, ``wake()`` and the ``poll_interval`` work as before.
 """
 
 from __future__ import annotations
@@ -68,6 +73,11 @@ class RelayStats:
 
 Sender = Callable[[asyncpg.Record], Awaitable[None]]
 
+#: Running relays by id(pool), so a listening relay can wake its siblings on their destination.
+_RUNNING: dict[int, set[OutboxRelay]] = {}
+#: id(pool) -> number of connected listeners serving that pool.
+_LISTENING: dict[int, int] = {}
+
 
 def amqp_sender(publisher: ConfirmedPublisher) -> Sender:
     """Send an outbox row to RabbitMQ; returns when the broker confirmed it."""
@@ -95,7 +105,14 @@ class OutboxRelay:
         self.stats = RelayStats()
 
     def wake(self) -> None:
+        if self._dsn is None and _LISTENING.get(id(self._pool)):
+            return  # a live listener wakes this relay when a row for it is committed
         self._wake.set()
+
+    def _notified(self, payload: str) -> None:
+        for relay in _RUNNING.get(id(self._pool), ()):
+            if not payload or payload == relay._destination:
+                relay._wake.set()
 
     async def run_once(self) -> int:
         """Relay one batch; return how many rows were confirmed and removed."""
@@ -138,6 +155,7 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         listener = asyncio.create_task(self._listen(stop)) if self._dsn else None
+        _RUNNING.setdefault(id(self._pool), set()).add(self)
         try:
             while not stop.is_set():
                 try:
@@ -152,6 +170,11 @@ class OutboxRelay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_interval)
         finally:
+            running = _RUNNING.get(id(self._pool))
+            if running is not None:
+                running.discard(self)
+                if not running:
+                    del _RUNNING[id(self._pool)]
             if listener:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -159,16 +182,21 @@ class OutboxRelay:
 
     async def _listen(self, stop: asyncio.Event) -> None:
         """LISTEN for inserts as a wake-up hint; reconnect after the connection drops."""
-        def on_notify(*_args: object) -> None:
-            self._wake.set()
+        def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            self._notified(payload)
 
+        key = id(self._pool)
         while not stop.is_set():
             conn = None
+            live = False
             try:
                 conn = await asyncpg.connect(self._dsn, timeout=10)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+                _LISTENING[key] = _LISTENING.get(key, 0) + 1
+                live = True
+                self._notified("")  # rows committed while nobody listened
                 waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(lost.wait())]
                 try:
                     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -178,5 +206,10 @@ class OutboxRelay:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
                 await asyncio.sleep(2.0)
             finally:
+                if live:
+                    _LISTENING[key] -= 1
+                    if not _LISTENING[key]:
+                        del _LISTENING[key]
+                    self._notified("")  # siblings fall back to wake() and polling
                 if conn is not None and not conn.is_closed():
                     await conn.close()
