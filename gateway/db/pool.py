@@ -13,10 +13,19 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without the default reset round trip (``RESET ALL; UNLISTEN *; …``).
+
+    Safe because no code sets session state on pooled connections: LISTEN and session-level
+    advisory locks (relay wake-up, poller lock, migrations) use dedicated connections, and the
+    audit lock is transaction-scoped. asyncpg still rolls back an open transaction first.
+    """
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=_init_connection, timeout=10,
-        command_timeout=60,
+        command_timeout=60, reset=_keep_session,
     )
 
 
