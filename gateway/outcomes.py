@@ -17,6 +17,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
 
 from gateway.logs import correlation
@@ -45,10 +46,8 @@ _UPDATE = {
 }
 
 #: One outcome applied in ONE statement (atomic on its own, one round trip): mark it processed,
-#: update the delivery (only if it was not processed before), add the timeline event and, for
-#: ``delivered``, move the document to DELIVERED when no other delivery of it is open (all CTEs
-#: see the same snapshot, hence "other": this delivery is the one being delivered). Returns
-#: whether the outcome was new.
+#: update the delivery (only if it was not processed before) and add the timeline event.
+#: Returns whether the outcome was new and the document of the delivery it changed.
 _APPLY_ONE = """
 WITH first AS (
     INSERT INTO processed_messages (consumer, message_id) VALUES ($6, $7)
@@ -60,13 +59,17 @@ WITH first AS (
 ), ev AS (
     INSERT INTO document_events (document_id, event, agency_code, detail)
     SELECT document_id, $8, agency_code, $9::jsonb FROM d
-), doc AS (
-    UPDATE documents SET state = 'DELIVERED', updated_at = now()
-    WHERE $10::boolean AND id IN (SELECT document_id FROM d) AND state = 'ROUTED'
-      AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.document_id = documents.id
-                      AND x.state <> 'DELIVERED' AND x.id <> $1)
 )
-SELECT EXISTS (SELECT 1 FROM first)
+SELECT EXISTS (SELECT 1 FROM first) AS first, (SELECT document_id FROM d) AS document_id
+"""
+
+#: Run as its own statement AFTER the outcome committed: a fresh snapshot sees deliveries that
+#: concurrent outcomes committed meanwhile, so of two parallel last outcomes of one document
+#: the later check always sees both (inside one snapshot neither would see the other).
+_DOCUMENT_DELIVERED = """
+UPDATE documents SET state = 'DELIVERED', updated_at = now()
+WHERE id = $1 AND state = 'ROUTED'
+  AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.document_id = $1 AND x.state <> 'DELIVERED')
 """
 _APPLY = {kind: _APPLY_ONE.format(update=update) for kind, update in _UPDATE.items()}
 
@@ -84,6 +87,10 @@ def parse_outcome(body: bytes) -> dict:
         data["at_dt"] = datetime.fromisoformat(data["at"])
         data["next_dt"] = datetime.fromisoformat(data["next_at"]) if data.get("next_at") else None
         data["attempt"] = int(data.get("attempt", 1))
+        if not 1 <= data["attempt"] <= 1_000_000:
+            raise OutcomeError(f"attempt {data['attempt']} out of range")
+        if data.get("error") is not None:
+            data["error"] = str(data["error"]).replace("\x00", "")[:2000]
         str(data["outcome_id"])
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise OutcomeError(f"unreadable outcome: {exc}") from None
@@ -91,16 +98,18 @@ def parse_outcome(body: bytes) -> dict:
 
 
 async def apply_outcome(conn, data: dict) -> bool:
-    """Apply one outcome (one statement: atomic alone, or part of the caller's transaction);
-    False if already applied."""
+    """Apply one outcome (autocommit statements, not inside a transaction); False if it was
+    applied before."""
     delivered = data["outcome"] == "delivered"
-    return await conn.fetchval(
+    row = await conn.fetchrow(
         _APPLY[data["outcome"]], data["delivery_uuid"], data["at_dt"], data["attempt"],
         None if delivered else data["next_dt"], None if delivered else data.get("error"),
         CONSUMER, str(data["outcome_id"]), f"delivery.{data['outcome']}",
         {k: data.get(k) for k in ("attempt", "error", "adapter", "eoffice_reference",
-                                  "next_at")},
-        delivered)
+                                  "next_at")})
+    if delivered and row["document_id"] is not None:
+        await conn.execute(_DOCUMENT_DELIVERED, row["document_id"])
+    return row["first"]
 
 
 async def consume_outcomes(gw: Gateway, stop: asyncio.Event) -> None:
@@ -120,8 +129,15 @@ async def consume_outcomes(gw: Gateway, stop: asyncio.Event) -> None:
                 await message.ack()
                 return
             try:
-                async with gw.pool.acquire() as conn:  # one statement: its own transaction
+                async with gw.pool.acquire() as conn:
                     await apply_outcome(conn, data)
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                # the outcome itself cannot be stored: retrying cannot help (the delivery shows
+                # up in edoc_deliveries_overdue if it never gets a better outcome)
+                log.error("dropping an outcome the database refuses", extra={
+                    "error": str(exc), "message_id": message.message_id})
+                await message.ack()
+                return
             except Exception:
                 log.exception("outcome not applied; returned to the queue")
                 await asyncio.sleep(1.0)  # database trouble: do not spin
