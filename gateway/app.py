@@ -112,7 +112,8 @@ class Gateway:
             self.axis_relays[conn.name] = OutboxRelay(
                 self.pool, axis_sender(client, conn.name), batch_size=20,
                 poll_interval=max(0.2, self.settings.relay.poll_interval),
-                destination=axis_destination(conn.name), metrics=self.metrics)
+                destination=axis_destination(conn.name), metrics=self.metrics,
+                in_document_order=True)
             if conn.enabled:
                 self.pollers[conn.name] = AxisPoller(self, conn, client)
         if self.run_background:

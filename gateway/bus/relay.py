@@ -45,11 +45,27 @@ LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
 
+#: For destinations where order matters (status messages to an axis: 01 before 03 before 06),
+#: only the oldest row of each document may be claimed; a later one waits until the earlier one
+#: is sent (even while the earlier one waits for a retry).
+_CLAIM_IN_DOCUMENT_ORDER = """
+SELECT id, message_id, exchange, routing_key, headers, content_type, body, correlation_id,
+       delivery_id, document_id, attempts
+FROM outbox o
+WHERE destination = $1 AND available_at <= now()
+  AND (document_id IS NULL OR NOT EXISTS (
+       SELECT 1 FROM outbox p
+       WHERE p.destination = $1 AND p.document_id = o.document_id AND p.id < o.id))
+ORDER BY id
+LIMIT $2
+FOR UPDATE SKIP LOCKED
+"""
+
 _MARK_PUBLISHED = """
 WITH d AS (
     UPDATE deliveries SET state = 'PUBLISHED', published_at = now(), updated_at = now(),
                           last_error = NULL
-    WHERE id = ANY($1::uuid[]) AND state IN ('PENDING', 'RETRYING')
+    WHERE id = ANY($1::uuid[]) AND state = 'PENDING'
     RETURNING id, document_id, agency_code
 )
 INSERT INTO document_events (document_id, event, agency_code, detail)
@@ -93,8 +109,10 @@ def amqp_sender(publisher: ConfirmedPublisher) -> Sender:
 class OutboxRelay:
     def __init__(self, pool: asyncpg.Pool, send: ConfirmedPublisher | Sender, *,
                  batch_size: int = 200, poll_interval: float = 0.25,
-                 destination: str = AMQP, dsn: str | None = None, metrics=None) -> None:
+                 destination: str = AMQP, dsn: str | None = None, metrics=None,
+                 in_document_order: bool = False) -> None:
         self._pool = pool
+        self._claim = _CLAIM_IN_DOCUMENT_ORDER if in_document_order else _CLAIM
         self._send = amqp_sender(send) if isinstance(send, ConfirmedPublisher) else send
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -117,7 +135,7 @@ class OutboxRelay:
     async def run_once(self) -> int:
         """Relay one batch; return how many rows were confirmed and removed."""
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_CLAIM, self._destination, self._batch_size)
+            rows = await conn.fetch(self._claim, self._destination, self._batch_size)
             if not rows:
                 return 0
             results = await asyncio.gather(*(self._send(r) for r in rows),

@@ -160,3 +160,36 @@ async def test_changed_queue_arguments_give_one_clear_error(bus):
         await topo.declare(channel, relaxed)
         await channel.queue_delete(relaxed.retry_queue(1))
         await channel.exchange_delete(relaxed.retry_exchange(1))
+
+
+async def test_axis_rows_of_one_document_leave_in_order_even_after_a_failure(db, database_url):
+    doc, other = uuid.uuid4(), uuid.uuid4()
+    for body, document in ((b"01", doc), (b"03", doc), (b"E01", other), (b"05", doc)):
+        async with db.transaction():
+            await enqueue(db, OutboxMessage("axis:t", body, document_id=document))
+    sent: list[bytes] = []
+    failures = {b"01": 1}
+
+    async def send(row) -> None:
+        body = bytes(row["body"])
+        if failures.get(body):
+            failures[body] -= 1
+            raise RuntimeError("axis timeout")
+        sent.append(body)
+
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        relay = OutboxRelay(pool, send, destination="axis:t", in_document_order=True)
+        await relay.run_once()
+        assert sent == [b"E01"]  # 01 failed: 03 and 05 of the same document must wait
+        await relay.run_once()
+        assert sent == [b"E01"]
+        await wait_for(lambda: _drained(relay, sent, 4), timeout=15, interval=0.2)
+    finally:
+        await pool.close()
+    assert [b for b in sent if not b.startswith(b"E")] == [b"01", b"03", b"05"]
+
+
+async def _drained(relay, sent, n) -> bool:
+    await relay.run_once()
+    return len(sent) >= n
