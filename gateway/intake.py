@@ -76,7 +76,7 @@ class Intake:
                 result = await self._reject_malformed(raw, sha, exc, arrival, cid)
             else:
                 if isinstance(msg, StatusMessage):
-                    result = await self._take_status(msg, sha, cid)
+                    result = await self._take_status(msg, cid)
                 else:
                     result = await self._take_edoc(msg, raw, sha, arrival, cid)
             self.gw.metrics.intake_seconds.observe(time.perf_counter() - started)
@@ -343,14 +343,9 @@ class Intake:
                             unprocessable=True)
 
     # -- status messages ----------------------------------------------------------------------
-    async def _take_status(self, msg: StatusMessage, sha: str, cid: str) -> IntakeResult:
-        async with self.gw.pool.acquire() as conn, conn.transaction():
-            doc_id = await record_inbound_status(conn, msg, raw_sha256=sha)
-            if doc_id is not None:
-                code = msg.status_code.value if hasattr(msg.status_code, "value") \
-                    else msg.status_code
-                await _event(conn, doc_id, "status.received", msg.from_organ.organ_id,
-                             {"status_code": code})
+    async def _take_status(self, msg: StatusMessage, cid: str) -> IntakeResult:
+        async with self.gw.pool.acquire() as conn:
+            doc_id = await record_inbound_status(conn, msg)  # on the timeline as status.inbound
         return IntakeResult(doc_id, "STATUS_RECORDED", False, cid)
 
 

@@ -131,18 +131,21 @@ async def emit_status(conn: asyncpg.Connection, doc: DocumentRef, *, agency_code
     return True
 
 
-async def record_inbound_status(conn: asyncpg.Connection, msg: StatusMessage, *,
-                                raw_sha256: str) -> uuid.UUID | None:
+async def record_inbound_status(conn: asyncpg.Connection, msg: StatusMessage
+                                ) -> uuid.UUID | None:
     """Store a status message received from another agency; returns the matched document id.
 
-    Matches our outbound document by ``ResponseFor/DocumentId``; an unmatched status is kept
-    (document_id NULL) so an operator can see it.
+    It belongs to OUR outbound document with that ``ResponseFor/DocumentId`` whose sender is
+    ``ResponseFor/OrganId``; anything else (a status about a document we did not send, or naming
+    another sender) is kept unmatched (document_id NULL) for operators, never attached to an
+    inbound document. The same status arriving twice (same reporter, document, code, time and
+    text) is stored once.
     """
     code = msg.status_code.value if isinstance(msg.status_code, StatusCode) else msg.status_code
     doc_id = await conn.fetchval(
-        "SELECT id FROM documents WHERE edxml_document_id = $1 ORDER BY"
-        " (direction = 'outbound') DESC, created_at DESC LIMIT 1",
-        msg.response_for.document_id)
+        "SELECT id FROM documents WHERE direction = 'outbound' AND edxml_document_id = $1"
+        " AND sender_code = $2 ORDER BY created_at DESC LIMIT 1",
+        msg.response_for.document_id, msg.response_for.organ_id)
     staff = None
     if msg.staff_info is not None:
         staff = {k: v for k, v in {"Department": msg.staff_info.department,
@@ -154,7 +157,10 @@ async def record_inbound_status(conn: asyncpg.Connection, msg: StatusMessage, *,
         " staff, occurred_at, dedup_key) VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7)"
         " ON CONFLICT (dedup_key) DO NOTHING",
         doc_id, msg.from_organ.organ_id, code, msg.description, staff, msg.timestamp,
-        f"in:{raw_sha256}")
+        "in:" + hashlib.sha256("|".join((
+            msg.from_organ.organ_id, msg.response_for.organ_id or "",
+            msg.response_for.document_id or "", code, msg.timestamp.isoformat(),
+            msg.description)).encode()).hexdigest())
     return doc_id
 
 

@@ -169,6 +169,7 @@ async def _outbox_empty(db) -> bool:
 async def test_status_from_another_agency_lands_on_our_sent_document(flow_gateway, city_client,
                                                                      db, aiohttp_client):
     import uuid
+    from dataclasses import replace
     from datetime import UTC, date, datetime
 
     from gateway.edxml import Organ, ResponseFor, StatusMessage, build
@@ -183,8 +184,13 @@ async def test_status_from_another_agency_lands_on_our_sent_document(flow_gatewa
         from_organ=Organ(CITY.organ_id, CITY.name),
         response_for=ResponseFor(D1.organ_id, "88/UBND-VP", date(2026, 11, 20), sent_id),
         status_code="03", description="Đã vào sổ văn bản đến", timestamp=datetime.now(UTC))
+    forged = replace(status, response_for=replace(status.response_for, organ_id=OTHER.organ_id),
+                     description="khác")
+    await city_client.send_status(build(forged), to=[D1.organ_id])
     await city_client.send_status(build(status))
     events = await wait_for(lambda: _status_events(db, ours), timeout=15)
+    await wait_for(lambda: _unmatched(db), timeout=15)
+    assert len(events) == 1  # the status naming another sender is not put on our document
     assert events[0]["direction"] == "inbound"
     assert events[0]["agency_code"] == CITY.organ_id
     operator = (await create_client(db, name="ops", role="operator")).token
@@ -192,6 +198,10 @@ async def test_status_from_another_agency_lands_on_our_sent_document(flow_gatewa
     detail = await (await client.get(f"/v1/documents/{ours}",
                                      headers={"Authorization": f"Bearer {operator}"})).json()
     assert "status.inbound.03" in [e["event"] for e in detail["timeline"]]
+
+
+async def _unmatched(db) -> bool:
+    return await db.fetchval("SELECT count(*) FROM status_events WHERE document_id IS NULL") == 1
 
 
 async def _status_events(db, doc_id):
