@@ -89,6 +89,7 @@ class VdxpClient(AxisClient):
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], datetime] | None = None,
         sdk_hash_file: bool = True,
+        max_response_bytes: int = 512 * 1024 * 1024,
     ) -> None:
         if retries < 0 or timeout <= 0:
             raise ValueError("retries must be >= 0 and timeout > 0")
@@ -104,6 +105,8 @@ class VdxpClient(AxisClient):
         self._owns_session = session is None
         self._clock = clock or (lambda: datetime.now(UTC))
         self._sdk_hash_file = sdk_hash_file
+        #: An answer larger than this is refused (a 100 MB package is ~134 MB of base64).
+        self.max_response_bytes = max_response_bytes
 
     def __repr__(self) -> str:  # never show the secret
         return f"VdxpClient(endpoint={self.endpoint!r}, system_id={self.system_id!r})"
@@ -193,7 +196,8 @@ class VdxpClient(AxisClient):
         if not isinstance(data, str) or not data.strip():
             raise AxisProtocolError("missing_field", f"getEdoc {doc_id}: no base64 data")
         try:
-            content = base64.b64decode("".join(data.split()), validate=True)
+            content = _decode_package(data) if len(data) <= _INLINE_BYTES \
+                else await asyncio.to_thread(_decode_package, data)
         except (binascii.Error, ValueError) as exc:
             raise AxisProtocolError("bad_base64", f"getEdoc {doc_id}: data is not base64") from exc
         if not content:
@@ -323,8 +327,18 @@ class VdxpClient(AxisClient):
                 data=data,
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
             ) as response:
-                body = await response.read()
                 status = response.status
+                if (response.content_length or 0) > self.max_response_bytes:
+                    raise AxisProtocolError("too_large", f"{operation}: answer of "
+                                            f"{response.content_length} bytes is over the limit")
+                chunks, size = [], 0
+                async for chunk in response.content.iter_chunked(1 << 20):
+                    size += len(chunk)
+                    if size > self.max_response_bytes:
+                        raise AxisProtocolError("too_large",
+                                                f"{operation}: answer is over the limit")
+                    chunks.append(chunk)
+                body = b"".join(chunks)
         except TimeoutError as exc:
             message = f"{operation}: no answer in {self.timeout}s"
             raise AxisTransientError("timeout", message) from exc
@@ -332,7 +346,18 @@ class VdxpClient(AxisClient):
             raise AxisTransientError(
                 "connection", f"{operation}: {type(exc).__name__}: {exc}"
             ) from exc
-        return parse_envelope(operation, status, body)
+        if len(body) <= _INLINE_BYTES:
+            return parse_envelope(operation, status, body)
+        return await asyncio.to_thread(parse_envelope, operation, status, body)  # big getEdoc
+
+
+#: Answers up to this size are decoded on the event loop; bigger ones (getEdoc of a large
+#: package) in a thread so the loop keeps serving.
+_INLINE_BYTES = 1 << 20
+
+
+def _decode_package(data: str) -> bytes:
+    return base64.b64decode("".join(data.split()), validate=True)
 
 
 def parse_envelope(operation: str, http_status: int, body: bytes) -> dict[str, Any]:
