@@ -31,6 +31,7 @@ from gateway.intake import Intake
 from gateway.ops.metrics import Metrics
 from gateway.outcomes import consume_outcomes
 from gateway.poller import AxisPoller
+from gateway.routing import Router
 from gateway.verification import PdfJudge
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Gateway:
         self.axis_relays: dict[str, OutboxRelay] = {}
         self.pollers: dict[str, AxisPoller] = {}
         self.judge: PdfJudge | None = None
+        self.router = Router(self.topology, self.public_url, settings.bus.inline_threshold)
         self.intake: Intake = None  # type: ignore[assignment]
         self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -126,6 +128,12 @@ class Gateway:
             self.spawn(lambda: consume_outcomes(self, stop), "outcomes")
             for worker in self.workers:
                 self.spawn(lambda w=worker: w(self, stop), getattr(worker, "__name__", "worker"))
+
+    @property
+    def public_url(self) -> str:
+        """Base URL adapters use to reach this gateway's API (attachments, statuses)."""
+        s = self.settings
+        return s.public_url or f"http://{s.http_host}:{s.http_port}"
 
     def axis_for(self, agency: str, arrival: str | None = None) -> str | None:
         """The axis connection that carries ``agency``'s messages (its configured one, else the

@@ -29,7 +29,6 @@ import asyncpg
 
 from gateway import edxml
 from gateway.db import audit
-from gateway.db.outbox import enqueue
 from gateway.edxml import EdocMessage, StatusMessage
 from gateway.intake_rules import (
     INLINE_PARSE_BYTES,
@@ -45,9 +44,9 @@ from gateway.intake_rules import (
     sha256_hex,
 )
 from gateway.logs import correlation
-from gateway.routing import delivery_message
+from gateway.routing import RoutingMaterial, load_material, signature_summary
 from gateway.statuses import DocumentRef, describe_rejection, emit_status, record_inbound_status
-from gateway.verification import DocumentVerdict, FileVerdict, PdfJudge, is_pdf
+from gateway.verification import DocumentVerdict, PdfJudge, is_pdf
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -168,8 +167,9 @@ class Intake:
         if verdict.files:
             await _event(conn, doc_id, "verified", None, {"verdict": verdict.verdict})
         if reject is None:
-            await self._route(conn, doc_id, msg.document_id, header, receivers, attachments,
-                              verdict, cid, int(bussiness_kind(msg)))
+            await self._route(conn, RoutingMaterial(
+                doc_id, msg.document_id, cid, int(bussiness_kind(msg)), header,
+                signature_summary(verdict, attachments), attachments), receivers)
             for code in receivers:
                 await self._status(conn, ref, code, "01", RECEIVED_TEXT)
         else:
@@ -227,29 +227,17 @@ class Intake:
                 " report) VALUES ($1, $2, $3, $4, $5, $6)", reports)
         return rows
 
-    async def _route(self, conn, doc_id, edxml_document_id: str, header: dict,
-                     receivers: list[str], attachments: list[dict], verdict: DocumentVerdict,
-                     cid: str, kind: int) -> None:
+    async def _route(self, conn, m: RoutingMaterial, receivers: list[str]) -> None:
         """One delivery per receiver with its queue message in the outbox."""
-        by_ordinal = {a["ordinal"]: a for a in attachments}
-        signature = {"verdict": verdict.verdict, "summary_vi": verdict.summary_vi, "files": [
-            {"attachment_id": str(by_ordinal[o]["id"]), "name": by_ordinal[o]["name"],
-             "verdict": f.verdict, "summary_vi": f.summary_vi, "signatures": f.signatures}
-            for o, f in verdict.files.items()]}
-        public_url = self.settings.public_url or \
-            f"http://{self.settings.http_host}:{self.settings.http_port}"
         for agency in receivers:
             delivery_id, message_id = uuid.uuid4(), uuid.uuid4()
             await conn.execute(
                 "INSERT INTO deliveries (id, document_id, agency_code, message_id)"
-                " VALUES ($1, $2, $3, $4)", delivery_id, doc_id, agency, message_id)
-            await enqueue(conn, delivery_message(
-                topology=self.gw.topology, public_url=public_url, delivery_id=delivery_id,
-                message_id=message_id, document_id=doc_id, agency=agency, correlation_id=cid,
-                edxml_document_id=edxml_document_id, bussiness_doc_type=kind, header=header,
-                signature=signature, attachments=attachments,
-                inline_threshold=self.settings.bus.inline_threshold))
-            await _event(conn, doc_id, "routed", agency, {"delivery_id": str(delivery_id)})
+                " VALUES ($1, $2, $3, $4)", delivery_id, m.document_id, agency, message_id)
+            await self.gw.router.enqueue(conn, m, agency, delivery_id=delivery_id,
+                                         message_id=message_id)
+            await _event(conn, m.document_id, "routed", agency,
+                         {"delivery_id": str(delivery_id)})
 
     async def _status(self, conn, ref: DocumentRef, agency: str, code: str, text: str) -> None:
         served = self.served.get(agency)
@@ -268,27 +256,14 @@ class Intake:
         async with self.gw.pool.acquire() as conn, conn.transaction():
             doc = await conn.fetchrow(
                 "SELECT id, sender_code, code_number, code_notation, promulgation_date,"
-                " edxml_document_id, correlation_id, axis, header, signature_verdict,"
-                " bussiness_doc_type FROM documents WHERE id = $1 FOR UPDATE", doc_id)
+                " edxml_document_id, correlation_id, axis FROM documents WHERE id = $1"
+                " FOR UPDATE", doc_id)
             have = {r["agency_code"] for r in await conn.fetch(
                 "SELECT agency_code FROM deliveries WHERE document_id = $1", doc_id)}
             missing = [r for r in receivers if r not in have]
             if not missing:
                 return seen
-            attachments = [dict(r) for r in await conn.fetch(
-                "SELECT id, ordinal, content_id, name, description, content_type, size, sha256,"
-                " data FROM attachments WHERE document_id = $1 ORDER BY ordinal", doc_id)]
-            ordinal = {a["id"]: a["ordinal"] for a in attachments}
-            verdict = DocumentVerdict(doc["signature_verdict"] or "unsigned", {
-                ordinal[r["attachment_id"]]: FileVerdict(
-                    r["verdict"], r["summary"] or "", r["report"],
-                    len(r["report"].get("signatures", [])))
-                for r in await conn.fetch(
-                    "SELECT attachment_id, verdict, summary, report FROM signature_reports"
-                    " WHERE document_id = $1", doc_id)})
-            await self._route(conn, doc_id, doc["edxml_document_id"], doc["header"], missing,
-                              attachments, verdict, doc["correlation_id"],
-                              doc["bussiness_doc_type"])
+            await self._route(conn, await load_material(conn, doc_id), missing)
             ref = DocumentRef.from_row(doc)
             for code in missing:
                 await self._status(conn, ref, code, "01", RECEIVED_TEXT)
