@@ -1,0 +1,99 @@
+"""``edoc-gateway ops``: operators' tools from the command line (no SQL needed).
+
+``ops deliveries [--state DEAD] [--agency CODE]`` lists deliveries; ``ops replay ID…`` moves
+DEAD deliveries back to PENDING with their message id (see :mod:`gateway.replay`); ``ops audit``
+verifies the hash chain of the audit log.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from gateway.cli import CliError
+from gateway.cli._common import run, settings_from
+
+
+def register(sub) -> None:
+    p = sub.add_parser("ops", help="operators' tools: deliveries, replay, audit check")
+    osub = p.add_subparsers(dest="ops_command", metavar="ACTION", required=True)
+    ls = osub.add_parser("deliveries", help="list deliveries (newest first)")
+    ls.add_argument("--state", choices=["PENDING", "PUBLISHED", "RETRYING", "DELIVERED", "DEAD"])
+    ls.add_argument("--agency")
+    ls.add_argument("--limit", type=int, default=50)
+    ls.set_defaults(func=_list)
+    rp = osub.add_parser("replay", help="replay DEAD deliveries (same message id)")
+    rp.add_argument("ids", nargs="+", metavar="DELIVERY_ID")
+    rp.set_defaults(func=_replay)
+    au = osub.add_parser("audit", help="verify the audit log's hash chain")
+    au.set_defaults(func=_audit)
+
+
+def _list(args) -> int:
+    return run(_list_main(settings_from(args), args))
+
+
+async def _list_main(settings, args) -> int:
+    from gateway.db.pool import connect
+    from gateway.replay import list_deliveries
+
+    conn = await connect(settings.database_url.get_secret_value())
+    try:
+        rows = await list_deliveries(conn, state=args.state, agency=args.agency,
+                                     limit=args.limit)
+    finally:
+        await conn.close()
+    for r in rows:
+        code = f"{r['code_number'] or ''}/{r['code_notation'] or ''}"
+        print(f"{r['id']}  {r['state']:<9} {r['agency_code']:<16} attempts={r['attempts']}"
+              f"  {code}  {(r['last_error'] or '')[:60]}")
+    return 0
+
+
+def _replay(args) -> int:
+    try:
+        ids = [uuid.UUID(i) for i in args.ids]
+    except ValueError as exc:
+        raise CliError(f"not a delivery id: {exc}", 2) from None
+    return run(_replay_main(settings_from(args), ids))
+
+
+async def _replay_main(settings, ids) -> int:
+    from gateway.app import Gateway
+    from gateway.db.pool import connect
+    from gateway.replay import ReplayError, replay_delivery
+
+    router = Gateway(settings).router  # no I/O: names and URLs from the configuration
+    conn = await connect(settings.database_url.get_secret_value())
+    failed = 0
+    try:
+        for delivery_id in ids:
+            try:
+                await replay_delivery(conn, router, delivery_id, actor="cli:operator")
+                print(f"{delivery_id} PENDING (the relay publishes it)")
+            except ReplayError as exc:
+                failed += 1
+                print(f"{delivery_id} refused: {exc.code}: {exc.message}")
+    finally:
+        await conn.close()
+    return 1 if failed else 0
+
+
+def _audit(args) -> int:
+    return run(_audit_main(settings_from(args)))
+
+
+async def _audit_main(settings) -> int:
+    from gateway.db import audit
+    from gateway.db.pool import connect
+
+    conn = await connect(settings.database_url.get_secret_value())
+    try:
+        bad = await audit.verify_chain(conn)
+        count = await conn.fetchval("SELECT count(*) FROM audit_log")
+    finally:
+        await conn.close()
+    if bad is not None:
+        print(f"audit chain BROKEN at entry {bad}")
+        return 1
+    print(f"audit chain intact ({count} entries)")
+    return 0
