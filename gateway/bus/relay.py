@@ -25,6 +25,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -106,13 +107,27 @@ def amqp_sender(publisher: ConfirmedPublisher) -> Sender:
     return send
 
 
+@dataclass
+class _Batch:
+    conn: asyncpg.Connection
+    tx: Any
+    rows: list[asyncpg.Record]
+    sends: list[asyncio.Future]
+
+
+async def _abandon(pool: asyncpg.Pool, conn: asyncpg.Connection, tx: Any) -> None:
+    with contextlib.suppress(Exception):
+        await tx.rollback()
+    await pool.release(conn)
+
+
 class OutboxRelay:
     def __init__(self, pool: asyncpg.Pool, send: ConfirmedPublisher | Sender, *,
                  batch_size: int = 200, poll_interval: float = 0.25,
                  destination: str = AMQP, dsn: str | None = None, metrics=None,
                  in_document_order: bool = False) -> None:
         self._pool = pool
-        self._claim = _CLAIM_IN_DOCUMENT_ORDER if in_document_order else _CLAIM
+        self._claim_sql = _CLAIM_IN_DOCUMENT_ORDER if in_document_order else _CLAIM
         self._send = amqp_sender(send) if isinstance(send, ConfirmedPublisher) else send
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -132,14 +147,30 @@ class OutboxRelay:
             if not payload or payload == relay._destination:
                 relay._wake.set()
 
-    async def run_once(self) -> int:
-        """Relay one batch; return how many rows were confirmed and removed."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(self._claim, self._destination, self._batch_size)
-            if not rows:
-                return 0
-            results = await asyncio.gather(*(self._send(r) for r in rows),
-                                           return_exceptions=True)
+    async def _claim(self) -> _Batch | None:
+        """Lock the next ready rows in a new transaction and start sending them (in row order);
+        the transaction stays open until :meth:`_finish`."""
+        conn = await self._pool.acquire()
+        tx = conn.transaction()
+        try:
+            await tx.start()
+            rows = await conn.fetch(self._claim_sql, self._destination, self._batch_size)
+        except BaseException:
+            await _abandon(self._pool, conn, tx)
+            raise
+        if not rows:
+            await tx.rollback()
+            await self._pool.release(conn)
+            return None
+        sends = [asyncio.ensure_future(self._send(r)) for r in rows]
+        return _Batch(conn, tx, rows, sends)
+
+    async def _finish(self, batch: _Batch) -> int:
+        """Wait for the batch's confirms, delete what was confirmed, reschedule the rest,
+        commit. Returns how many rows left the outbox."""
+        conn, rows = batch.conn, batch.rows
+        try:
+            results = await asyncio.gather(*batch.sends, return_exceptions=True)
             done = [r for r, res in zip(rows, results, strict=True) if res is None]
             failed = [(r, res) for r, res in zip(rows, results, strict=True) if res is not None]
             for _, res in failed:
@@ -156,6 +187,13 @@ class OutboxRelay:
                 log.warning("outbox rows not confirmed, rescheduled",
                             extra={"count": len(failed), "destination": self._destination,
                                    "error": str(failed[0][1])})
+            await batch.tx.commit()
+        except BaseException:
+            for send in batch.sends:
+                send.cancel()
+            await _abandon(self._pool, conn, batch.tx)
+            raise
+        await self._pool.release(conn)
         self.stats.published += len(done)
         self.stats.failed += len(failed)
         self.stats.passes += 1
@@ -164,10 +202,27 @@ class OutboxRelay:
             self._metrics.outbox_failures.inc(len(failed))
         return len(done)
 
+    async def run_once(self) -> int:
+        """Relay one batch; return how many rows were confirmed and removed."""
+        batch = await self._claim()
+        return 0 if batch is None else await self._finish(batch)
+
+    async def _pass(self) -> int:
+        """Relay until fewer than a full batch is ready, two batches in flight: the next batch
+        is claimed (and its sends issued, after the previous batch's) while the broker is still
+        confirming the previous one, so database and broker work overlap."""
+        total = 0
+        current = await self._claim()
+        while current is not None:
+            nxt = await self._claim() if len(current.rows) >= self._batch_size else None
+            total += await self._finish(current)
+            current = nxt
+        return total
+
     async def drain(self) -> int:
         """Relay until no ready row is left (tests, shutdown)."""
         total = 0
-        while n := await self.run_once():
+        while n := await self._pass():
             total += n
         return total
 
@@ -177,13 +232,10 @@ class OutboxRelay:
         try:
             while not stop.is_set():
                 try:
-                    moved = await self.run_once()
+                    await self._pass()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.error("outbox relay pass failed", extra={"error": str(exc)})
-                    moved = 0
                     await asyncio.sleep(1.0)
-                if moved >= self._batch_size:
-                    continue  # more is waiting
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_interval)
