@@ -4,8 +4,9 @@ QCVN 102:2016 producers zip each file (one entry ``<uuid>.<ext>``) and put the b
 zip in ``ContentTransferEncoded``. To keep parsing fast and memory bounded the payload text is
 cut out of the raw bytes before lxml sees the document: lxml then parses a small skeleton in
 which each payload is replaced by a placeholder, and the payload is decoded straight from a
-memoryview of the input. Only payloads that are plain character data (no ``&``, and no CDATA
-anywhere in the document) are cut; anything else is left to lxml.
+memoryview of the input. Only payloads that are plain character data directly closed by their
+end tag (no markup characters, no CDATA anywhere in the document) are cut, so the skeleton's
+markup is always the input's (see :func:`cut_payloads`); anything else is left to lxml.
 
 Accelerators, each optional (import guarded) and giving byte-identical results to the stdlib
 path: ``pybase64`` (SIMD base64) and ``zlib-ng`` (CRC-32 and inflate). :func:`accelerators`
@@ -35,7 +36,9 @@ try:  # zlib-ng: same API and results as zlib, vectorised CRC-32 and a faster in
 except ImportError:  # pragma: no cover - depends on the installation
     _zlib = zlib
 
-_CTE_OPEN = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?ContentTransferEncoded(?:\s[^<>]*)?>")
+_CTE_OPEN = re.compile(rb"<([A-Za-z_][\w.\-]*:)?ContentTransferEncoded(?:\s[^<>]*)?>")
+_CTE_CLOSE = re.compile(rb"</([A-Za-z_][\w.\-]*:)?ContentTransferEncoded\s*>")
+_NOT_IN_SPAN = (b">", b"&", b"-")
 ZIP_MAGIC = b"PK\x03\x04"
 #: The zip ratio limit applies above this many inflated bytes (small files may compress well).
 RATIO_FLOOR = 1024 * 1024
@@ -76,7 +79,23 @@ class Skeleton:
 
 
 def cut_payloads(data: bytes) -> Skeleton:
-    """Replace the text of every ``ContentTransferEncoded`` element by a placeholder."""
+    """Replace the text of every ``ContentTransferEncoded`` element by a placeholder.
+
+    The skeleton must tokenise exactly as the input does, or text hidden in a comment or a
+    processing instruction could become elements (or elements vanish into one) in what is
+    parsed. A span is cut only when:
+
+    - the start tag matched does not end in ``-->`` or ``?>`` (it could be the end of a
+      comment or PI, the span then being ordinary text after it);
+    - the span holds no ``<`` (by construction), ``>``, ``&`` or ``-``: no markup, reference,
+      comment end (``-->``), PI end (``?>``) or ``--`` (forbidden in comments) lies in it;
+    - the span is followed at once by ``</[prefix:]ContentTransferEncoded>``;
+    - the document has no CDATA section at all.
+
+    The placeholder holds none of ``<>&-`` either, so a comment or PI that encloses a span
+    still ends at the same byte: the skeleton's markup is the input's, only that character
+    data changed.
+    """
     nonce = secrets.token_hex(8)
     if b"ContentTransferEncoded" not in data:
         return Skeleton(data, nonce, [])
@@ -93,14 +112,17 @@ def cut_payloads(data: bytes) -> Skeleton:
         search = hit + 22
         lt = data.rfind(b"<", max(0, hit - 64), hit)
         m = _CTE_OPEN.match(data, lt) if lt >= 0 else None
-        if m is None or lt < pos:
+        if m is None or lt < pos or data[m.end() - 2] in b"-?":
             continue
         start = m.end()
         end = data.find(b"<", start)
         if end < 0 or end - start < _MIN_CUT:
             continue
-        if data.find(b"&", start, end) >= 0:
-            continue  # character references: let lxml resolve them
+        close = _CTE_CLOSE.match(data, end)
+        if close is None or close.group(1) != m.group(1):
+            continue
+        if any(data.find(c, start, end) >= 0 for c in _NOT_IN_SPAN):
+            continue  # references, markup ends: let lxml read this text itself
         pieces.append(data[pos:start])
         pieces.append(f"@@edxml:{nonce}:{len(spans)}@@".encode("ascii"))
         spans.append((start, end))

@@ -210,3 +210,60 @@ def test_cdata_payload_still_parses(stdlib):
 def test_sha256_stays_lazy():
     assert isinstance(Attachment.sha256, property)
     assert "sha256" not in Attachment.__slots__
+
+
+def _tags(root):
+    return [el.tag for el in root.iter() if isinstance(el.tag, str)]
+
+
+@pytest.mark.parametrize("opener, closer", [
+    (b"<!-- ", b" -->"),                       # comment: its end was inside the cut span
+    (b"<?note ", b" ?>"),                      # processing instruction: same with "?>"
+])
+def test_cut_never_changes_which_elements_exist(opener, closer, monkeypatch):
+    """A start tag inside a comment or PI, followed by base64-looking text and the comment's
+    end, must not be cut: the skeleton would then extend the comment over the next elements
+    (here a whole ``To``), and the parsed message would lose a receiver."""
+    from lxml import etree
+
+    from gateway.edxml import loader
+    from gateway.edxml.loader import parse_tree
+
+    first_to = DOC.index(b"<edXML:To>")
+    bait = opener + OPEN + b"A" * 400 + closer
+    hidden = b"\n" + closer.strip() + b"\n"  # text in the original, the end in the skeleton
+    data = DOC[:first_to] + bait + DOC[first_to:]
+    # close the attacker's comment again after the first To, so the rest stays valid
+    after_to = data.index(b"</edXML:To>") + len(b"</edXML:To>")
+    data = data[:after_to] + hidden + data[after_to:]
+
+    full = parse_tree(data)
+    skeleton = P.cut_payloads(data)
+    assert _tags(parse_tree(skeleton.xml)) == _tags(full)
+    assert len(full.findall(".//{*}To")) == 3  # the three receivers, none hidden
+
+    outcome = _outcome(data)
+    monkeypatch.setattr(loader, "cut_payloads", lambda d: P.Skeleton(d, "x", []))
+    assert _outcome(data) == outcome
+    assert etree.QName(full).localname == "edXML"
+
+
+@pytest.mark.parametrize("payload", [
+    b"A" * 300 + b"--" + b"A" * 300,           # "--": forbidden in comments, never cut
+    b"A" * 300 + b"&#65;" + b"A" * 300,        # character reference
+])
+def test_spans_with_markup_characters_are_left_to_lxml(payload):
+    data = _with_payload(payload)
+    skeleton = P.cut_payloads(data)
+    start = data.index(OPEN) + len(OPEN)
+    assert all(s != start for s, _ in skeleton.spans)
+
+
+def test_cut_requires_the_matching_end_tag_right_after_the_text():
+    data = _doc(os.urandom(4000))
+    start = data.index(OPEN) + len(OPEN)
+    assert [s for s, _ in P.cut_payloads(data).spans] == [start]
+    # the text followed by a child element (not the end tag): not a payload span
+    end = data.index(CLOSE, start)
+    odd = data[:end] + b"<edXML:X/>" + data[end:]
+    assert all(s != start for s, _ in P.cut_payloads(odd).spans)
