@@ -176,6 +176,7 @@ _REASON_VI = {
     "HASH_FAILURE": "nội dung đã bị thay đổi sau khi ký",
     "SIG_CRYPTO_FAILURE": "chữ ký không đúng về mật mã",
     "COVERAGE": "chữ ký không bao phủ toàn bộ phiên bản tài liệu",
+    "TRAILING_DATA": "có dữ liệu nối thêm sau khi ký mà không chữ ký nào bao phủ",
     "MODIFIED_AFTER_SIGNING": "tài liệu bị sửa đổi không được phép sau khi ký",
     "DOCMDP": "thay đổi vi phạm quyền sửa đổi do người chứng thực đặt ra",
     "REVOKED": "chứng thư số đã bị thu hồi",
@@ -184,6 +185,7 @@ _REASON_VI = {
     "REVOCATION_UNKNOWN": "không kiểm tra được tình trạng thu hồi",
     "TIMESTAMP": "dấu thời gian không hợp lệ",
     "FORMAT_FAILURE": "chữ ký sai định dạng",
+    "NONSTRICT_PARSE": "tệp PDF sai cấu trúc, chỉ đọc được sau khi sửa lỗi",
     "UNSUPPORTED": "loại chữ ký không được hỗ trợ",
     "GENERIC": "không xác định được tính hợp lệ",
 }
@@ -204,14 +206,13 @@ class ValidationReport:
 
     @property
     def verdict(self) -> Verdict:
-        """``invalid`` if any signature is invalid; else ``indeterminate`` if any is (or if
-        there are no signatures); else ``valid``."""
-        if not self.signatures:
-            return Verdict.INDETERMINATE
+        """``invalid`` if any signature or document timestamp is invalid; else
+        ``indeterminate`` if any is, or if there is no signature (a document timestamp proves
+        when the bytes existed, not who approved them); else ``valid``."""
         verdicts = {s.verdict for s in self.signatures}
         if Verdict.INVALID in verdicts:
             return Verdict.INVALID
-        if Verdict.INDETERMINATE in verdicts:
+        if Verdict.INDETERMINATE in verdicts or not self.signature_count:
             return Verdict.INDETERMINATE
         return Verdict.VALID
 
@@ -235,7 +236,7 @@ class ValidationReport:
     def summary_vi(self) -> str:
         """One line for people: ``Hợp lệ`` / ``Không hợp lệ`` / ``Chưa xác định`` + reason."""
         verdict = self.verdict
-        if not self.signatures:
+        if verdict is not Verdict.INVALID and not self.signature_count:
             return "Chưa xác định: " + _REASON_VI["NO_SIGNATURE"]
         if verdict is Verdict.VALID:
             roles = ", ".join(

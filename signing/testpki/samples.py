@@ -57,9 +57,11 @@ async def sign_sample(
     docmdp: Any = None,
     visible_box: tuple[int, int, int, int] | None = None,
     page: int = 0,
+    strict: bool = True,
 ) -> bytes:
     """Sign ``pdf`` incrementally as ``label`` at PAdES ``level`` (B-T and above need
-    ``session`` from :meth:`TestPki.serve_session`)."""
+    ``session`` from :meth:`TestPki.serve_session`; ``strict=False`` reads a damaged input
+    the way a lenient producer would)."""
     if level not in LEVELS:
         raise ValueError(f"unknown level {level}")
     field_name = field_name or f"Sig_{label}"
@@ -84,7 +86,7 @@ async def sign_sample(
     spec = None
     if visible_box is not None:
         spec = fields.SigFieldSpec(field_name, box=visible_box, on_page=page)
-    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=strict)
     pdf_signer = signers.PdfSigner(
         meta, signer=load_signer(pki, label), timestamper=timestamper, new_field_spec=spec
     )

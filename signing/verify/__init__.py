@@ -16,6 +16,7 @@ coverage not ENTIRE_FILE / ENTIRE_REVISION    invalid     TOTAL_FAILED / FORMAT_
 later change not allowed (see below)          invalid     TOTAL_FAILED / FORMAT_FAILURE
 DocMDP permission exceeded (``docmdp_ok``)    invalid     TOTAL_FAILED / FORMAT_FAILURE
 signer (or CA) revoked                        invalid     as computed (REVOKED[_NO_POE])
+bytes after the last ``%%EOF`` (not comments) invalid     TOTAL_FAILED / FORMAT_FAILURE
 no path to a trust anchor, expired, …         indeter.    INDETERMINATE / as computed
 signature timestamp not valid / not trusted   indeter.    INDETERMINATE / TIMESTAMP…
 pyHanko ``bottom_line`` False (safety net)    indeter.    INDETERMINATE / GENERIC
@@ -74,7 +75,9 @@ class VerificationPolicy:
     (it makes the signature indeterminate). ``session`` is an ``aiohttp.ClientSession`` for
     online checks (one is created when omitted and ``offline`` is False).
     ``allow_nonstrict``: when strict parsing fails, retry non-strict (producer quirks such as
-    hybrid xref files) and report it as a warning.
+    hybrid xref files) and report it as a warning; such a file is at best ``indeterminate``
+    (reason ``NONSTRICT_PARSE``): what a repaired file means depends on the reader that
+    repaired it, so no signature of it is declared valid.
     """
 
     trust_roots: Sequence[x509.Certificate] = ()
@@ -221,6 +224,8 @@ class Verifier:
             if isinstance(exc, misc.PdfError | RecursionError):
                 raise PdfUnreadableError(f"cannot read PDF structure: {exc}") from exc
             raise
+        if any(w["code"] == "NONSTRICT_PARSE" for w in report.warnings):
+            _cap_repaired(report)
         self._assign_roles(report)
         return report
 
@@ -239,7 +244,14 @@ class Verifier:
                 sig.role = Role.DOCUMENT_TIMESTAMP
 
 
-_default_verifiers: dict[int, Verifier] = {}
+def _cap_repaired(report: ValidationReport) -> None:
+    from signing.report import Indication, Verdict
+
+    for sig in report.signatures:
+        if sig.verdict is Verdict.VALID:
+            sig.verdict, sig.indication, sig.sub_indication, sig.reason = (
+                Verdict.INDETERMINATE, Indication.INDETERMINATE, "FORMAT_FAILURE",
+                "NONSTRICT_PARSE")
 
 
 def verify_pdf(pdf: bytes, policy: VerificationPolicy | None = None) -> ValidationReport:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from asn1crypto import crl as asn1_crl
@@ -231,6 +232,55 @@ async def verify_all(verifier: Verifier, reader, report: ValidationReport) -> No
         if emb_sig is not None:
             await _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions)
         report.signatures.append(rep)
+    _judge_tail(reader, report)
+
+
+_EOF_MARK = re.compile(rb"startxref\s+(\d+)\s*%%EOF")
+_HARMLESS_TAIL = re.compile(rb"(?:[\x00\t\n\f\r ]|%[^\r\n]*)*")
+
+
+def unparsed_tail(reader) -> bytes | None:
+    """The bytes after the ``%%EOF`` of the last revision pyHanko parsed (``None``: not found).
+
+    A viewer repairs what a strict reader skips: an incremental update appended without its
+    ``%%EOF`` is no revision to pyHanko (every signature then covers "its entire revision"
+    and no diff analysis runs), yet Acrobat and pdf.js display it.
+    """
+    xrefs = reader.xrefs
+    last = xrefs.total_revisions - 1
+    startxref = xrefs.get_startxref_for_revision(last)
+    stream = reader.stream
+    stream.seek(xrefs.get_xref_container_info(last).end_location)
+    after = stream.read()
+    for m in _EOF_MARK.finditer(after):
+        if int(m.group(1)) == startxref:
+            return after[m.end():]
+    return None
+
+
+def _judge_tail(reader, report: ValidationReport) -> None:
+    """PDF 32000-1 §7.5.5/§7.5.6: a file ends with the ``%%EOF`` of its last revision. Only
+    white-space, NUL padding and comments may follow; anything else could be read by a viewer
+    and is covered by no signature, so every signature of the file is invalid (FORMAT_FAILURE).
+    """
+    if not report.signatures:
+        return
+    if any(s.coverage == "ENTIRE_FILE" for s in report.signatures):
+        return  # a signature covers every byte: nothing can follow its revision
+    tail = unparsed_tail(reader)
+    if tail is not None and _HARMLESS_TAIL.fullmatch(tail):
+        if tail.strip(b"\x00\t\n\f\r "):
+            report.warnings.append({"code": "TRAILING_COMMENT",
+                                    "message": "comments after the last %%EOF"})
+        return
+    what = ("the end of the last revision cannot be found" if tail is None
+            else f"{len(tail)} bytes after the last %%EOF form no revision")
+    for rep in report.signatures:
+        rep.error("TRAILING_DATA", f"{what}: a viewer may display them, no signature covers "
+                  "them")
+        if rep.verdict is not Verdict.INVALID:
+            rep.verdict, rep.indication, rep.sub_indication, rep.reason = (
+                Verdict.INVALID, Indication.TOTAL_FAILED, "FORMAT_FAILURE", "TRAILING_DATA")
 
 
 async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
@@ -248,10 +298,6 @@ async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
     if verifier.policy.etsi_xml and rep.kind == "signature":
         rep.etsi_xml = await _etsi_xml(verifier, vc, emb_sig, rep)
     _fill_common(rep, status)
-    last_revision = emb_sig.reader.xrefs.total_revisions - 1
-    if (status.coverage == SignatureCoverageLevel.ENTIRE_REVISION
-            and rep.signed_revision == last_revision):
-        rep.warn("TRAILING_DATA", "bytes after the signed revision that belong to no revision")
     docmdp = emb_sig.docmdp_level
     _judge(rep, status, docmdp)
     if rep.kind == "document_timestamp":

@@ -91,8 +91,12 @@ def test_competent_person_then_agency(docs, offline):
 def test_timestamp_only(docs, offline):
     report = verify_pdf(docs["ts_only"], offline)
     ts = _one(report)
-    assert report.verdict is Verdict.VALID
+    assert ts.verdict is Verdict.VALID  # the timestamp itself is fine...
     assert ts.kind == "document_timestamp" and ts.timestamp_time is not None
+    # ...but nobody signed: not a valid signed document
+    assert report.verdict is Verdict.INDETERMINATE
+    assert report.signature_count == 0 and report.timestamp_count == 1
+    assert "không có chữ ký số" in report.summary_vi
 
 
 def test_byte_flipped(docs, offline):
@@ -170,14 +174,49 @@ def test_content_appended_after_last_signature(docs, offline):
     assert all(s.verdict is Verdict.INVALID for s in report.signatures)
 
 
-def test_trailing_garbage_is_not_valid_coverage(docs, offline):
+def test_trailing_garbage_invalidates_every_signature(docs, offline):
     report = verify_pdf(docs["bt"] + b"\n" + b"X" * 64, offline)
     sig = _one(report)
-    assert sig.coverage != "ENTIRE_FILE"
-    # bytes after %%EOF form no revision (viewers ignore them): valid, but reported
-    assert any(w["code"] == "TRAILING_DATA" for w in sig.warnings)
-    clean = _one(verify_pdf(docs["bt"], offline))
-    assert not any(w["code"] == "TRAILING_DATA" for w in clean.warnings)
+    assert sig.coverage == "ENTIRE_REVISION"
+    assert sig.verdict is Verdict.INVALID and sig.reason == "TRAILING_DATA"
+    assert sig.sub_indication == "FORMAT_FAILURE"
+    assert any(e["code"] == "TRAILING_DATA" for e in sig.errors)
+
+
+@pytest.mark.parametrize("tail, warned", [
+    (b"\r\n", False), (b"\x00" * 512, False), (b"% written by X\n", True)])
+def test_whitespace_and_comments_after_eof_are_harmless(docs, offline, tail, warned):
+    report = verify_pdf(docs["bt"] + tail, offline)
+    sig = _one(report)
+    assert sig.verdict is Verdict.VALID, sig.reason
+    assert any(w["code"] == "TRAILING_COMMENT" for w in report.warnings) is warned
+    assert not any(e["code"] == "TRAILING_DATA" for e in sig.errors)
+
+
+def test_update_appended_without_eof_marker(docs, offline):
+    """The shadow attack of an incremental update whose ``%%EOF`` was cut off: pyHanko sees one
+    revision (signature "covers its entire revision", no diff analysis), a viewer repairs the
+    file and shows the replaced page."""
+    def mutate(w):
+        page, _ = _first_page(w)
+        evil = generic.StreamObject(stream_data=b"BT /F1 30 Tf 72 700 Td (PAY 1,000,000) Tj ET")
+        page["/Contents"] = w.add_object(evil)
+        w.update_container(page)
+
+    signed = docs["two"]
+    updated = _incremental(signed, mutate)
+    cut = updated[:updated.rindex(b"%%EOF")]
+    report = verify_pdf(cut, offline)
+    assert len(report.signatures) == 2
+    for sig in report.signatures:
+        assert sig.verdict is Verdict.INVALID
+        assert sig.reason in ("TRAILING_DATA", "MODIFIED_AFTER_SIGNING"), sig.reason
+    assert report.verdict is Verdict.INVALID
+    assert _one_reason(report) == "TRAILING_DATA"
+
+
+def _one_reason(report):
+    return report.signatures[-1].reason
 
 
 def test_revoked_signer(docs, offline):
@@ -251,6 +290,23 @@ def test_truncated_signed_pdf(docs, offline):
     with pytest.raises(PdfUnreadableError):
         verify_pdf(data, VerificationPolicy(trust_roots=offline.trust_roots, offline=True,
                                             allow_nonstrict=False))
+
+
+async def test_repaired_pdf_is_at_best_indeterminate(test_pki, plain_pdf, offline):
+    """A signed file whose structure only a lenient reader repairs (here: a wrong
+    ``startxref`` in the signed original) may mean different things to different viewers."""
+    i = plain_pdf.rindex(b"startxref")
+    offset = int(plain_pdf[i + 10:].split()[0])
+    broken = plain_pdf[:i] + b"startxref\n" + str(offset + 3).encode() + b"\n%%EOF\n"
+    signed = await sign_sample(broken, test_pki, "officer", strict=False)
+    report = await async_verify_pdf(signed, offline)
+    sig = _one(report)
+    assert sig.intact and sig.valid and sig.trusted
+    assert sig.verdict is Verdict.INDETERMINATE and sig.reason == "NONSTRICT_PARSE"
+    assert any(w["code"] == "NONSTRICT_PARSE" for w in report.warnings)
+    with pytest.raises(PdfUnreadableError):
+        await async_verify_pdf(signed, VerificationPolicy(
+            trust_roots=offline.trust_roots, offline=True, allow_nonstrict=False))
 
 
 def test_encrypted_pdf(plain_pdf, offline):
