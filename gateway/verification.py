@@ -20,16 +20,24 @@ from typing import Any
 from gateway.config import SigningSettings
 from signing.errors import PdfEncryptedError, PdfError, SigningError
 from signing.pool import PoolOverloaded, SigningPool, WorkerCrashed
+from signing.report import Verdict
 from signing.verify import VerificationPolicy
 
 PDF_TYPES = ("application/pdf", "application/x-pdf")
 
 
 def is_pdf(name: str, content_type: str | None, data: bytes) -> bool:
+    """Whether an attachment is judged as a PDF: by declared type, by name or by content.
+
+    Any one suffices, and each is read the way a viewer would: a type with parameters
+    (``application/pdf; name=x``), a name with trailing dots or spaces (``x.pdf.``), and a
+    header anywhere in the first 1024 bytes (PDF 32000-1 readers accept leading junk).
+    """
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
     return (
-        (content_type or "").lower() in PDF_TYPES
-        or name.lower().endswith(".pdf")
-        or data[:1024].lstrip().startswith(b"%PDF-")
+        media_type in PDF_TYPES
+        or name.strip().rstrip(". ").lower().endswith(".pdf")
+        or b"%PDF-" in data[:1024]
     )
 
 
@@ -91,10 +99,13 @@ class PdfJudge:
                     return _error_verdict("invalid", _Crash(str(exc)), data)
                 # any other SigningError (trust bundle unreadable, pool closed…) is ours, not
                 # the sender's: it propagates, intake fails and the axis offers the package again
-        count = report.signature_count + report.timestamp_count
-        verdict = report.verdict.value if count else "unsigned"
-        summary = report.summary_vi if count else "Chưa xác định: tệp PDF không có chữ ký số"
-        return FileVerdict(verdict, summary, report.to_json(), count)
+        # Decree 30 signatures only: a document timestamp alone leaves the file unsigned
+        # (unless it is broken, which is evidence of tampering)
+        count = report.signature_count
+        if count or report.verdict is Verdict.INVALID:
+            return FileVerdict(report.verdict.value, report.summary_vi, report.to_json(), count)
+        return FileVerdict("unsigned", "Chưa xác định: tệp PDF không có chữ ký số",
+                           report.to_json(), 0)
 
     async def judge(self, pdfs: dict[int, bytes]) -> DocumentVerdict:
         ordinals = list(pdfs)
