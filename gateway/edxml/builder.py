@@ -29,6 +29,7 @@ from .model import (
     TraceHeader,
 )
 from .payload import encode_payload
+from .secrecy import text_is_secret
 
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
@@ -122,7 +123,7 @@ def _other_info(w: _Writer, other: OtherInfo | None) -> None:
     if other is None:
         return
     sphere = other.sphere_of_promulgation
-    if sphere and "mật" in sphere.casefold():
+    if text_is_secret(sphere):
         raise EdxmlPolicyError("EDXML_SECRET_DOCUMENT", "secret documents may not be sent",
                                "OtherInfo/SphereOfPromulgation")
     w.open(P + "OtherInfo")

@@ -9,7 +9,6 @@ path of the offending element.
 from __future__ import annotations
 
 import copy
-import unicodedata
 
 from lxml import etree
 
@@ -45,9 +44,7 @@ from .model import (
 )
 from .node import Node
 from .payload import decode_payload
-
-#: Elements whose text, when it mentions "mật", marks a secret document.
-SECRECY_ELEMENTS = ("SphereOfPromulgation", "SecretLevel", "Secret", "SecurityLevel", "DoMat")
+from .secrecy import SECRECY_MARKERS, marker_is_secret, text_is_secret
 
 
 def _organ(node: Node) -> Organ:
@@ -117,18 +114,37 @@ def _bussiness(node: Node) -> Bussiness:
         staff_info=_staff(node.one("StaffInfo", False)))
 
 
-def _is_secret(text: str | None) -> bool:
-    return bool(text) and "mật" in unicodedata.normalize("NFC", text).casefold()
+def _refuse_secret(mh: Node) -> None:
+    """Secrecy marks (:mod:`.secrecy`) anywhere under ``MessageHeader``, at any depth."""
+    for el in mh.el.iter():
+        tag = el.tag
+        if not isinstance(tag, str):
+            continue
+        local = tag.rpartition("}")[2]
+        if local in SECRECY_MARKERS:
+            secret = marker_is_secret("".join(el.itertext()))
+        elif local == "SphereOfPromulgation":
+            secret = text_is_secret(el.text)
+        else:
+            continue
+        if secret:
+            raise EdxmlPolicyError("EDXML_SECRET_DOCUMENT", f"secret document ({local}: "
+                                   f"{(el.text or '').strip()[:60]!r}) may not travel over the "
+                                   "axis", _path_below(mh, el))
+
+
+def _path_below(mh: Node, el: etree._Element) -> str:
+    """``/edXML/…/MessageHeader/OtherInfo/SecretLevel`` (local names) for ``el`` under ``mh``."""
+    names = []
+    while el is not mh.el:
+        names.append(el.tag.rpartition("}")[2])
+        el = el.getparent()
+    return mh.path + "".join("/" + n for n in reversed(names))
 
 
 def _other_info(node: Node | None) -> OtherInfo | None:
     if node is None:
         return None
-    for name in SECRECY_ELEMENTS:
-        marker = node.one(name, False)
-        if marker is not None and _is_secret(marker.text):
-            raise EdxmlPolicyError("EDXML_SECRET_DOCUMENT", f"secret document ({marker.text!r}) "
-                                   "may not travel over the axis", marker.path)
     appendixes = None
     app = node.one("Appendixes", False)
     if app is not None:
@@ -229,6 +245,7 @@ def _edoc(root: Node, envelope: Node, header: Node, mh: Node, loaded: Loaded) ->
     dtype = mh.one("DocumentType")
     signer = mh.one("SignerInfo")
     assert code and prom and dtype and signer
+    _refuse_secret(mh)
     other = _other_info(mh.one("OtherInfo", False))
     to_places = None
     tp = mh.one("ToPlaces", False)
