@@ -29,6 +29,7 @@ async def _read_package(request: web.Request, limit: int) -> bytes:
         reader = await request.multipart()
         async for part in reader:
             if getattr(part, "name", None) in ("file_doc", "file"):
+                # aiohttp bounds part.read() by client_max_size (max_document_bytes): 413
                 data = await part.read()
                 if len(data) > limit:
                     raise ApiError("package too large", code="PAYLOAD_TOO_LARGE", status=413)

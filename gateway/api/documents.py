@@ -7,6 +7,7 @@ not 403, so that document ids cannot be probed.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import datetime
 
@@ -72,12 +73,36 @@ async def get_attachment(request: web.Request) -> web.Response:
     if row is None:
         raise NotFound(f"no attachment {att_id} in document {doc_id}",
                        code="ATTACHMENT_NOT_FOUND")
+    digest = base64.b64encode(bytes.fromhex(row["sha256"])).decode("ascii")
     return web.Response(
         body=bytes(row["data"]),
-        content_type=row["content_type"] or "application/octet-stream",
-        headers={"Digest": f"sha-256={row['sha256']}", "X-Content-SHA256": row["sha256"],
-                 "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(row['name'])}"},
+        headers={
+            # The sender chose the declared type: serve it only when it is a plain media type
+            # on the allow-list (never text/html, image/svg+xml…), and never let a browser
+            # sniff or run the bytes.
+            "Content-Type": _served_type(row["content_type"]),
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "Content-Digest": f"sha-256=:{digest}:",  # RFC 9530
+            "X-Content-SHA256": row["sha256"],
+            "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(row['name'])}",
+        },
     )
+
+
+#: Declared types served as such; anything else is ``application/octet-stream``.
+SERVED_TYPES = frozenset({
+    "application/pdf", "application/msword", "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.spreadsheet",
+    "application/zip", "application/x-zip-compressed", "image/png", "image/jpeg", "image/tiff",
+})
+
+
+def _served_type(declared: str | None) -> str:
+    media_type = (declared or "").split(";", 1)[0].strip().lower()
+    return media_type if media_type in SERVED_TYPES else "application/octet-stream"
 
 
 def _quote(name: str) -> str:

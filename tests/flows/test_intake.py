@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 
 from gateway.api.auth import create_client
@@ -61,6 +63,23 @@ async def test_push_accepts_routes_and_answers_01(flow_gateway, aiohttp_client, 
         att = message["attachments"][0]
         assert att["url"].endswith(f"/attachments/{att['id']}")
         assert len(att["sha256"]) == 64
+
+    # the eOffice of D1 downloads the PDF: bytes, digests, and headers that keep a browser
+    # from sniffing or running what a sender declared
+    reader = (await create_client(db, name="eoffice-d1", role="eoffice",
+                                  agencies=[D1.organ_id])).token
+    att = msgs[D1.organ_id][0]["attachments"][0]
+    path = att["url"][att["url"].index("/v1/"):]
+    got = await client.get(path, headers={"Authorization": f"Bearer {reader}"})
+    data = await got.read()
+    assert got.status == 200 and data == pdf
+    assert got.headers["X-Content-SHA256"] == att["sha256"] == hashlib.sha256(pdf).hexdigest()
+    assert got.headers["Content-Digest"] == (
+        "sha-256=:" + base64.b64encode(hashlib.sha256(pdf).digest()).decode() + ":")
+    assert got.headers["Content-Type"] == "application/pdf"
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+    assert got.headers["Content-Security-Policy"].startswith("sandbox")
+    assert got.headers["Content-Disposition"].startswith("attachment;")
 
 
 async def test_rejections_are_stored_answered_and_explained(flow_gateway, aiohttp_client, db,
@@ -265,3 +284,41 @@ async def test_a_value_the_database_cannot_hold_is_rejected_not_retried(flow_gat
     assert resp.status == 422
     assert (await resp.json())["error"]["code"] == "EDXML_VALUE_OUT_OF_RANGE"
     assert await db.fetchval("SELECT state FROM documents") == "REJECTED"
+
+
+async def test_multipart_push_as_vdxp_sends_it_and_size_limit(database_url, bus_prefix, pki,
+                                                              axis, db, aiohttp_client):
+    """``file_doc`` part as VDXP's sendEdoc posts it; a part over ``max_document_bytes`` is
+    refused with 413 before it is buffered whole, and nothing is stored."""
+    import aiohttp
+
+    from gateway.app import Gateway
+    from tests.flows.conftest import flow_settings
+
+    pdf = await signed_pdf(pki, "Cong van multipart")
+    raw = package(edoc(SENDER, [D1], pdf, number=301))
+    gw = Gateway(flow_settings(database_url, bus_prefix, pki, axis,
+                               max_document_bytes=len(raw) + 1000))
+    await gw.start()
+    try:
+        client = await aiohttp_client(gw.web_app())
+        token = (await create_client(db, name="axis-peer", role="axis")).token
+        auth = {"Authorization": f"Bearer {token}"}
+
+        def form(data: bytes) -> aiohttp.FormData:
+            f = aiohttp.FormData()
+            f.add_field("file_doc", data, filename="doc.edxml",
+                        content_type="application/octet-stream")
+            return f
+
+        resp = await client.post("/v1/axis/inbox", data=form(raw), headers=auth)
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["state"] == "ROUTED"
+
+        big = raw + b"<!--" + b"x" * 200_000 + b"-->"
+        resp = await client.post("/v1/axis/inbox", data=form(big), headers=auth)
+        assert resp.status == 413
+        assert (await resp.json())["error"]["code"] == "PAYLOAD_TOO_LARGE"
+        assert await db.fetchval("SELECT count(*) FROM documents") == 1
+    finally:
+        await gw.stop()

@@ -2,6 +2,8 @@ import asyncio
 import subprocess
 import uuid
 
+import pytest
+
 from gateway.api.auth import create_client
 from tests.conftest import SERVED, wait_for
 
@@ -103,3 +105,17 @@ async def test_readiness_follows_rabbitmq(client):
 
 async def _is(status, expected: int) -> bool:
     return await status() == expected
+
+
+@pytest.mark.parametrize("declared, served", [
+    ("application/pdf", "application/pdf"),
+    ("Application/PDF; name=x.pdf", "application/pdf"),
+    ("text/html", "application/octet-stream"),
+    ("image/svg+xml", "application/octet-stream"),
+    (None, "application/octet-stream"),
+    ("garbage;;;", "application/octet-stream"),
+])
+def test_attachment_served_type(declared, served):
+    from gateway.api.documents import _served_type
+
+    assert _served_type(declared) == served
