@@ -114,7 +114,9 @@ async def test_faults_lose_nothing_and_deliver_nothing_twice(exchange, pdfs, db)
     plan |= await send_batch(exchange, pdfs, 4000)  # intake goes on: the outbox holds the rest
     await asyncio.sleep(1.0)
     await _rabbit("start_app")
-    await asyncio.sleep(1.0)
+    # district 1 stays down until its adapter has really been refused (the adapter reconnects
+    # to the restarted broker on its own schedule: a fixed sleep made this timing-dependent)
+    await wait_for(lambda: d1.failed > 0, timeout=60, interval=0.2)
     d1.down = False
     await wait_for(lambda: not missing(exchange, plan), timeout=120, interval=0.3)
     await wait_for(exchange.settled, timeout=60, interval=0.3)
