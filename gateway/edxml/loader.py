@@ -54,6 +54,10 @@ def check_prolog(data: bytes) -> None:
     if head[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in head:
         raise EdxmlSyntaxError("EDXML_ENCODING", "only UTF-8 is accepted (UTF-16/32 found)")
     m = _DECL.match(data[:1024])
+    if m is None and data.lstrip(b"\xef\xbb\xbf \t\r\n")[:5] == b"<?xml":
+        # a declaration padded past 1024 bytes would hide its encoding from this check
+        raise EdxmlSyntaxError("EDXML_NOT_WELL_FORMED",
+                               "the XML declaration does not end within 1024 bytes")
     if m:
         enc = _ENCODING.search(m.group(1))
         if enc and enc.group(1).lower() not in _UTF8_NAMES:

@@ -68,6 +68,15 @@ def test_non_utf8_is_refused(data):
     assert code_of(data).code == "EDXML_ENCODING"
 
 
+def test_encoding_declaration_padded_past_the_check_is_refused():
+    """A declaration whose ``encoding`` sits beyond the first KiB must not slip through."""
+    body = DOC[DOC.index(b"<edXML "):].replace(b"<edXML:Subject>", b"<edXML:Subject>caf\xe9 ")
+    padded = b'<?xml version="1.0"' + b" " * 2000 + b'encoding="ISO-8859-1"?>\n' + body
+    err = code_of(padded)
+    assert err.code in ("EDXML_NOT_WELL_FORMED", "EDXML_ENCODING")
+    assert "1024" in err.message or "encoding" in err.message.lower()
+
+
 @pytest.mark.parametrize("data,code", [
     (b"", "EDXML_EMPTY"), (b"   \n", "EDXML_EMPTY"), (b"<edXML", "EDXML_NOT_WELL_FORMED"),
     (b"not xml at all", "EDXML_NOT_WELL_FORMED"),
