@@ -242,6 +242,17 @@ class Verifier:
         for sig in report.signatures:
             if sig.kind == "document_timestamp":
                 sig.role = Role.DOCUMENT_TIMESTAMP
+        roles = [s.role for s in sigs]
+        if (Role.COMPETENT_PERSON in roles and Role.AGENCY in roles
+                and roles.index(Role.AGENCY) < len(roles) - 1 - roles[::-1].index(
+                    Role.COMPETENT_PERSON)):
+            # Decree 30/2020 Appendix I: the clerk applies the agency signature only after the
+            # competent person signed. Both signatures may still be valid: a warning, not a
+            # verdict.
+            report.warnings.append({
+                "code": "DECREE30_SIGNING_ORDER",
+                "message": "the agency signed before the competent person (Decree 30: the "
+                           "competent person signs first, then the agency)"})
 
 
 def _cap_repaired(report: ValidationReport) -> None:

@@ -86,6 +86,17 @@ def test_competent_person_then_agency(docs, offline):
     assert first.coverage == "ENTIRE_REVISION"
     assert first.modification_level == "FORM_FILLING"
     assert report.signature_count == 2 and report.timestamp_count == 1
+    assert not any(w["code"] == "DECREE30_SIGNING_ORDER" for w in report.warnings)
+
+
+async def test_agency_before_competent_person_is_reported(test_pki, pki_session, plain_pdf,
+                                                          offline):
+    seal_first = await sign_sample(plain_pdf, test_pki, "seal", level="B-B")
+    both = await sign_sample(seal_first, test_pki, "officer", level="B-B")
+    report = await async_verify_pdf(both, offline)
+    assert [s.role for s in report.signatures] == [Role.AGENCY, Role.COMPETENT_PERSON]
+    assert report.verdict is Verdict.VALID  # both signatures hold...
+    assert [w["code"] for w in report.warnings] == ["DECREE30_SIGNING_ORDER"]  # ...out of order
 
 
 def test_timestamp_only(docs, offline):
