@@ -186,21 +186,37 @@ class Gateway:
                     " ELSE EXCLUDED.name END, updated_at = now()",
                     agency.code, agency.name, agency.axis)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop background tasks, then close clients, pool and connections. Each step gets
+        ``grace`` seconds; a step that overruns is logged by name and forced, never awaited
+        forever (a stuck shutdown would keep a replacement process from taking over)."""
         self.stopping.set()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=grace)
+            for task in pending:
+                log.error("background task did not stop", extra={
+                    "task": task.get_name(),
+                    "at": [f"{f.f_code.co_filename}:{f.f_lineno}" for f in task.get_stack()]})
         self._tasks.clear()
         for client in self.axis_clients.values():
-            await client.close()
+            await self._bounded(client.close(), "axis client", grace)
         if self.judge is not None:
             self.judge.close()
-        await self.publisher.close()
+        await self._bounded(self.publisher.close(), "publisher", grace)
         if self.pool is not None:
-            await self.pool.close()
+            if not await self._bounded(self.pool.close(), "database pool", grace):
+                self.pool.terminate()
+
+    @staticmethod
+    async def _bounded(step: Awaitable[None], what: str, grace: float) -> bool:
+        try:
+            await asyncio.wait_for(step, grace)
+            return True
+        except TimeoutError:
+            log.error("shutdown step overran; forced", extra={"step": what, "seconds": grace})
+            return False
 
     def web_app(self) -> web.Application:
         app = web.Application(

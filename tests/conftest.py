@@ -8,7 +8,10 @@ and ``EDOC_TEST_AMQP``.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator
 
@@ -32,6 +35,48 @@ SERVED = ("000.00.01.H99", "000.00.02.H99")
 DATA_TABLES = ("audit_log", "status_events", "document_events", "signature_reports", "deliveries",
                "attachments", "documents", "outbox", "processed_messages", "api_clients",
                "agencies")
+
+
+_LOOP: list[asyncio.AbstractEventLoop] = []
+STUCK_AFTER = float(os.environ.get("EDOC_TEST_STUCK_AFTER", "150"))  # slowest test: ~30 s
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _session_loop() -> AsyncIterator[None]:
+    _LOOP.append(asyncio.get_running_loop())
+    yield
+
+
+def _real_stderr(config):
+    """The terminal's stderr, past pytest's fd-level capture (diagnostics only)."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    err = getattr(getattr(capman, "_global_capturing", None), "err", None)
+    saved = getattr(err, "targetfd_save", None)
+    return os.fdopen(os.dup(saved), "w") if saved is not None else sys.__stderr__
+
+
+def _dump_tasks(nodeid: str, config) -> None:
+    """Print where every task of the session loop waits (a test or teardown that hangs)."""
+    out = _real_stderr(config)
+    print(f"\n=== {nodeid} has not finished after {STUCK_AFTER:.0f} s; asyncio tasks:", file=out)
+    for loop in _LOOP:
+        for task in list(asyncio.all_tasks(loop)):
+            print(f"--- {task.get_name()}", file=out)
+            task.print_stack(limit=12, file=out)
+    out.flush()
+    if out is not sys.__stderr__:
+        out.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    timer = threading.Timer(STUCK_AFTER, _dump_tasks, args=(item.nodeid, item.config))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 @pytest.fixture(scope="session")
