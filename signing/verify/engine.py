@@ -267,7 +267,10 @@ def _judge_tail(reader, report: ValidationReport) -> None:
         return
     if any(s.coverage == "ENTIRE_FILE" for s in report.signatures):
         return  # a signature covers every byte: nothing can follow its revision
-    tail = unparsed_tail(reader)
+    try:
+        tail = unparsed_tail(reader)
+    except Exception:  # an xref pyHanko cannot place: the end is treated as not found
+        tail = None
     if tail is not None and _HARMLESS_TAIL.fullmatch(tail):
         if tail.strip(b"\x00\t\n\f\r "):
             report.warnings.append({"code": "TRAILING_COMMENT",
