@@ -100,3 +100,32 @@ def test_parse_envelope_mapping():
             parse_envelope("x", 200, body)
     with pytest.raises(AxisProtocolError):
         parse_envelope("x", 404, b"<html>Not Found</html>")
+
+
+def test_package_base64_decoding_is_the_stdlibs(monkeypatch):
+    """getEdoc's ``data``: the pybase64 fast path decodes (and refuses) exactly as the stdlib
+    strict decoder with white-space removed."""
+    import base64 as b64
+    import binascii
+    import os
+    import random
+
+    from gateway.axis import vdxp
+
+    rnd = random.Random(7)
+    cases = [b64.b64encode(os.urandom(n)).decode() for n in (0, 1, 2, 3, 100, 5000)]
+    cases += ["QUJD\nREVG", "QUJD REVG", "QUJ", "QUJD=", "QU=D", "abc$", "QUJDéREVG", " ",
+              "QUJD\u2003REVG", "QUJDREVG\x0b", "QUJD\r\nREVG\r\n"]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \n-_$"
+    cases += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 24)))
+              for _ in range(3000)]
+
+    def outcome(text):
+        try:
+            return vdxp._decode_package(text)
+        except (binascii.Error, ValueError):
+            return "error"
+
+    fast = [outcome(c) for c in cases]
+    monkeypatch.setattr(vdxp, "_pybase64", None)
+    assert [outcome(c) for c in cases] == fast
