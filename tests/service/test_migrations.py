@@ -22,6 +22,12 @@ async def test_fresh_rerun_and_concurrent_migrations():
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
             assert {"documents", "deliveries", "outbox", "audit_log", "api_clients",
                     "processed_messages", "status_events", "agencies"} <= tables
+            # 0003: already-compressed columns skip pglz (lz4, or stored as is without it)
+            for table, column in (("documents", "edxml"), ("attachments", "data")):
+                compression, storage = await a.fetchrow(
+                    "SELECT attcompression::text, attstorage::text FROM pg_attribute"
+                    " WHERE attrelid = $1::regclass AND attname = $2", table, column)
+                assert compression == "l" or storage == "e", (table, compression, storage)
         finally:
             await a.close()
             await b.close()
