@@ -21,6 +21,8 @@ Rules implemented here:
   the executor once per breakage and retries each affected job once; a job that breaks the
   new executor too fails with :class:`WorkerCrashed` (a ``BrokenProcessPool``, code
   ``POOL_WORKER_CRASHED``), and the pool stays usable for the next jobs.
+* A worker whose parent process dies (SIGKILL, OOM killer) exits within a second instead of
+  lingering as an orphan.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import logging
 import multiprocessing
 import os
 import pickle
+import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -99,8 +103,23 @@ _STORE: KeyStore | None = None
 _SERVICES: SigningServices | None = None
 
 
+def _exit_with_parent(interval: float = 1.0) -> None:
+    """End this worker when the process that started it is gone (SIGKILL, OOM killer): an
+    orphaned worker would otherwise idle forever, holding its memory and key material."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _init_worker(key_config_path: str | None, services: SigningServices | None) -> None:
     global _STORE, _SERVICES
+    _exit_with_parent()
     _STORE = KeyStore.from_file(key_config_path) if key_config_path else None
     _SERVICES = services
     if _STORE is not None:  # a signing worker: have the stamp font ready for the first job

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 from adapters.dedup import MemoryDedupStore
 from adapters.eoffice_sim import EOfficeSimulator
@@ -44,6 +45,27 @@ def _toml(settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 async def test_killed_after_commit_before_ack(database_url, bus_prefix, db, pki, tmp_path):
     prefix = f"{bus_prefix}k{uuid.uuid4().hex[:4]}"
     async with AxisSimulator([CITY, DISTRICT1, DISTRICT2]) as axis:
@@ -66,10 +88,14 @@ async def test_killed_after_commit_before_ack(database_url, bus_prefix, db, pki,
                                                   number=77)))
             await wait_for(lambda: _stored(db), timeout=60, interval=0.1)
             await asyncio.sleep(0.5)  # the ack request is now held by the axis
+            workers = _children(proc.pid)  # its signing pool (verified the PDF)
+            assert workers
         finally:
             proc.send_signal(signal.SIGKILL)
             await asyncio.to_thread(proc.wait, 30)
         assert proc.returncode == -signal.SIGKILL
+        # the killed gateway's pool workers do not linger as orphans
+        await wait_for(lambda: not [p for p in workers if _alive(p)], timeout=10, interval=0.2)
         assert not [a for a in axis.acks if a.status == "done"]
         assert len(axis.pending(DISTRICT1.organ_id)) == 1  # the axis will offer it again
 
