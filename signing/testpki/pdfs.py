@@ -7,7 +7,7 @@ parsers (pyHanko with decode limits, poppler) accept it.
 
 from __future__ import annotations
 
-__all__ = ["make_pdf"]
+__all__ = ["make_pdf", "to_hybrid_xref"]
 
 
 def _escape(text: str) -> bytes:
@@ -77,3 +77,20 @@ def make_pdf(
     out += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
         len(objects) + 1, catalog_num, xref_at)
     return bytes(out)
+
+
+def to_hybrid_xref(pdf: bytes) -> bytes:
+    """``pdf`` (one revision, classic xref table) as a hybrid-reference file (PDF 32000-1
+    §7.5.8.4), the shape Microsoft Office writes: the trailer gains ``/XRefStm`` pointing to a
+    cross-reference stream placed before the table. Object offsets do not move."""
+    import re
+
+    table = pdf.rindex(b"\nxref") + 1
+    size = int(re.search(rb"/Size (\d+)", pdf[pdf.rindex(b"trailer"):]).group(1))
+    entries = bytes([0, 0, 0, 255])  # /W [1 2 1]: object 0, free
+    stream = (f"{size} 0 obj\n<< /Type /XRef /Size {size} /W [1 2 1] /Index [0 1] "
+              f"/Length {len(entries)} >>\nstream\n").encode() + entries + b"\nendstream\nendobj\n"
+    head = pdf[:table] + stream
+    tail = pdf[table:].replace(b"trailer\n<<", b"trailer\n<< /XRefStm %d" % table, 1)
+    tail = re.sub(rb"startxref\s+\d+", b"startxref\n%d" % len(head), tail)
+    return head + tail

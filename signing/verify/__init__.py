@@ -74,10 +74,11 @@ class VerificationPolicy:
     ``revocation_mode``: ``soft-fail`` (missing revocation data is a warning) or ``hard-fail``
     (it makes the signature indeterminate). ``session`` is an ``aiohttp.ClientSession`` for
     online checks (one is created when omitted and ``offline`` is False).
-    ``allow_nonstrict``: when strict parsing fails, retry non-strict (producer quirks such as
-    hybrid xref files) and report it as a warning; such a file is at best ``indeterminate``
-    (reason ``NONSTRICT_PARSE``): what a repaired file means depends on the reader that
-    repaired it, so no signature of it is declared valid.
+    ``allow_nonstrict``: read hybrid-reference files (a known producer quirk, warning
+    ``HYBRID_XREF``) non-strictly, and when strict parsing fails, retry non-strict and report
+    it; such a damaged file is at best ``indeterminate`` (reason ``NONSTRICT_PARSE``): what a
+    repaired file means depends on the reader that repaired it, so no signature of it is
+    declared valid.
     """
 
     trust_roots: Sequence[x509.Certificate] = ()
@@ -180,6 +181,16 @@ class Verifier:
                 raise PdfUnreadableError(f"cannot parse PDF: {strict_exc}") from exc
             report.warnings.append({"code": "NONSTRICT_PARSE",
                                     "message": f"parsed non-strictly: {strict_exc}"})
+        else:
+            if reader.xrefs.hybrid_xrefs_present and self.policy.allow_nonstrict:
+                # Hybrid-reference files (PDF 32000-1 §7.5.8.4; Microsoft Office writes them)
+                # are well-formed, but pyHanko validates their signatures only from a
+                # non-strict reader. A known producer quirk: reported, verdict not capped.
+                reader = PdfFileReader(io.BytesIO(pdf), strict=False, decode_limits=limits)
+                reader.root  # noqa: B018
+                report.warnings.append({
+                    "code": "HYBRID_XREF",
+                    "message": "hybrid cross-reference file (a producer quirk): read non-strictly"})
         if reader.encrypted:
             raise PdfEncryptedError("the PDF is encrypted")
         return reader

@@ -114,3 +114,23 @@ async def test_b_b_needs_no_services_and_others_refuse_without_tsa(p12_keys, pla
     with pytest.raises(SignRequestError) as err:
         await async_sign_pdf(plain_pdf, SignRequest(role="attachment", level="B-T"), key)
     assert err.value.code == "SIGN_NO_TSA"
+
+
+async def test_hybrid_reference_pdf_signs_and_verifies(p12_keys, plain_pdf, test_pki):
+    """Microsoft Office writes hybrid-reference PDFs: officers must be able to sign them."""
+    from signing.report import Verdict
+    from signing.testpki.pdfs import to_hybrid_xref
+    from signing.verify import VerificationPolicy, async_verify_pdf
+
+    signed = await async_sign_pdf(to_hybrid_xref(plain_pdf),
+                                  SignRequest(role="competent_person"), p12_keys["officer"])
+    report = await async_verify_pdf(signed.data, VerificationPolicy(
+        trust_roots=test_pki.trust_roots, offline=True))
+    assert report.verdict is Verdict.VALID, report.summary_vi
+    assert [w["code"] for w in report.warnings] == ["HYBRID_XREF"]
+    # stock pyHanko agrees once told to read hybrid files (non-strict)
+    reader = PdfFileReader(io.BytesIO(signed.data), strict=False)
+    status = await async_validate_pdf_signature(
+        reader.embedded_regular_signatures[0],
+        ValidationContext(trust_roots=test_pki.trust_roots))
+    assert status.intact and status.valid and status.trusted

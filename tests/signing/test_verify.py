@@ -320,6 +320,37 @@ async def test_repaired_pdf_is_at_best_indeterminate(test_pki, plain_pdf, offlin
             trust_roots=offline.trust_roots, offline=True, allow_nonstrict=False))
 
 
+async def test_hybrid_reference_file_as_office_writes_it(test_pki, plain_pdf, offline):
+    """Hybrid xref files are a producer quirk, not damage: valid, with a warning — and the
+    attacks are still caught in them."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from signing.testpki.pdfs import to_hybrid_xref
+
+    hybrid = to_hybrid_xref(plain_pdf)
+    assert PdfFileReader(io.BytesIO(hybrid)).xrefs.hybrid_xrefs_present
+    signed = await sign_sample(hybrid, test_pki, "officer", strict=False)
+    report = await async_verify_pdf(signed, offline)
+    sig = _one(report)
+    assert sig.verdict is Verdict.VALID, (sig.reason, sig.errors)
+    assert [w["code"] for w in report.warnings] == ["HYBRID_XREF"]
+
+    def mutate(w):
+        page, _ = _first_page(w)
+        page["/Contents"] = w.add_object(generic.StreamObject(stream_data=b"BT ET"))
+        w.update_container(page)
+
+    w = IncrementalPdfFileWriter(io.BytesIO(signed), strict=False)
+    mutate(w)
+    out = io.BytesIO()
+    w.write(out)
+    changed = _one(await async_verify_pdf(out.getvalue(), offline))
+    assert changed.verdict is Verdict.INVALID and changed.reason == "MODIFIED_AFTER_SIGNING"
+    flipped = bytearray(signed)
+    flipped[flipped.index(b"/MediaBox") + 1] ^= 0x20
+    assert _one(await async_verify_pdf(bytes(flipped), offline)).reason == "HASH_FAILURE"
+
+
 def test_encrypted_pdf(plain_pdf, offline):
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.pdf_utils.writer import copy_into_new_writer
