@@ -14,7 +14,9 @@ Per message, in this order (the order is what makes a crash safe):
 
 Every publish is confirmed (:class:`ConfirmedPublisher`). If one cannot be confirmed
 (broker down) the message is nacked with requeue — it comes back later, and the quorum
-queue's ``x-delivery-limit`` stops a poison loop. A crash after step 3's delivery
+queue's ``x-delivery-limit`` stops a poison loop: on the last delivery it allows, a message
+the runner still fails on is dead-lettered by the runner itself, with a ``dead`` outcome (code
+``ADAPTER_RUNNER_FAILED``). A crash after step 3's delivery
 redelivers the message; the dedup store (or the eOffice's idempotency key) suppresses the
 second delivery. Two copies of one message id in flight at once are serialised in-process.
 """
@@ -221,12 +223,16 @@ class AdapterRunner:
             with correlation(message.correlation_id):
                 await self._handle(message)
         except (PublishError, BrokerUnavailable) as exc:
+            if await self._last_chance(message, exc):
+                return
             log.warning("could not report, message requeued",
                         extra={"adapter": self.name, "message_id": message.message_id,
                                "error": str(exc)})
             self.stats.requeued += 1
             await self._settle(message, ack=False)
-        except Exception:
+        except Exception as exc:
+            if await self._last_chance(message, exc):
+                return
             log.exception("adapter runner failed on a message, requeued",
                           extra={"adapter": self.name, "message_id": message.message_id})
             self.stats.requeued += 1
@@ -309,8 +315,28 @@ class AdapterRunner:
                          "attempt": attempt, "error": str(exc), "code": exc.code})
         await self._settle(message, ack=True)
 
+    async def _last_chance(self, message: AbstractIncomingMessage, exc: Exception) -> bool:
+        """On the last delivery the queue allows (``x-delivery-count`` at the quorum queue's
+        ``x-delivery-limit``), a message the runner keeps failing on goes to the dead queue
+        with a ``dead`` outcome now: requeued once more, the broker would dead-letter it
+        silently and the gateway would never hear of it."""
+        returned = (message.headers or {}).get("x-delivery-count") or 0
+        if not isinstance(returned, int) or returned < self.topology.delivery_limit:
+            return False
+        failure = PermanentDeliveryError(
+            f"the adapter runner failed on this message {returned + 1} times: "
+            f"{type(exc).__name__}: {exc}", code="ADAPTER_RUNNER_FAILED")
+        try:
+            await self._dead_letter_unparsable(
+                message, previous_attempts(message.headers) + 1, failure)
+        except Exception:
+            log.exception("could not dead-letter a message on its last delivery",
+                          extra={"adapter": self.name, "message_id": message.message_id})
+            return False
+        return True
+
     async def _dead_letter_unparsable(self, message: AbstractIncomingMessage, attempt: int,
-                                      exc: MessageFormatError) -> None:
+                                      exc: DeliveryError) -> None:
         ids = _salvage_ids(message)
         await self._publish_copy(message, self.topology.dead_exchange,
                                  self.topology.dead_routing_key(self.agency), ids.message_id,
@@ -323,7 +349,7 @@ class AdapterRunner:
             await self._publish_outcome(outcome.outcome_id, outcome.to_json(),
                                         ids.correlation_id)
         self.stats.dead += 1
-        log.error("unparsable message dead-lettered",
+        log.error("message dead-lettered undelivered",
                   extra={"adapter": self.name, "message_id": ids.message_id, "error": str(exc),
                          "code": exc.code, "outcome_reported": bool(ids.delivery_id and
                                                                     ids.document_id)})

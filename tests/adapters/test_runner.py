@@ -237,3 +237,28 @@ async def test_concurrent_duplicates_are_serialised(bus):
         gate.set()
         await wait_for(lambda: runner.stats.delivered + runner.stats.duplicates == 2)
     assert len(adapter.seen) == 1
+
+
+async def test_runner_failing_on_a_message_dead_letters_it_on_the_last_delivery(bus):
+    """Not an adapter error (those walk the ladder) but the runner itself failing (here its
+    dedup store): requeued until the queue's delivery limit, then dead-lettered by the runner
+    with a ``dead`` outcome, not silently by the broker."""
+
+    class BrokenStore(MemoryDedupStore):
+        def seen(self, message_id: str) -> bool:
+            raise RuntimeError("dedup database unreadable")
+
+    adapter = Recorder()
+    msg = delivery_message()
+    async with running(adapter, bus, dedup=BrokenStore()) as runner:
+        await publish_delivery(bus.publisher, bus.topology, msg)
+        await wait_for(lambda: runner.stats.dead == 1, timeout=20)
+        assert runner.stats.requeued == bus.topology.delivery_limit
+    await bus.outcomes.poll()
+    assert bus.outcomes.of(msg["message_id"]) == ["dead"]
+    [outcome] = bus.outcomes.items
+    assert "ADAPTER_RUNNER_FAILED" in outcome["error"] and "unreadable" in outcome["error"]
+    dead = await wait_for(lambda: drain(bus.channel, bus.topology.dead_queue(AGENCY)))
+    assert len(dead) == 1 and dead[0].message_id == msg["message_id"]
+    assert dead[0].headers["x-error-code"] == "ADAPTER_RUNNER_FAILED"
+    assert adapter.seen == []
