@@ -35,6 +35,7 @@ def _toml(settings: dict) -> str:
              f'http_port = {settings["port"]}', 'log_level = "WARNING"',
              f'public_url = "http://127.0.0.1:{settings["port"]}"',
              "[bus]", f'prefix = "{settings["prefix"]}"',
+             "retry_delays = [0.3, 0.6]",  # as make_settings: one topology to clean up
              "[signing]", f'trust_bundles = ["{settings["trust"]}"]', "offline = true",
              "workers = 1"]
     for i, a in enumerate((DISTRICT1, DISTRICT2), 1):
