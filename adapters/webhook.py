@@ -19,14 +19,10 @@ from typing import Any
 
 import aiohttp
 
-try:  # SIMD base64, byte-identical output to base64.b64encode
-    from pybase64 import b64encode as _b64encode
-except ImportError:  # pragma: no cover - depends on the installation
-    from base64 import b64encode as _b64encode
-
 from adapters.contract import Delivery, DeliveryReceipt
 from adapters.errors import PermanentDeliveryError, TransientDeliveryError
 from adapters.signature import CORRELATION_HEADER, IDEMPOTENCY_HEADER, sign_webhook
+from gateway.edxml.payload import b64encode
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +64,7 @@ class WebhookAdapter:
         if self.include_files:
             for att, entry in zip(delivery.attachments, payload["attachments"], strict=True):
                 data = await delivery.fetch_attachment(att)
-                entry["content_base64"] = _b64encode(data).decode("ascii")
+                entry["content_base64"] = b64encode(data).decode("ascii")
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
     async def deliver(self, delivery: Delivery) -> DeliveryReceipt | None:

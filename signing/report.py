@@ -130,6 +130,16 @@ class SignatureReport:
             and self.docmdp_ok is not False
         )
 
+    def judge(self, verdict: Verdict, indication: Indication, sub_indication: str | None,
+              reason: str) -> None:
+        """Set the verdict with its EN 319 102-1 indication, sub-indication and our reason."""
+        self.verdict, self.indication, self.sub_indication, self.reason = (
+            verdict, indication, sub_indication, reason)
+
+    def fail_format(self, reason: str = "FORMAT_FAILURE") -> None:
+        """``invalid`` / TOTAL_FAILED / FORMAT_FAILURE (the format-checking building block)."""
+        self.judge(Verdict.INVALID, Indication.TOTAL_FAILED, "FORMAT_FAILURE", reason)
+
     def error(self, code: str, message: str) -> None:
         self.errors.append({"code": code, "message": message})
 

@@ -192,7 +192,7 @@ def _b64decode(encoded) -> bytes:
     return binascii.a2b_base64(encoded)
 
 
-def _b64encode(data: bytes) -> bytes:
+def b64encode(data: bytes) -> bytes:
     """Base64 on one line, no newline (identical output with or without pybase64)."""
     if _pybase64 is not None:
         return _pybase64.b64encode(data)
@@ -311,4 +311,4 @@ def encode_payload(content_id: str, name: str, data: bytes) -> bytes:
         zf.writestr(info, data, compress_type=method, compresslevel=6)
     zipped = buffer.getvalue()
     del buffer
-    return _b64encode(zipped)
+    return b64encode(zipped)

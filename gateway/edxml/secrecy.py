@@ -30,7 +30,7 @@ _NOT_SECRET = frozenset({
     "normal", "false", "no",
 })
 _SECRET_WITHOUT_DIACRITICS = re.compile(
-    r"\b(?:tuyet mat|toi mat|do mat|van ban mat|tai lieu mat|mat)\b")
+    r"\b(?:tuyet mat|toi mat|do mat|van ban mat|tai lieu mat)\b")
 _SECRET_WORD = re.compile(r"(?<!\w)mật(?!\w)")
 
 
@@ -65,8 +65,7 @@ def text_is_secret(value: str | None) -> bool:
     plain = strip_diacritics(folded)
     if plain == "mat":
         return True
-    match = _SECRET_WITHOUT_DIACRITICS.search(plain)
-    return bool(match) and match.group(0) != "mat" and not _negated(plain)
+    return bool(_SECRET_WITHOUT_DIACRITICS.search(plain)) and not _negated(plain)
 
 
 def _negated(plain: str) -> bool:

@@ -181,19 +181,21 @@ class Verifier:
                 raise PdfUnreadableError(f"cannot parse PDF: {strict_exc}") from exc
             report.warnings.append({"code": "NONSTRICT_PARSE",
                                     "message": f"parsed non-strictly: {strict_exc}"})
+            repaired = True
         else:
+            repaired = False
             if reader.xrefs.hybrid_xrefs_present and self.policy.allow_nonstrict:
                 # Hybrid-reference files (PDF 32000-1 §7.5.8.4; Microsoft Office writes them)
                 # are well-formed, but pyHanko validates their signatures only from a
-                # non-strict reader. A known producer quirk: reported, verdict not capped.
-                reader = PdfFileReader(io.BytesIO(pdf), strict=False, decode_limits=limits)
-                reader.root  # noqa: B018
+                # non-strict reader: the cross-references were read strictly, the rest is read
+                # leniently. A known producer quirk: reported, verdict not capped.
+                reader.strict = False
                 report.warnings.append({
                     "code": "HYBRID_XREF",
                     "message": "hybrid cross-reference file (a producer quirk): read non-strictly"})
         if reader.encrypted:
             raise PdfEncryptedError("the PDF is encrypted")
-        return reader
+        return reader, repaired
 
     # -- entry points ---------------------------------------------------------------------
     def verify(self, pdf: bytes) -> ValidationReport:
@@ -224,9 +226,9 @@ class Verifier:
             validation_time=self.policy.validation_time or datetime.now(UTC),
             policy=self.policy.describe(),
         )
-        reader = self._read(pdf, report)
+        reader, repaired = self._read(pdf, report)
         try:
-            await engine.verify_all(self, reader, report)
+            await engine.verify_all(self, reader, report, repaired=repaired)
         except (PdfUnreadableError, PdfEncryptedError):
             raise
         except Exception as exc:
@@ -235,8 +237,6 @@ class Verifier:
             if isinstance(exc, misc.PdfError | RecursionError):
                 raise PdfUnreadableError(f"cannot read PDF structure: {exc}") from exc
             raise
-        if any(w["code"] == "NONSTRICT_PARSE" for w in report.warnings):
-            _cap_repaired(report)
         self._assign_roles(report)
         return report
 
@@ -254,9 +254,7 @@ class Verifier:
             if sig.kind == "document_timestamp":
                 sig.role = Role.DOCUMENT_TIMESTAMP
         roles = [s.role for s in sigs]
-        if (Role.COMPETENT_PERSON in roles and Role.AGENCY in roles
-                and roles.index(Role.AGENCY) < len(roles) - 1 - roles[::-1].index(
-                    Role.COMPETENT_PERSON)):
+        if Role.AGENCY in roles and Role.COMPETENT_PERSON in roles[roles.index(Role.AGENCY):]:
             # Decree 30/2020 Appendix I: the clerk applies the agency signature only after the
             # competent person signed. Both signatures may still be valid: a warning, not a
             # verdict.
@@ -264,16 +262,6 @@ class Verifier:
                 "code": "DECREE30_SIGNING_ORDER",
                 "message": "the agency signed before the competent person (Decree 30: the "
                            "competent person signs first, then the agency)"})
-
-
-def _cap_repaired(report: ValidationReport) -> None:
-    from signing.report import Indication, Verdict
-
-    for sig in report.signatures:
-        if sig.verdict is Verdict.VALID:
-            sig.verdict, sig.indication, sig.sub_indication, sig.reason = (
-                Verdict.INDETERMINATE, Indication.INDETERMINATE, "FORMAT_FAILURE",
-                "NONSTRICT_PARSE")
 
 
 def verify_pdf(pdf: bytes, policy: VerificationPolicy | None = None) -> ValidationReport:

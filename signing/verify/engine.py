@@ -124,8 +124,7 @@ def _judge(rep: SignatureReport, status, docmdp: MDPPerm | None) -> None:
 
     def fail(reason: str, sub: str, verdict: Verdict = Verdict.INVALID,
              indication: Indication = Indication.TOTAL_FAILED) -> None:
-        rep.verdict, rep.indication, rep.sub_indication, rep.reason = (
-            verdict, indication, sub, reason)
+        rep.judge(verdict, indication, sub, reason)
 
     level = status.modification_level
     annotations_ok = level == ModificationLevel.ANNOTATIONS and docmdp == MDPPerm.ANNOTATE
@@ -155,8 +154,7 @@ def _judge(rep: SignatureReport, status, docmdp: MDPPerm | None) -> None:
     elif rep.kind == "signature" and not status.bottom_line:
         fail("GENERIC", "GENERIC", Verdict.INDETERMINATE, Indication.INDETERMINATE)
     else:
-        rep.verdict, rep.indication, rep.sub_indication, rep.reason = (
-            Verdict.VALID, Indication.TOTAL_PASSED, None, "")
+        rep.judge(Verdict.VALID, Indication.TOTAL_PASSED, None, "")
 
 
 def _timestamp_ok(status) -> bool:
@@ -200,7 +198,8 @@ def _revocation(verifier: Verifier, rep: SignatureReport, cert, emb: _Embedded) 
         rep.warn("REVOCATION_NOT_CHECKED", "no revocation data was available (soft-fail)")
 
 
-async def verify_all(verifier: Verifier, reader, report: ValidationReport) -> None:
+async def verify_all(verifier: Verifier, reader, report: ValidationReport,
+                     repaired: bool = False) -> None:
     emb = _Embedded(reader, report)
     vc = _validation_context(verifier, emb)
     entries = []
@@ -221,8 +220,7 @@ async def verify_all(verifier: Verifier, reader, report: ValidationReport) -> No
                 emb_sig = EmbeddedPdfSignature(reader, field_ref, name)
                 rep.signed_revision = emb_sig.signed_revision
             except Exception as exc:
-                rep.verdict, rep.indication, rep.sub_indication, rep.reason = (
-                    Verdict.INVALID, Indication.TOTAL_FAILED, "FORMAT_FAILURE", "FORMAT_FAILURE")
+                rep.fail_format()
                 rep.error("SIGNATURE_UNREADABLE", f"{type(exc).__name__}: {exc}")
         entries.append((rep, emb_sig))
     entries.sort(key=lambda e: e[0].signed_revision if e[0].signed_revision is not None else -1)
@@ -233,6 +231,8 @@ async def verify_all(verifier: Verifier, reader, report: ValidationReport) -> No
             await _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions)
         report.signatures.append(rep)
     _judge_tail(reader, report)
+    if repaired:
+        _cap_repaired(report)
 
 
 _EOF_MARK = re.compile(rb"startxref\s+(\d+)\s*%%EOF")
@@ -282,8 +282,15 @@ def _judge_tail(reader, report: ValidationReport) -> None:
         rep.error("TRAILING_DATA", f"{what}: a viewer may display them, no signature covers "
                   "them")
         if rep.verdict is not Verdict.INVALID:
-            rep.verdict, rep.indication, rep.sub_indication, rep.reason = (
-                Verdict.INVALID, Indication.TOTAL_FAILED, "FORMAT_FAILURE", "TRAILING_DATA")
+            rep.fail_format("TRAILING_DATA")
+
+
+def _cap_repaired(report: ValidationReport) -> None:
+    """A file only a non-strict reader could repair: no signature of it is ``valid``."""
+    for rep in report.signatures:
+        if rep.verdict is Verdict.VALID:
+            rep.judge(Verdict.INDETERMINATE, Indication.INDETERMINATE, "FORMAT_FAILURE",
+                      "NONSTRICT_PARSE")
 
 
 async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
@@ -293,8 +300,7 @@ async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
         else:
             status = await async_validate_pdf_signature(emb_sig, vc, vc)
     except Exception as exc:
-        rep.verdict, rep.indication, rep.sub_indication, rep.reason = (
-            Verdict.INVALID, Indication.TOTAL_FAILED, "FORMAT_FAILURE", "FORMAT_FAILURE")
+        rep.fail_format()
         rep.error("VALIDATION_ERROR", f"{type(exc).__name__}: {exc}")
         return
     rep.status = status
