@@ -49,6 +49,29 @@ def test_name_prep_identical():
     assert fast == slow
 
 
+def test_name_equality_identical():
+    """RFC 5280 §7.1 equality from the memo, for the shapes pyHanko compares: equal DER, equal
+    after LDAP preparation but not in DER, different, and a Name inside a GeneralName (ESS
+    IssuerSerial: an explicit [4] tag around it)."""
+    def n(cn, c="VN"):
+        return x509.Name.load(x509.Name.build({"common_name": cn, "country_name": c}).dump())
+
+    a = n("UBND tỉnh Thử Nghiệm")
+    tagged = x509.GeneralName.load(
+        x509.GeneralName(name="directory_name", value=a).dump()).chosen
+    pairs = [(a, n("UBND tỉnh Thử Nghiệm")), (a, n("  ubnd  TỈNH thử nghiệm ")),
+             (a, n("UBND tỉnh Thử Nghiệm", "LA")), (a, n("Sở Nội vụ")), (a, tagged),
+             (tagged, n("Sở Nội vụ")), (a, "not a name")]
+    fast = [(x == y, x != y) for x, y in pairs]
+    fastpath.uninstall()
+    try:
+        slow = [(x == y, x != y) for x, y in pairs]
+    finally:
+        fastpath.install()
+    assert fast == slow
+    assert [eq for eq, _ in fast] == [True, True, False, False, True, False, False]
+
+
 async def test_verdicts_identical_with_and_without_fastpath(test_pki, pki_session, plain_pdf):
     docs = [
         await sign_sample(plain_pdf, test_pki, "officer", level="B-T", session=pki_session),
