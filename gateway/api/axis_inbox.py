@@ -20,12 +20,13 @@ from aiohttp import web
 from gateway.api.auth import Role, principal
 from gateway.api.errors import ApiError, ServiceUnavailable
 from gateway.api.jsonutil import json_response
+from gateway.axis import is_multipart
 from gateway.intake_rules import Arrival
 from signing.errors import SigningError
 
 
 async def _read_package(request: web.Request, limit: int) -> bytes:
-    if request.content_type.startswith("multipart/"):
+    if is_multipart(request.headers.get("Content-Type")):
         reader = await request.multipart()
         async for part in reader:
             if getattr(part, "name", None) in ("file_doc", "file"):

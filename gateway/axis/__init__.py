@@ -22,6 +22,7 @@ from gateway.axis.base import (
     ReceivedItem,
     SendResult,
     SentReceipt,
+    is_multipart,
 )
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "ReceivedItem",
     "SendResult",
     "SentReceipt",
+    "is_multipart",
     "make_axis_client",
 ]
 

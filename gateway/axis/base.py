@@ -40,8 +40,20 @@ __all__ = [
     "ReceivedItem",
     "SendResult",
     "SentReceipt",
+    "is_multipart",
 ]
 
+
+
+def is_multipart(content_type: str | None) -> bool:
+    """Whether a raw ``Content-Type`` header value names a multipart body (media type names
+    are case-insensitive, RFC 9110 §8.3.1), as VDXP's ``sendEdoc`` sends its ``file_doc``.
+
+    Read from the raw header on purpose: aiohttp's ``request.content_type`` runs the stdlib
+    e-mail header parser (~0.2 ms), and its cache never helps a multipart body, whose boundary
+    is new on every request.
+    """
+    return (content_type or "").lstrip().lower().startswith("multipart/")
 
 class MessageType(enum.StrEnum):
     """VDXP ``messagetype``: a document package or a status (business reply) package."""

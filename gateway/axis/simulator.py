@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.axis.base import MessageType
+from gateway.axis.base import MessageType, is_multipart
 from gateway.axis.edxml_peek import (
     append_trace,
     receiver_organ_ids,
@@ -280,7 +280,7 @@ class AxisSimulator:
         )
 
     async def _read_file(self, request: web.Request) -> bytes:
-        if request.content_type.startswith("multipart/"):
+        if is_multipart(request.headers.get("Content-Type")):
             reader = await request.multipart()
             while (part := await reader.next()) is not None:
                 if getattr(part, "name", None) == "file_doc":

@@ -129,3 +129,14 @@ def test_package_base64_decoding_is_the_stdlibs(monkeypatch):
     fast = [outcome(c) for c in cases]
     monkeypatch.setattr(vdxp, "_pybase64", None)
     assert [outcome(c) for c in cases] == fast
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("multipart/form-data; boundary=abc", True), ("Multipart/Form-Data;boundary=x", True),
+    ("  multipart/mixed", True), ("application/xml", False), ("application/multipart", False),
+    ("", False), (None, False),
+])
+def test_multipart_bodies_recognised_from_the_raw_header(header, expected):
+    from gateway.axis import is_multipart
+
+    assert is_multipart(header) is expected
