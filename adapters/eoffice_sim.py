@@ -20,7 +20,6 @@ Use it as ``async with EOfficeSimulator(secret) as sim: ... sim.url ...``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import hashlib
 import json
@@ -33,6 +32,7 @@ from aiohttp import web
 
 from adapters.errors import WebhookSignatureError
 from adapters.signature import IDEMPOTENCY_HEADER, verify_webhook_signature
+from gateway.edxml.payload import b64decode_strict
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ class EOfficeSimulator:
                 ok = True  # metadata-only webhook (include_files=False)
             else:
                 try:
-                    data = base64.b64decode(content, validate=True)
+                    data = b64decode_strict(content)
                 except (binascii.Error, ValueError):
                     data = b""
                 ok = len(data) == att["size"] and hashlib.sha256(data).hexdigest() == att[

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import Any
 
 import aiohttp
@@ -60,12 +61,25 @@ class WebhookAdapter:
             self._session = None
 
     async def build_body(self, delivery: Delivery) -> bytes:
+        """The JSON body: the delivery metadata and, with ``include_files``, each attachment's
+        bytes as ``content_base64``.
+
+        The base64 texts are spliced in after the rest is encoded: they need no JSON escaping
+        (letters, digits, ``+/=``), and ``json.dumps`` scanning them cost ~0.7 ms per 100 KB
+        file. Each stands in the encoded JSON as a unique slot string (it starts with a NUL,
+        which JSON escapes, so no other value of the body can spell it)."""
         payload: dict[str, Any] = delivery.metadata()
+        files: list[bytes] = []
+        slot = f"\x00file:{uuid.uuid4().hex}:"
         if self.include_files:
             for att, entry in zip(delivery.attachments, payload["attachments"], strict=True):
-                data = await delivery.fetch_attachment(att)
-                entry["content_base64"] = b64encode(data).decode("ascii")
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+                entry["content_base64"] = f"{slot}{len(files)}"
+                files.append(b64encode(await delivery.fetch_attachment(att)))
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        for index, text in enumerate(files):
+            marker = json.dumps(f"{slot}{index}").encode()
+            body = body.replace(marker, b'"' + text + b'"', 1)
+        return body
 
     async def deliver(self, delivery: Delivery) -> DeliveryReceipt | None:
         body = await self.build_body(delivery)

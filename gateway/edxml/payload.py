@@ -15,6 +15,7 @@ tells which are in use.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import io
 import re
@@ -190,6 +191,14 @@ def _b64decode(encoded) -> bytes:
         except ValueError:
             pass
     return binascii.a2b_base64(encoded)
+
+
+def b64decode_strict(encoded: str | bytes) -> bytes:
+    """Strict base64 (``base64.b64decode(..., validate=True)``: only the alphabet and correct
+    padding, else :class:`binascii.Error`), SIMD-accelerated when pybase64 is present."""
+    if _pybase64 is not None:
+        return _pybase64.b64decode(encoded, validate=True)
+    return base64.b64decode(encoded, validate=True)
 
 
 def b64encode(data: bytes) -> bytes:

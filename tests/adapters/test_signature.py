@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 
 import pytest
@@ -126,3 +127,24 @@ async def test_webhook_unreachable_and_timeout_are_transient():
         await adapter.deliver(_delivery())
     assert err.value.code == "WEBHOOK_UNREACHABLE"
     await adapter.close()
+
+
+async def test_webhook_body_carries_every_file_exactly():
+    """The base64 texts spliced into the encoded JSON decode to each file, in order, with the
+    metadata intact — also with 12 files (slot 1 must not match inside slot 10) and metadata
+    that looks like a slot."""
+    files = {f"f{i}.pdf": b"%PDF-" + bytes([i]) * (i * 37 + 1) for i in range(12)}
+    msg = delivery_message(files=files, inline=True,
+                           header={"Subject": "\x00file: \"x\" \\u0000 tiếng Việt"})
+    adapter = WebhookAdapter("http://127.0.0.1:9/", SECRET)
+    body = await adapter.build_body(Delivery.of(parse_delivery(json.dumps(msg).encode())))
+    payload = json.loads(body)
+    assert [base64.b64decode(a["content_base64"]) for a in payload["attachments"]] \
+        == list(files.values())
+    assert payload["header"] == msg["header"]
+    for att in payload["attachments"]:
+        del att["content_base64"]
+    plain = json.loads(json.dumps(msg))
+    for att in plain["attachments"]:
+        del att["inline_base64"]
+    assert payload["attachments"] == plain["attachments"]
