@@ -21,6 +21,7 @@ import pytest
 
 from gateway.bus import topology as topo
 from gateway.config import Settings, load_settings
+from gateway.db import audit
 from gateway.db.migrate import migrate
 from gateway.db.pool import connect, drop_database, ensure_database, with_database
 from gateway.demo.exchange import wait_until
@@ -126,6 +127,7 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection to the run's database, emptied before the test."""
     conn = await connect(database_url)
     await conn.execute("TRUNCATE " + ", ".join(DATA_TABLES) + " RESTART IDENTITY CASCADE")
+    await conn.execute("UPDATE audit_head SET prev_hash = $1, hash = $1", audit.GENESIS)
     yield conn
     await conn.close()
 

@@ -2,8 +2,11 @@
 
 Each entry stores ``hash = sha256(prev_hash | at | actor | action | subject | detail)``
 where ``detail`` is canonical JSON; the first entry's ``prev_hash`` is 64 zeros.
-Writers take a transaction-level advisory lock so the chain stays linear when
-several processes write at once. :func:`verify_chain` recomputes every hash.
+The chain's head lives in the one-row ``audit_head`` table: an append is one statement that
+updates the head (the row lock keeps the chain linear when several processes write at once,
+until the writer's transaction ends) and inserts the entry with the hash PostgreSQL computed
+from the head's previous value (``sha256`` over the UTF-8 material, lowercase hex: the same
+bytes as :func:`entry_hash`). :func:`verify_chain` recomputes every hash in Python.
 """
 
 from __future__ import annotations
@@ -15,42 +18,62 @@ from typing import Any
 
 import asyncpg
 
-AUDIT_LOCK = 0x6564_6F63_6175_6469 & 0x7FFF_FFFF_FFFF_FFFF
 GENESIS = "0" * 64
+
+
+def _after_prev(at: datetime, actor: str, action: str, subject: str | None,
+                detail: dict[str, Any]) -> str:
+    """The hashed material without its leading ``prev_hash``."""
+    canonical = json.dumps(detail, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           default=str)
+    return "|" + "|".join((at.isoformat(), actor, action, subject or "", canonical))
 
 
 def entry_hash(prev: str, at: datetime, actor: str, action: str, subject: str | None,
                detail: dict[str, Any]) -> str:
-    canonical = json.dumps(detail, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                           default=str)
-    material = "|".join((prev, at.isoformat(), actor, action, subject or "", canonical))
+    material = prev + _after_prev(at, actor, action, subject, detail)
     return hashlib.sha256(material.encode()).hexdigest()
+
+
+_APPEND = """
+WITH head AS (
+    UPDATE audit_head
+    SET prev_hash = hash, hash = encode(sha256(convert_to(hash || $6, 'UTF8')), 'hex')
+    RETURNING prev_hash, hash
+)
+INSERT INTO audit_log (at, actor, action, subject, detail, prev_hash, hash)
+SELECT $1, $2, $3, $4, $5, head.prev_hash, head.hash FROM head
+RETURNING hash
+"""
 
 
 async def append(conn: asyncpg.Connection, *, actor: str, action: str, subject: str | None = None,
                  detail: dict[str, Any] | None = None) -> str:
-    """Append one entry; must run inside the caller's transaction. Returns its hash."""
+    """Append one entry; must run inside the caller's transaction (the head stays locked
+    until it ends). Returns its hash."""
     detail = detail or {}
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK)
-    prev = await conn.fetchval("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1") or GENESIS
     at = datetime.now(UTC)
-    digest = entry_hash(prev, at, actor, action, subject, detail)
-    await conn.execute(
-        "INSERT INTO audit_log (at, actor, action, subject, detail, prev_hash, hash)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        at, actor, action, subject, detail, prev, digest,
-    )
+    digest = await conn.fetchval(_APPEND, at, actor, action, subject, detail,
+                                 _after_prev(at, actor, action, subject, detail))
+    if digest is None:
+        raise RuntimeError("audit_head has no row: run the migrations (0004)")
     return digest
 
 
 async def verify_chain(conn: asyncpg.Connection) -> int | None:
-    """Return the id of the first entry whose hash does not match, or None if intact."""
-    prev = GENESIS
-    async with conn.transaction():
+    """Return the id of the first entry whose hash does not match, or None if intact.
+
+    The head must name the last entry: if it does not, entries were cut from the end of the
+    log, and the id after the last one left is returned (the first entry missing)."""
+    prev, last_id = GENESIS, 0
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
         async for row in conn.cursor("SELECT * FROM audit_log ORDER BY id"):
             expected = entry_hash(prev, row["at"], row["actor"], row["action"], row["subject"],
                                   row["detail"])
             if row["prev_hash"] != prev or row["hash"] != expected:
                 return row["id"]
-            prev = row["hash"]
+            prev, last_id = row["hash"], row["id"]
+        head = await conn.fetchval("SELECT hash FROM audit_head")
+    if head is not None and head != prev:
+        return last_id + 1
     return None
