@@ -161,23 +161,25 @@ class Intake:
         ref = DocumentRef(doc_id, msg.from_organ.organ_id, msg.code.code_number,
                           msg.code.code_notation, msg.promulgation_info.promulgation_date,
                           msg.document_id, cid, arrival.axis)
-        await _event(conn, doc_id, "received", None, {
+        timeline = Timeline(doc_id)
+        timeline.add("received", None, {
             "axis": arrival.axis, "axis_doc_id": arrival.axis_doc_id, "sha256": sha,
             "receivers": [o.organ_id for o in msg.to_organs]})
         if verdict.files:
-            await _event(conn, doc_id, "verified", None, {"verdict": verdict.verdict})
+            timeline.add("verified", None, {"verdict": verdict.verdict})
         if reject is None:
             await self._route(conn, RoutingMaterial(
                 doc_id, msg.document_id, cid, int(bussiness_kind(msg)), header,
-                signature_summary(verdict, attachments), attachments), receivers)
+                signature_summary(verdict, attachments), attachments), receivers, timeline)
             for code in receivers:
                 await self._status(conn, ref, code, "01", RECEIVED_TEXT)
         else:
-            await _event(conn, doc_id, "rejected", None, {"code": reject[0], "reason": reject[1]})
+            timeline.add("rejected", None, {"code": reject[0], "reason": reject[1]})
             for code in receivers or [arrival.receiver_hint or self.settings.organ_id]:
                 if receivers:
                     await self._status(conn, ref, code, "01", RECEIVED_TEXT)
                 await self._status(conn, ref, code, "02", describe_rejection(*reject))
+        await timeline.write(conn)
         await audit.append(conn, actor=f"axis:{arrival.axis}" if arrival.axis else "push",
                            action="document.received", subject=str(doc_id),
                            detail={"edxml_document_id": msg.document_id, "sha256": sha,
@@ -227,7 +229,8 @@ class Intake:
                 " report) VALUES ($1, $2, $3, $4, $5, $6)", reports)
         return rows
 
-    async def _route(self, conn, m: RoutingMaterial, receivers: list[str]) -> None:
+    async def _route(self, conn, m: RoutingMaterial, receivers: list[str],
+                     timeline: Timeline) -> None:
         """One delivery per receiver with its queue message in the outbox."""
         for agency in receivers:
             delivery_id, message_id = uuid.uuid4(), uuid.uuid4()
@@ -236,8 +239,7 @@ class Intake:
                 " VALUES ($1, $2, $3, $4)", delivery_id, m.document_id, agency, message_id)
             await self.gw.router.enqueue(conn, m, agency, delivery_id=delivery_id,
                                          message_id=message_id)
-            await _event(conn, m.document_id, "routed", agency,
-                         {"delivery_id": str(delivery_id)})
+            timeline.add("routed", agency, {"delivery_id": str(delivery_id)})
 
     async def _status(self, conn, ref: DocumentRef, agency: str, code: str, text: str) -> None:
         served = self.served.get(agency)
@@ -263,11 +265,13 @@ class Intake:
             missing = [r for r in receivers if r not in have]
             if not missing:
                 return seen
-            await self._route(conn, await load_material(conn, doc_id), missing)
+            timeline = Timeline(doc_id)
+            await self._route(conn, await load_material(conn, doc_id), missing, timeline)
             ref = DocumentRef.from_row(doc)
             for code in missing:
                 await self._status(conn, ref, code, "01", RECEIVED_TEXT)
-            await _event(conn, doc_id, "receivers.added", None, {"agencies": missing})
+            timeline.add("receivers.added", None, {"agencies": missing})
+            await timeline.write(conn)
         self.gw.wake_relays()
         return seen
 
@@ -297,11 +301,12 @@ class Intake:
                 seen = await self._existing(conn, key)
                 assert seen is not None
                 return seen
-            await _event(conn, doc_id, "received", None,
-                         {"axis": arrival.axis, "axis_doc_id": arrival.axis_doc_id,
-                          "sha256": sha})
-            await _event(conn, doc_id, "rejected", None, {"code": exc.code, "reason": reason,
-                                                          "path": exc.path})
+            timeline = Timeline(doc_id)
+            timeline.add("received", None, {"axis": arrival.axis,
+                                            "axis_doc_id": arrival.axis_doc_id, "sha256": sha})
+            timeline.add("rejected", None, {"code": exc.code, "reason": reason,
+                                            "path": exc.path})
+            await timeline.write(conn)
             if sender and facts.get("document_id"):
                 ref = DocumentRef(doc_id, sender, facts.get("code_number"),
                                   facts.get("code_notation"), None, facts["document_id"],
@@ -324,7 +329,20 @@ class Intake:
         return IntakeResult(doc_id, "STATUS_RECORDED", False, cid)
 
 
-async def _event(conn, doc_id: uuid.UUID, event: str, agency: str | None, detail: dict) -> None:
-    await conn.execute(
-        "INSERT INTO document_events (document_id, event, agency_code, detail)"
-        " VALUES ($1, $2, $3, $4)", doc_id, event, agency, detail)
+class Timeline:
+    """The timeline events (``document_events``) of one intake transaction, written in one
+    round trip, in the order they were added."""
+
+    def __init__(self, document_id: uuid.UUID) -> None:
+        self.document_id = document_id
+        self.rows: list[tuple] = []
+
+    def add(self, event: str, agency: str | None, detail: dict) -> None:
+        self.rows.append((self.document_id, event, agency, detail))
+
+    async def write(self, conn: asyncpg.Connection) -> None:
+        if self.rows:
+            await conn.executemany(
+                "INSERT INTO document_events (document_id, event, agency_code, detail)"
+                " VALUES ($1, $2, $3, $4)", self.rows)
+            self.rows = []
