@@ -27,7 +27,7 @@ the gateway's ``/metrics`` (``edoc_intake_seconds``), reads ``documents.created_
 and samples /proc CPU times of: the gateway process, its children (the signing pool), this
 process (the harness), every PostgreSQL process and RabbitMQ (machine-wide, so other work on
 the machine shows up there too). ``--profile RAW`` runs ``py-spy record --gil`` on the gateway
-process during the first burst.
+process during the first burst (and on this process into ``RAW.harness``).
 
     .venv/bin/python bench/bench_e2e.py [--docs 150] [--rounds 2] [--paced-seconds 20]
 
@@ -536,17 +536,18 @@ class E2E:
         pkgs = self.packages(n)
         h0 = await self.intake_totals()
         g0 = len(self.observer.gaps)
-        spy = None
-        if profile:  # sample the gateway process (GIL holders only) during the burst
-            spy = await asyncio.create_subprocess_exec(
-                shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")),
-                "record", "--pid", str(self.proc.pid), "--gil", "--nonblocking", "-r", "250",
-                "-f", "raw", "-o", profile, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL)
+        spies = []
+        if profile:  # sample the gateway (GIL holders only) and this harness during the burst
+            py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+            for pid, out in ((self.proc.pid, profile), (os.getpid(), f"{profile}.harness")):
+                spies.append(await asyncio.create_subprocess_exec(
+                    py_spy, "record", "--pid", str(pid), "--gil", "--nonblocking", "-r", "250",
+                    "-f", "raw", "-o", out, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL))
             await asyncio.sleep(1.0)
         with CpuMeter(self.proc.pid) as cpu:
             accepted, start, end = await self.send_all(pkgs, rate=None)
-        if spy is not None:
+        for spy in spies:
             spy.send_signal(signal.SIGINT)
             await asyncio.wait_for(spy.wait(), 30)
         h1 = await self.intake_totals()
