@@ -351,6 +351,8 @@ def gateway_toml(args, *, dsn: str, port: int, prefix: str, trust: Path, axis_ur
         lines += ["[[axis]]", f'name = "q{i}"', f"endpoint = {q(axis_url)}",
                   f"system_id = {q(a.system_id)}", f"secret = {q(a.secret)}",
                   f"organ_id = {q(a.organ_id)}", f"poll_interval = {args.poll_interval}",
+                  *([f"idle_poll_interval = {args.idle_poll_interval}"]
+                    if args.idle_poll_interval else []),
                   "timeout = 10", f"concurrency = {args.concurrency}"]
     return "\n".join(lines) + "\n"
 
@@ -701,6 +703,8 @@ async def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="signing pool processes")
     ap.add_argument("--concurrency", type=int, default=4, help="poller concurrency (config)")
     ap.add_argument("--poll-interval", type=float, default=0.02, help="axis poll interval, s")
+    ap.add_argument("--idle-poll-interval", type=float, default=0.2,
+                    help="longest wait of an idle axis connection (backoff; 0: none), s")
     ap.add_argument("--observe-ms", type=float, default=2.0)
     ap.add_argument("--pdf-kb", type=int, default=100)
     ap.add_argument("--distinct-pdfs", type=int, default=8)
@@ -727,7 +731,8 @@ async def main() -> None:
     print("the gateway runs as deployed (python -m gateway --config FILE serve, own process);"
           " this process hosts the axis simulator, the sender, the adapter and the eOffice")
     print(f"VDXP is polling-based: the gateway polls the axis every {args.poll_interval * 1000:.0f}"
-          f" ms, so part of the latency is the poll interval; eOffice arrivals observed every "
+          f" ms (an idle connection backs off to {args.idle_poll_interval * 1000:.0f} ms), so part"
+          f" of the latency is the poll interval; eOffice arrivals observed every "
           f"{args.observe_ms:.0f} ms (see measured resolution below)")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
 

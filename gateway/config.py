@@ -48,10 +48,21 @@ class AxisConnection(BaseModel):
     #: The OrganId this connection speaks for (the sender of our status messages).
     organ_id: str
     poll_interval: float = Field(default=5.0, gt=0)
+    #: When set, an idle connection is polled less and less often: after each round that
+    #: listed nothing the wait doubles, from ``poll_interval`` up to this; the first package
+    #: listed brings it back to ``poll_interval``. A package that arrives on an idle
+    #: connection waits at most this long; an idle gateway spends that much less CPU.
+    idle_poll_interval: float | None = Field(default=None, gt=0)
     #: Packages taken in at once per poll round (verification runs in the signing pool).
     concurrency: int = Field(default=4, ge=1, le=64)
     timeout: float = Field(default=30.0, gt=0)
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _idle_not_faster(self) -> AxisConnection:
+        if self.idle_poll_interval is not None and self.idle_poll_interval < self.poll_interval:
+            raise ValueError("idle_poll_interval must not be shorter than poll_interval")
+        return self
 
     @model_validator(mode="after")
     def _secret_from_file(self) -> AxisConnection:

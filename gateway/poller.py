@@ -1,6 +1,8 @@
 """Polling an axis connection for documents and status messages (VDXP has no push).
 
-One poller per configured connection. It holds a PostgreSQL advisory lock for that connection
+One poller per configured connection, every ``poll_interval`` seconds; with
+``idle_poll_interval`` an idle connection backs off (doubling) up to that, and the first package
+listed brings it back. It holds a PostgreSQL advisory lock for that connection
 on a dedicated session, so among several gateway processes exactly one polls it; if that
 process dies its session ends and another process takes the lock over.
 
@@ -43,6 +45,8 @@ class AxisPoller:
         self.conn = conn
         self.client = client
         self.rounds = 0
+        self.listed = 0  # packages the last round listed
+        self._wait = conn.poll_interval
         self._slots = asyncio.Semaphore(conn.concurrency)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -58,7 +62,7 @@ class AxisPoller:
                 log.info("polling axis", extra={"axis": self.conn.name})
                 while not stop.is_set() and not lock_conn.is_closed():
                     await self.poll_once()
-                    await _sleep(stop, self.conn.poll_interval)
+                    await _sleep(stop, self.next_wait())
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.error("axis poller lost its database session",
                           extra={"axis": self.conn.name, "error": str(exc)})
@@ -67,9 +71,20 @@ class AxisPoller:
                 if lock_conn is not None and not lock_conn.is_closed():
                     await lock_conn.close()
 
+    def next_wait(self) -> float:
+        """Seconds until the next round: ``poll_interval`` after a round that listed anything,
+        else twice the last wait, at most ``idle_poll_interval`` (when configured)."""
+        active, idle = self.conn.poll_interval, self.conn.idle_poll_interval
+        if idle is None or self.listed:
+            self._wait = active
+        else:
+            self._wait = min(idle, 2 * self._wait)
+        return self._wait
+
     async def poll_once(self) -> int:
         """One round over both message types; returns how many packages were taken in."""
         taken = 0
+        self.listed = 0
         for kind in (MessageType.EDOC, MessageType.STATUS):
             try:
                 items = await self.client.list_received(kind)
@@ -80,6 +95,7 @@ class AxisPoller:
                 continue
             self.gw.metrics.axis_polls.labels(self.conn.name, "ok").inc()
             unique = {item.doc_id: item for item in items}  # the axis may list one twice
+            self.listed += len(unique)
             results = await asyncio.gather(*(self._take_bounded(item.doc_id, item.from_)
                                              for item in unique.values()))
             taken += sum(results)
