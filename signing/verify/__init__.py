@@ -39,6 +39,8 @@ import asyncio
 import hashlib
 import io
 import logging
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -140,6 +142,7 @@ class Verifier:
         self._trust_manager = SimpleTrustManager.build(trust_roots=self.bundle.anchors)
         self._fetchers = None
         self._own_session = None
+        self._loops = threading.local()
         if self.policy.fast_hex:
             fastpath.install()
 
@@ -199,10 +202,21 @@ class Verifier:
 
     # -- entry points ---------------------------------------------------------------------
     def verify(self, pdf: bytes) -> ValidationReport:
-        """Synchronous verification (for worker processes). Do not call from a running loop."""
+        """Synchronous verification (for worker processes). Do not call from a running loop.
+
+        Offline, each thread reuses one private event loop (``asyncio.run`` would build and
+        tear down a loop per document: ~0.2 ms); online, a fresh loop per call owns the
+        fetchers' HTTP session."""
         if self.policy.offline:
-            return asyncio.run(self.averify(pdf))
+            return self._thread_loop().run_until_complete(self.averify(pdf))
         return asyncio.run(self._averify_and_close(pdf))
+
+    def _thread_loop(self) -> asyncio.AbstractEventLoop:
+        loop = getattr(self._loops, "loop", None)
+        if loop is None:
+            loop = self._loops.loop = asyncio.new_event_loop()
+            weakref.finalize(self, loop.close)
+        return loop
 
     async def _averify_and_close(self, pdf: bytes) -> ValidationReport:
         try:
