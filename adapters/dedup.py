@@ -18,6 +18,10 @@ from typing import Protocol
 
 
 class DedupStore(Protocol):
+    """``seen`` runs on the event loop, so it must answer at once (a lookup, no waiting on
+    writers); ``remember`` may block (the runner calls it in a thread) and must be durable
+    when it returns."""
+
     def seen(self, message_id: str) -> bool: ...
 
     def remember(self, message_id: str) -> None: ...
@@ -57,12 +61,15 @@ class SqliteDedupStore:
             "CREATE TABLE IF NOT EXISTS delivered ("
             " message_id TEXT PRIMARY KEY, at REAL NOT NULL)")
         self._db.execute("CREATE INDEX IF NOT EXISTS delivered_at ON delivered(at)")
+        # lookups on their own connection, without the writers' lock: in WAL mode a reader
+        # never waits for a writer, so seen() can run on the event loop (one primary-key
+        # lookup) while remember() syncs to disk in a thread
+        self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self.prune()
 
     def seen(self, message_id: str) -> bool:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT 1 FROM delivered WHERE message_id = ?", (message_id,)).fetchone()
+        row = self._reader.execute(
+            "SELECT 1 FROM delivered WHERE message_id = ?", (message_id,)).fetchone()
         return row is not None
 
     def remember(self, message_id: str) -> None:
@@ -89,3 +96,4 @@ class SqliteDedupStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._reader.close()

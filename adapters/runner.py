@@ -259,7 +259,7 @@ class AdapterRunner:
                        attempt: int) -> None:
         fields = {"adapter": self.name, "message_id": parsed.message_id,
                   "delivery_id": parsed.delivery_id, "attempt": attempt}
-        if await asyncio.to_thread(self.dedup.seen, parsed.message_id):  # SQLite: off the loop
+        if self.dedup.seen(parsed.message_id):  # a lookup: fine on the loop (DedupStore)
             log.info("duplicate suppressed", extra=fields)
             await self._report("delivered", parsed, attempt)
             self.stats.duplicates += 1

@@ -99,6 +99,38 @@ def test_sqlite_dedup_is_durable_and_prunes(tmp_path: Path):
     assert memory.seen("x") and not memory.seen("y")
 
 
+def test_sqlite_dedup_lookup_never_waits_for_a_writer(tmp_path: Path):
+    """seen() runs on the adapter's event loop: a writer in the middle of a transaction (as
+    during a slow disk sync) must not hold it up, and committed ids show at once."""
+    import threading
+
+    store = SqliteDedupStore(tmp_path / "d.sqlite3", retention=3600)
+    store.remember("done")
+    writing, release, committed = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_writer() -> None:
+        with store._lock:
+            store._db.execute("BEGIN IMMEDIATE")
+            store._db.execute("INSERT INTO delivered (message_id, at) VALUES ('late', 0)")
+            writing.set()
+            release.wait(10)  # a lookup that waited for this writer would wait out the 10 s
+            store._db.execute("COMMIT")
+            committed.set()
+
+    thread = threading.Thread(target=slow_writer)
+    thread.start()
+    try:
+        assert writing.wait(5)
+        answers = (store.seen("done"), store.seen("late"))
+        assert not committed.is_set()  # answered while the writer was still writing
+    finally:
+        release.set()
+        thread.join()
+    assert answers == (True, False)
+    assert store.seen("late")
+    store.close()
+
+
 def test_inline_attachment_checks():
     msg = delivery_message(files={"a.pdf": b"hello"}, inline=True)
     att = parse_delivery(json.dumps(msg).encode()).attachments[0]
