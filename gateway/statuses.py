@@ -21,7 +21,8 @@ from typing import Any
 import asyncpg
 
 from gateway import edxml
-from gateway.db.outbox import OutboxMessage, axis_destination, enqueue
+from gateway.db.outbox import OutboxMessage, axis_destination, insert_when
+from gateway.db.outbox import args as outbox_args
 from gateway.edxml import Organ, ResponseFor, StaffInfo, StatusCode, StatusMessage
 
 #: Document state after a business status reported by the receiving eOffice.
@@ -87,6 +88,18 @@ def status_message(doc: DocumentRef, *, agency: Organ, code: str, description: s
     )
 
 
+_EMIT = """
+INSERT INTO status_events (document_id, direction, agency_code, status_code, description, staff,
+                           occurred_at, dedup_key)
+VALUES ($1, 'outbound', $2, $3, $4, $5, $6, $7)
+ON CONFLICT (dedup_key) DO NOTHING RETURNING id
+"""
+_EMIT_AND_ENQUEUE = f"""
+WITH emitted AS ({_EMIT}), queued AS ({insert_when("emitted", 8)})
+SELECT count(*) FROM emitted
+"""
+
+
 def _dedup_key(doc_id: uuid.UUID, agency: str, code: str, description: str) -> str:
     digest = hashlib.sha256(description.encode()).hexdigest()[:16]
     return f"out:{doc_id}:{agency}:{code}:{digest}"
@@ -110,24 +123,20 @@ async def emit_status(conn: asyncpg.Connection, doc: DocumentRef, *, agency_code
         body = edxml.build(msg)
     except edxml.EdxmlError as exc:
         raise StatusError(exc.message, exc.code) from None
-    inserted = await conn.fetchval(
-        "INSERT INTO status_events (document_id, direction, agency_code, status_code, description,"
-        " staff, occurred_at, dedup_key) VALUES ($1, 'outbound', $2, $3, $4, $5, $6, $7)"
-        " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-        doc.id, agency_code, code, description, staff, at,
-        _dedup_key(doc.id, agency_code, code, description))
-    if inserted is None:
-        return False
-    if axis is not None:
-        await enqueue(conn, OutboxMessage(
+    event = (doc.id, agency_code, code, description, staff, at,
+             _dedup_key(doc.id, agency_code, code, description))
+    if axis is not None:  # the event and its message in one statement
+        message = OutboxMessage(
             destination=axis_destination(axis), body=body, content_type="application/xml",
             headers={"message_type": "status", "to": [doc.sender_code] if doc.sender_code else []},
-            correlation_id=doc.correlation_id, document_id=doc.id))
-    else:
-        await conn.execute(
-            "INSERT INTO document_events (document_id, event, agency_code, detail)"
-            " VALUES ($1, 'status.not_sent', $2, $3)", doc.id, agency_code,
-            {"status_code": code, "reason": "no axis connection for this agency"})
+            correlation_id=doc.correlation_id, document_id=doc.id)
+        return bool(await conn.fetchval(_EMIT_AND_ENQUEUE, *event, *outbox_args(message)))
+    if await conn.fetchval(_EMIT, *event) is None:
+        return False
+    await conn.execute(
+        "INSERT INTO document_events (document_id, event, agency_code, detail)"
+        " VALUES ($1, 'status.not_sent', $2, $3)", doc.id, agency_code,
+        {"status_code": code, "reason": "no axis connection for this agency"})
     return True
 
 

@@ -62,11 +62,15 @@ LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
 
-_MARK_PUBLISHED = """
-WITH d AS (
+#: Confirmed rows leave the outbox and their deliveries become PUBLISHED (with a timeline
+#: event), in one statement.
+_DELETE_AND_MARK_PUBLISHED = """
+WITH gone AS (
+    DELETE FROM outbox WHERE id = ANY($1::bigint[])
+), d AS (
     UPDATE deliveries SET state = 'PUBLISHED', published_at = now(), updated_at = now(),
                           last_error = NULL
-    WHERE id = ANY($1::uuid[]) AND state = 'PENDING'
+    WHERE id = ANY($2::uuid[]) AND state = 'PENDING'
     RETURNING id, document_id, agency_code
 )
 INSERT INTO document_events (document_id, event, agency_code, detail)
@@ -177,11 +181,9 @@ class OutboxRelay:
                 if not isinstance(res, Exception):
                     raise res  # CancelledError and friends
             if done:
-                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])",
-                                   [r["id"] for r in done])
-                deliveries = [r["delivery_id"] for r in done if r["delivery_id"] is not None]
-                if deliveries:
-                    await conn.execute(_MARK_PUBLISHED, deliveries)
+                await conn.execute(
+                    _DELETE_AND_MARK_PUBLISHED, [r["id"] for r in done],
+                    [r["delivery_id"] for r in done if r["delivery_id"] is not None])
             if failed:
                 await conn.execute(_RESCHEDULE, [r["id"] for r, _ in failed], str(failed[0][1]))
                 log.warning("outbox rows not confirmed, rescheduled",

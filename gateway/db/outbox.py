@@ -41,15 +41,27 @@ class OutboxMessage:
         return cls(destination=destination, body=body, **kw)
 
 
-_INSERT = """
-INSERT INTO outbox (message_id, destination, exchange, routing_key, headers, content_type, body,
-                    correlation_id, document_id, delivery_id)
+_COLUMNS = ("message_id, destination, exchange, routing_key, headers, content_type, body,"
+            " correlation_id, document_id, delivery_id")
+_INSERT = f"""
+INSERT INTO outbox ({_COLUMNS})
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (message_id) DO NOTHING
 """
 
 
-def _args(m: OutboxMessage) -> tuple[Any, ...]:
+def insert_when(source: str, first_param: int) -> str:
+    """SQL of an outbox INSERT, for a ``WITH`` of the caller's statement, that adds its row
+    once per row of the earlier CTE ``source`` (so: only if the caller's own change happened),
+    in the same round trip. Its parameters are ``$first_param`` onwards, filled by
+    :func:`args`."""
+    params = ", ".join(f"${first_param + i}" for i in range(10))
+    return (f"INSERT INTO outbox ({_COLUMNS}) SELECT {params} FROM {source}"
+            " ON CONFLICT (message_id) DO NOTHING")
+
+
+def args(m: OutboxMessage) -> tuple[Any, ...]:
+    """The ten column values of ``m`` in the order of :data:`_INSERT` and :func:`insert_when`."""
     return (m.message_id, m.destination, m.exchange, m.routing_key, m.headers, m.content_type,
             m.body, m.correlation_id, m.document_id, m.delivery_id)
 
@@ -57,6 +69,6 @@ def _args(m: OutboxMessage) -> tuple[Any, ...]:
 async def enqueue(conn: asyncpg.Connection, *messages: OutboxMessage) -> None:
     """Insert messages into the outbox; call inside the transaction of the state change."""
     if len(messages) == 1:
-        await conn.execute(_INSERT, *_args(messages[0]))
+        await conn.execute(_INSERT, *args(messages[0]))
     elif messages:
-        await conn.executemany(_INSERT, [_args(m) for m in messages])
+        await conn.executemany(_INSERT, [args(m) for m in messages])
