@@ -29,6 +29,8 @@ import asyncpg
 
 from gateway import edxml
 from gateway.db import audit
+from gateway.db.outbox import args as outbox_args
+from gateway.db.outbox import insert_when
 from gateway.edxml import EdocMessage, StatusMessage
 from gateway.intake_rules import (
     INLINE_PARSE_BYTES,
@@ -234,11 +236,10 @@ class Intake:
         """One delivery per receiver with its queue message in the outbox."""
         for agency in receivers:
             delivery_id, message_id = uuid.uuid4(), uuid.uuid4()
-            await conn.execute(
-                "INSERT INTO deliveries (id, document_id, agency_code, message_id)"
-                " VALUES ($1, $2, $3, $4)", delivery_id, m.document_id, agency, message_id)
-            await self.gw.router.enqueue(conn, m, agency, delivery_id=delivery_id,
-                                         message_id=message_id)
+            message = self.gw.router.message(m, agency, delivery_id=delivery_id,
+                                             message_id=message_id)
+            await conn.execute(_DELIVERY_WITH_MESSAGE, delivery_id, m.document_id, agency,
+                               message_id, *outbox_args(message))
             timeline.add("routed", agency, {"delivery_id": str(delivery_id)})
 
     async def _status(self, conn, ref: DocumentRef, agency: str, code: str, text: str) -> None:
@@ -327,6 +328,16 @@ class Intake:
         async with self.gw.pool.acquire() as conn:
             doc_id = await record_inbound_status(conn, msg)  # on the timeline as status.inbound
         return IntakeResult(doc_id, "STATUS_RECORDED", False, cid)
+
+
+#: A delivery and its queue message in the outbox, in one statement.
+_DELIVERY_WITH_MESSAGE = f"""
+WITH delivery AS (
+    INSERT INTO deliveries (id, document_id, agency_code, message_id) VALUES ($1, $2, $3, $4)
+    RETURNING id
+), queued AS ({insert_when("delivery", 5)})
+SELECT 1
+"""
 
 
 class Timeline:

@@ -50,14 +50,20 @@ class Router:
     public_url: str
     inline_threshold: int
 
-    async def enqueue(self, conn: asyncpg.Connection, m: RoutingMaterial, agency: str, *,
-                      delivery_id: uuid.UUID, message_id: uuid.UUID) -> None:
-        await enqueue(conn, delivery_message(
+    def message(self, m: RoutingMaterial, agency: str, *, delivery_id: uuid.UUID,
+                message_id: uuid.UUID) -> OutboxMessage:
+        """The delivery message of ``agency``'s delivery, as an outbox row."""
+        return delivery_message(
             topology=self.topology, public_url=self.public_url, delivery_id=delivery_id,
             message_id=message_id, document_id=m.document_id, agency=agency,
             correlation_id=m.correlation_id, edxml_document_id=m.edxml_document_id,
             bussiness_doc_type=m.bussiness_doc_type, header=m.header, signature=m.signature,
-            attachments=m.attachments, inline_threshold=self.inline_threshold))
+            attachments=m.attachments, inline_threshold=self.inline_threshold)
+
+    async def enqueue(self, conn: asyncpg.Connection, m: RoutingMaterial, agency: str, *,
+                      delivery_id: uuid.UUID, message_id: uuid.UUID) -> None:
+        await enqueue(conn, self.message(m, agency, delivery_id=delivery_id,
+                                         message_id=message_id))
 
 
 def signature_summary(verdict: DocumentVerdict, attachments: list[dict[str, Any]]
