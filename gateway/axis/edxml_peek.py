@@ -1,9 +1,10 @@
 """The few edXML facts the axis layer needs: sender, receivers, status summary, one more hop.
 
-The project codec (:mod:`gateway.edxml`) is used first. When it refuses a package (the axis must
-still move, and tests must be able to inject, packages the codec would reject), a tiny safe lxml
-reading (no entities, no DTD, no network) looks the values up by local name under
-``MessageHeader``. This module never decides whether a package is valid: that is intake's job.
+The project codec (:mod:`gateway.edxml`) is used first, except for the receivers, which are
+read from the header alone. When the codec refuses a package (the axis must still move, and tests
+must be able to inject, packages the codec would reject), a tiny safe lxml reading (no entities,
+no DTD, no network) looks the values up by local name under ``MessageHeader``. This module never
+decides whether a package is valid: that is intake's job.
 """
 
 from __future__ import annotations
@@ -72,10 +73,9 @@ def sender_organ_id(data: bytes) -> str | None:
 
 
 def receiver_organ_ids(data: bytes) -> list[str]:
-    """``To/OrganId`` values of a document package, in document order."""
-    msg = _parsed(data)
-    if isinstance(msg, edxml.EdocMessage):
-        return [o.organ_id for o in msg.to_organs if o.organ_id]
+    """``To/OrganId`` values of a document package, in document order, read from the header
+    alone: an axis routes by the header and need not decode the attachments (the codec's full
+    parse of a 117 KB package costs ~0.9 ms, this ~0.2 ms)."""
     return _organ_ids(data, "To")
 
 
