@@ -181,9 +181,12 @@ class OutboxRelay:
                 if not isinstance(res, Exception):
                     raise res  # CancelledError and friends
             if done:
-                await conn.execute(
-                    _DELETE_AND_MARK_PUBLISHED, [r["id"] for r in done],
-                    [r["delivery_id"] for r in done if r["delivery_id"] is not None])
+                ids = [r["id"] for r in done]
+                deliveries = [r["delivery_id"] for r in done if r["delivery_id"] is not None]
+                if deliveries:
+                    await conn.execute(_DELETE_AND_MARK_PUBLISHED, ids, deliveries)
+                else:
+                    await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
             if failed:
                 await conn.execute(_RESCHEDULE, [r["id"] for r, _ in failed], str(failed[0][1]))
                 log.warning("outbox rows not confirmed, rescheduled",
