@@ -9,7 +9,8 @@ marks their deliveries ``PUBLISHED`` and reschedules the failed ones with
 backoff. If the process dies between the broker's confirm and the commit, the
 rows are published again: consumers deduplicate on ``message_id``.
 
-The relay polls every ``poll_interval`` seconds; a ``LISTEN edoc_outbox`` on a
+The relay polls every ``poll_interval`` seconds (a poll first asks, in one autocommit
+statement, whether any row is due); a ``LISTEN edoc_outbox`` on a
 dedicated connection (re-established after a disconnect) wakes it early. The notification's
 payload is the row's destination: the listening relay wakes only the relays (itself and the
 relays without a listener of their own that run on the same pool) whose destination it names.
@@ -60,6 +61,10 @@ WHERE destination = $1 AND available_at <= now()
 ORDER BY id
 LIMIT $2
 FOR UPDATE SKIP LOCKED
+"""
+
+_ANY_DUE = """
+SELECT EXISTS (SELECT 1 FROM outbox WHERE destination = $1 AND available_at <= now())
 """
 
 #: Confirmed rows leave the outbox and their deliveries become PUBLISHED (with a timeline
@@ -207,6 +212,12 @@ class OutboxRelay:
             self._metrics.outbox_failures.inc(len(failed))
         return len(done)
 
+    async def _anything_due(self) -> bool:
+        """One autocommit round trip: is any row of this destination due? A pass started by
+        the poll timer (mostly with nothing to do: inserts wake the relay themselves) asks
+        this first instead of opening a transaction to find nothing (three round trips)."""
+        return bool(await self._pool.fetchval(_ANY_DUE, self._destination))
+
     async def run_once(self) -> int:
         """Relay one batch; return how many rows were confirmed and removed."""
         batch = await self._claim()
@@ -234,16 +245,21 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         listener = asyncio.create_task(self._listen(stop)) if self._dsn else None
         _RUNNING.setdefault(id(self._pool), set()).add(self)
+        timer = False  # this pass was started by the poll timer, not by a wake-up
         try:
             while not stop.is_set():
                 try:
-                    await self._pass()
+                    if not timer or await self._anything_due():
+                        await self._pass()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.error("outbox relay pass failed", extra={"error": str(exc)})
                     await asyncio.sleep(1.0)
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                    timer = False
+                except TimeoutError:
+                    timer = True
         finally:
             running = _RUNNING.get(id(self._pool))
             if running is not None:

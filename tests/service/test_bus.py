@@ -111,6 +111,36 @@ async def test_relay_publishes_exactly_the_committed_rows(bus, amqp, db, databas
     assert await db.fetchval("SELECT count(*) FROM outbox") == 0
 
 
+async def test_polling_relay_sends_rows_nobody_woke_it_for(bus, amqp, db, database_url):
+    """Without a listener or a wake-up, the poll timer's pass (which first asks whether
+    anything is due) still sends what is committed, and a row rescheduled for later once it
+    falls due."""
+    t, pub = bus
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    stop = asyncio.Event()
+    relay = OutboxRelay(pool, pub, poll_interval=0.05)
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.2)  # a few empty timer passes first
+        first, later = uuid.uuid4(), uuid.uuid4()
+        async with db.transaction():
+            await enqueue(db, OutboxMessage.json(AMQP, {"i": 1}, exchange=t.work_exchange,
+                                                 routing_key=t.agency_routing_key("A1"),
+                                                 message_id=first))
+            await enqueue(db, OutboxMessage.json(AMQP, {"i": 2}, exchange=t.work_exchange,
+                                                 routing_key=t.agency_routing_key("A1"),
+                                                 message_id=later))
+            await db.execute("UPDATE outbox SET available_at = now() + interval '0.4 s'"
+                             " WHERE message_id = $1", later)
+        got = await drain(amqp, t.agency_queue("A1"), 2)
+        assert [m.message_id for m in got] == [str(first), str(later)]
+        assert await db.fetchval("SELECT count(*) FROM outbox") == 0
+    finally:
+        stop.set()
+        await task
+        await pool.close()
+
+
 async def test_unconfirmed_rows_stay_in_outbox(bus, db, database_url):
     t, pub = bus
     async with db.transaction():
