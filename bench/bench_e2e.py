@@ -20,6 +20,9 @@ figures that matter are the ratios):
 * End-to-end burst: N packages sent as fast as the axis accepts them; from the first send to the
   moment the last one is in the eOffice. Then (last round) a paced run at half the best burst
   rate for ``--paced-seconds``: latency = first seen in the eOffice − send_edoc returned.
+* A second figure, printed beside the target's ratio and not in its place: stock pyHanko's CPU
+  per document over the gateway side's (gateway process, its pool, PostgreSQL, RabbitMQ; the
+  harness left out, since in production the axis and the eOffice run elsewhere).
 
 eOffice arrivals are stamped the moment the eOffice simulator stores each document (its
 ``documents`` dict is swapped for a recording one: exact, and no polling task competing for the
