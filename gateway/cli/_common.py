@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Coroutine
 from typing import Any
 
@@ -19,12 +20,26 @@ def settings_from(args: Any) -> Settings:
         raise CliError(f"configuration error: {exc}", 2) from None
 
 
+def run_loop(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coro`` to completion on uvloop's event loop when it is installed (libuv: the
+    gateway's own CPU goes mostly to I/O wake-ups, HTTP and database round trips, which it
+    makes cheaper), else on asyncio's; ``EDOC_EVENT_LOOP=asyncio`` asks for asyncio's."""
+    if os.environ.get("EDOC_EVENT_LOOP", "uvloop") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
 def run(coro: Coroutine[Any, Any, int]) -> int:
     """Run a coroutine, turning unreachable services into one clear line."""
     from gateway.app import StartupError
 
     try:
-        return asyncio.run(coro)
+        return run_loop(coro)
     except StartupError as exc:
         raise CliError(str(exc), 3) from None
     except (OSError, TimeoutError) as exc:

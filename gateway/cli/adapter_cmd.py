@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli import CliError
+from gateway.cli._common import run_loop
 
 KINDS = ("webhook", "folder", "sim")
 
@@ -94,7 +95,7 @@ def _run(args: Any) -> int:
     secret = _read_secret(args.secret_file, "secret")
     token = _read_secret(args.token_file, "token")
     try:
-        return asyncio.run(_serve(args, settings, secret, token))
+        return run_loop(_serve(args, settings, secret, token))
     except OSError as exc:
         raise CliError(f"cannot reach a service: {exc}", 3) from None
 

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from gateway.cli import CliError
+from gateway.cli._common import run_loop
 
 _FIELDS = ("system_id", "secret", "organ_id", "name")
 
@@ -72,7 +73,7 @@ def load_agencies(path: str | None, specs: list[str]):
 def _run(args) -> int:
     agencies = load_agencies(args.agencies, args.agency)
     try:
-        return asyncio.run(_serve(args, agencies))
+        return run_loop(_serve(args, agencies))
     except OSError as exc:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {exc}", 3) from None
 

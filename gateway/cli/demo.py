@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="run the demo exchange: axis, gateway, adapters, eOffices")
@@ -15,13 +13,14 @@ def register(sub) -> None:
 
 def _demo(args) -> int:
     from gateway.cli import CliError
+    from gateway.cli._common import run_loop
     from gateway.demo.run import default_urls, run_demo
     from gateway.logs import setup_logging
 
     setup_logging("WARNING")
     database_url, amqp_url = default_urls()
     try:
-        return asyncio.run(run_demo(once=args.once, database_url=database_url,
+        return run_loop(run_demo(once=args.once, database_url=database_url,
                                     amqp_url=amqp_url, within=args.timeout))
     except KeyboardInterrupt:
         return 130
