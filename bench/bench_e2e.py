@@ -728,7 +728,9 @@ async def main() -> None:
           f"{len(pdfs)} distinct), edXML package {len(sample_pkg) / 1024:.0f} KB, one receiver; "
           f"{args.workers} pool processes; poller concurrency {args.concurrency}")
     print("the gateway runs as deployed (python -m gateway --config FILE serve, own process);"
-          " this process hosts the axis simulator, the sender, the adapter and the eOffice")
+          " this process hosts the axis simulator, the sender, the adapter and the eOffice"
+          f" ({type(asyncio.get_running_loop()).__module__.split('.')[0]} event loop, as"
+          " `edoc-gateway adapter run` gives the adapter)")
     print(f"VDXP is polling-based: the gateway polls the axis every {args.poll_interval * 1000:.0f}"
           f" ms (an idle connection backs off to {args.idle_poll_interval * 1000:.0f} ms), so part"
           f" of the latency is the poll interval; eOffice arrivals stamped when the eOffice"
@@ -839,4 +841,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    from gateway.cli._common import run_loop
+
+    run_loop(main())  # the event loop the gateway's CLI gives its adapters (uvloop)
