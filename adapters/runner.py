@@ -250,7 +250,7 @@ class AdapterRunner:
                     f"message for agency {parsed.agency!r} on the queue of {self.agency!r}",
                     code="MESSAGE_WRONG_AGENCY")
         except MessageFormatError as exc:
-            await self._dead_letter_unparsable(message, attempt, exc)
+            await self._dead_letter_undelivered(message, attempt, exc)
             return
         async with self._claim(parsed.message_id):
             await self._process(message, parsed, attempt)
@@ -327,7 +327,7 @@ class AdapterRunner:
             f"the adapter runner failed on this message {returned + 1} times: "
             f"{type(exc).__name__}: {exc}", code="ADAPTER_RUNNER_FAILED")
         try:
-            await self._dead_letter_unparsable(
+            await self._dead_letter_undelivered(
                 message, previous_attempts(message.headers) + 1, failure)
         except Exception:
             log.exception("could not dead-letter a message on its last delivery",
@@ -335,7 +335,7 @@ class AdapterRunner:
             return False
         return True
 
-    async def _dead_letter_unparsable(self, message: AbstractIncomingMessage, attempt: int,
+    async def _dead_letter_undelivered(self, message: AbstractIncomingMessage, attempt: int,
                                       exc: DeliveryError) -> None:
         ids = _salvage_ids(message)
         await self._publish_copy(message, self.topology.dead_exchange,

@@ -209,16 +209,13 @@ class Observer:
     """Stamps when the eOffice simulator stores each document (first time per DocumentId)."""
 
     def __init__(self) -> None:
-        self.seen: dict[str, float] = {}       # edXML DocumentId -> first seen
-        self.gateway_id: dict[str, str] = {}   # edXML DocumentId -> gateway document id
+        self.seen: dict[str, float] = {}  # edXML DocumentId -> first seen
 
     def attach(self, eoffice) -> None:
         eoffice.documents = _Recording(self, eoffice.documents)
 
     def stamp(self, document) -> None:
-        did = document.payload["edxml_document_id"]
-        self.seen.setdefault(did, time.perf_counter())
-        self.gateway_id.setdefault(did, document.document_id)
+        self.seen.setdefault(document.payload["edxml_document_id"], time.perf_counter())
 
 
 class _Recording(dict):

@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 
-
 def is_multipart(content_type: str | None) -> bool:
     """Whether a raw ``Content-Type`` header value names a multipart body (media type names
     are case-insensitive, RFC 9110 §8.3.1), as VDXP's ``sendEdoc`` sends its ``file_doc``.
@@ -54,6 +53,7 @@ def is_multipart(content_type: str | None) -> bool:
     is new on every request.
     """
     return (content_type or "").lstrip().lower().startswith("multipart/")
+
 
 class MessageType(enum.StrEnum):
     """VDXP ``messagetype``: a document package or a status (business reply) package."""

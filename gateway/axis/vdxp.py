@@ -37,11 +37,6 @@ from typing import Any
 
 import aiohttp
 
-try:  # SIMD base64 (a pinned dependency; the stdlib path is the fallback)
-    import pybase64 as _pybase64
-except ImportError:  # pragma: no cover - depends on the installation
-    _pybase64 = None
-
 from gateway.axis.base import (
     AckStatus,
     AxisAuthError,
@@ -57,6 +52,7 @@ from gateway.axis.base import (
 )
 from gateway.axis.edxml_peek import sender_organ_id
 from gateway.axis.vdxp_auth import USER_AGENT, hash_file, sign_headers, verify_headers
+from gateway.edxml.payload import b64decode_strict
 
 __all__ = ["VdxpClient", "parse_envelope", "sign_headers", "verify_headers"]
 
@@ -362,12 +358,13 @@ _INLINE_BYTES = 1 << 20
 
 
 def _decode_package(data: str) -> bytes:
-    """Strict base64 (white-space allowed). pybase64's strict decoder takes the usual
-    single-line answer; it accepts only well-formed base64, which has one decoding, so its
-    result is the stdlib's; anything else (line breaks, errors) goes to the stdlib path."""
-    if _pybase64 is not None and data.isascii():
+    """Strict base64 (white-space allowed). The usual single-line answer goes through
+    :func:`~gateway.edxml.payload.b64decode_strict` (SIMD when available): well-formed base64
+    has one decoding, so its result is the stdlib's; anything else (line breaks, errors) goes
+    to the stdlib path with white-space removed."""
+    if data.isascii():
         try:
-            return _pybase64.b64decode(data.encode("ascii"), validate=True)
+            return b64decode_strict(data.encode("ascii"))
         except ValueError:
             pass
     return base64.b64decode("".join(data.split()), validate=True)

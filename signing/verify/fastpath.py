@@ -85,6 +85,7 @@ def _memo_name_hashable(self) -> str:
     registry files issuers under), a function of the RDNSequence's DER alone."""
     return _rdn_sequence_hashable(self.chosen.dump())
 
+
 _WHITESPACE = b"\x00\t\n\x0c\r "
 _HEX = re.compile(rb"[0-9A-Fa-f]*")
 _CHUNK = 1 << 16

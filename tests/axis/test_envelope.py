@@ -127,7 +127,9 @@ def test_package_base64_decoding_is_the_stdlibs(monkeypatch):
             return "error"
 
     fast = [outcome(c) for c in cases]
-    monkeypatch.setattr(vdxp, "_pybase64", None)
+    from gateway.edxml import payload
+
+    monkeypatch.setattr(payload, "_pybase64", None)
     assert [outcome(c) for c in cases] == fast
 
 
