@@ -22,7 +22,7 @@ from gateway.axis import AxisClient, make_axis_client
 from gateway.axis_outbox import axis_sender
 from gateway.bus import topology as topo
 from gateway.bus.publisher import BrokerUnavailable, ConfirmedPublisher
-from gateway.bus.relay import OutboxRelay
+from gateway.bus.relay import LEASE_MARGIN, OutboxRelay
 from gateway.config import Settings
 from gateway.db.migrate import pending_migrations
 from gateway.db.outbox import axis_destination
@@ -41,6 +41,12 @@ GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
 #: Modules adding routes: each has ``setup(app)``. Missing ones are skipped.
 ROUTE_MODULES = ("gateway.api.documents", "gateway.api.statuses", "gateway.api.signing",
                  "gateway.api.axis_inbox", "gateway.api.deliveries", "gateway.ops.console")
+
+
+def _lease(longest_send: float) -> float:
+    """An outbox row's lease: the longest send of its destination, with room to spare (a row of
+    a killed process is sent again this long after it was leased)."""
+    return max(30.0, longest_send + 2 * LEASE_MARGIN)
 
 
 class StartupError(Exception):
@@ -102,7 +108,8 @@ class Gateway:
         self.relay = OutboxRelay(self.pool, self.publisher,
                                  batch_size=self.settings.relay.batch_size,
                                  poll_interval=self.settings.relay.poll_interval,
-                                 dsn=self.dsn, metrics=self.metrics)
+                                 dsn=self.dsn, metrics=self.metrics,
+                                 lease=_lease(self.settings.bus.publish_timeout))
         self.judge = PdfJudge(self.settings.signing)
         self.intake = Intake(self, self.judge)
         for conn in self.settings.axis:
@@ -115,7 +122,7 @@ class Gateway:
                 self.pool, axis_sender(client, conn.name), batch_size=20,
                 poll_interval=max(0.2, self.settings.relay.poll_interval),
                 destination=axis_destination(conn.name), metrics=self.metrics,
-                in_document_order=True)
+                in_document_order=True, lease=_lease(client.longest_call))
             if conn.enabled:
                 self.pollers[conn.name] = AxisPoller(self, conn, client)
         if self.run_background:

@@ -140,6 +140,12 @@ class AxisClient(abc.ABC):
     success for an answer it could not understand. Use as ``async with client: ...``.
     """
 
+    @property
+    def longest_call(self) -> float:
+        """Seconds one call may take at most, its own retries included (the outbox relay leases
+        a row at least this long while sending it)."""
+        return 300.0
+
     @abc.abstractmethod
     async def send_edoc(self, edxml: bytes, *, to: list[str] | None = None) -> SendResult:
         """Send a document package; ``to`` (organ ids) overrides the edXML ``To`` routing."""

@@ -109,6 +109,11 @@ class VdxpClient(AxisClient):
         #: An answer larger than this is refused (a 100 MB package is ~134 MB of base64).
         self.max_response_bytes = max_response_bytes
 
+    @property
+    def longest_call(self) -> float:
+        """Every attempt's timeout plus the longest backoff before each retry."""
+        return (self.retries + 1) * self.timeout + self.retries * self.backoff_cap
+
     def __repr__(self) -> str:  # never show the secret
         return f"VdxpClient(endpoint={self.endpoint!r}, system_id={self.system_id!r})"
 

@@ -2,21 +2,28 @@
 
 One relay serves one ``destination``: ``amqp`` (RabbitMQ, through a confirmed
 publisher, see :func:`amqp_sender`) or ``axis:<connection>`` (an axis client, see
-:mod:`gateway.axis_outbox`). Each pass locks a batch of ready rows
-(``FOR UPDATE SKIP LOCKED``, so several gateway processes relay side by side),
-sends them concurrently, then in the same transaction deletes the confirmed rows,
-marks their deliveries ``PUBLISHED`` and reschedules the failed ones with
-backoff. If the process dies between the broker's confirm and the commit, the
-rows are published again: consumers deduplicate on ``message_id``.
+:mod:`gateway.axis_outbox`).
 
-The relay polls every ``poll_interval`` seconds (a poll first asks, in one autocommit
-statement, whether any row is due); a ``LISTEN edoc_outbox`` on a
-dedicated connection (re-established after a disconnect) wakes it early. The notification's
-payload is the row's destination: the listening relay wakes only the relays (itself and the
-relays without a listener of their own that run on the same pool) whose destination it names.
-While that listener is connected, :meth:`OutboxRelay.wake` on such a sibling relay is not
-needed and is ignored (a broadcast wake would only cost it an empty pass); without a live
-listener, ``wake()`` and the ``poll_interval`` work as before.
+Each pass **leases** a batch of ready rows in one statement: the rows are picked with
+``FOR UPDATE SKIP LOCKED`` (several gateway processes relay side by side) and their
+``available_at`` is moved ``lease`` seconds ahead, so no other relay takes them while they are
+being sent. The sends run concurrently, each bounded so that it ends before its lease does;
+then one statement deletes the confirmed rows and marks their deliveries ``PUBLISHED``, and
+the failed ones are rescheduled with backoff. Two round trips a pass, and no database
+connection held while the broker or the axis answers.
+
+If the process dies after a send and before the delete, the row is sent again when its lease
+ends (at-least-once: consumers deduplicate on ``message_id``, the axis statuses on their
+content). A relay that is stopped or cancelled mid-pass gives its unsent rows back at once.
+
+The relay polls every ``poll_interval`` seconds (an empty poll is the one lease statement
+finding nothing); a ``LISTEN edoc_outbox`` on a dedicated connection (re-established after a
+disconnect) wakes it early. The notification's payload is the row's destination: the listening
+relay wakes only the relays (itself and the relays without a listener of their own that run on
+the same pool) whose destination it names. While that listener is connected,
+:meth:`OutboxRelay.wake` on such a sibling relay is not needed and is ignored (a broadcast wake
+would only cost it an empty pass); without a live listener, ``wake()`` and the
+``poll_interval`` work as before.
 """
 
 from __future__ import annotations
@@ -26,7 +33,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
@@ -37,35 +43,36 @@ log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "edoc_outbox"
 
-_CLAIM = """
-SELECT id, message_id, exchange, routing_key, headers, content_type, body, correlation_id,
-       delivery_id, document_id, attempts
-FROM outbox
-WHERE destination = $1 AND available_at <= now()
-ORDER BY id
-LIMIT $2
-FOR UPDATE SKIP LOCKED
+_COLUMNS = """o.id, o.message_id, o.exchange, o.routing_key, o.headers, o.content_type, o.body,
+       o.correlation_id, o.delivery_id, o.document_id, o.attempts"""
+
+#: Lease the next ready rows: ``$3`` seconds during which no other relay takes them.
+_LEASE = f"""
+UPDATE outbox o SET available_at = now() + make_interval(secs => $3)
+FROM (SELECT id FROM outbox
+      WHERE destination = $1 AND available_at <= now()
+      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) due
+WHERE o.id = due.id
+RETURNING {_COLUMNS}
 """
 
 #: For destinations where order matters (status messages to an axis: 01 before 03 before 06),
-#: only the oldest row of each document may be claimed; a later one waits until the earlier one
-#: is sent (even while the earlier one waits for a retry).
-_CLAIM_IN_DOCUMENT_ORDER = """
-SELECT id, message_id, exchange, routing_key, headers, content_type, body, correlation_id,
-       delivery_id, document_id, attempts
-FROM outbox o
-WHERE destination = $1 AND available_at <= now()
-  AND (document_id IS NULL OR NOT EXISTS (
-       SELECT 1 FROM outbox p
-       WHERE p.destination = $1 AND p.document_id = o.document_id AND p.id < o.id))
-ORDER BY id
-LIMIT $2
-FOR UPDATE SKIP LOCKED
+#: only the oldest row of each document may be leased; a later one waits until the earlier one
+#: is sent (even while the earlier one waits for a retry, or is leased by another relay).
+_LEASE_IN_DOCUMENT_ORDER = f"""
+UPDATE outbox o SET available_at = now() + make_interval(secs => $3)
+FROM (SELECT id FROM outbox x
+      WHERE destination = $1 AND available_at <= now()
+        AND (document_id IS NULL OR NOT EXISTS (
+             SELECT 1 FROM outbox p
+             WHERE p.destination = $1 AND p.document_id = x.document_id AND p.id < x.id))
+      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) due
+WHERE o.id = due.id
+RETURNING {_COLUMNS}
 """
 
-_ANY_DUE = """
-SELECT EXISTS (SELECT 1 FROM outbox WHERE destination = $1 AND available_at <= now())
-"""
+#: A stopped relay gives back the rows it leased and did not send.
+_RELEASE = "UPDATE outbox SET available_at = now() WHERE id = ANY($1::bigint[])"
 
 #: Confirmed rows leave the outbox and their deliveries become PUBLISHED (with a timeline
 #: event), in one statement.
@@ -116,33 +123,44 @@ def amqp_sender(publisher: ConfirmedPublisher) -> Sender:
     return send
 
 
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return "no answer before the row's lease ran out"
+    return str(exc) or type(exc).__name__
+
+
 @dataclass
 class _Batch:
-    conn: asyncpg.Connection
-    tx: Any
     rows: list[asyncpg.Record]
     sends: list[asyncio.Future]
 
 
-async def _abandon(pool: asyncpg.Pool, conn: asyncpg.Connection, tx: Any) -> None:
-    with contextlib.suppress(Exception):
-        await tx.rollback()
-    await pool.release(conn)
+#: Seconds of a lease kept free at its end: a send is cut off this long before its row's lease
+#: runs out (and the local clock may run a little differently from the database's).
+LEASE_MARGIN = 2.0
 
 
 class OutboxRelay:
+    """``lease``: seconds a leased row stays invisible to other relays; it must outlast the
+    longest send (a send still running ``lease - LEASE_MARGIN`` seconds after the lease is
+    stopped and counted as failed), and it is how long a row of a killed process waits before
+    another relay sends it again."""
+
     def __init__(self, pool: asyncpg.Pool, send: ConfirmedPublisher | Sender, *,
                  batch_size: int = 200, poll_interval: float = 0.25,
                  destination: str = AMQP, dsn: str | None = None, metrics=None,
-                 in_document_order: bool = False) -> None:
+                 in_document_order: bool = False, lease: float = 60.0) -> None:
+        if lease <= LEASE_MARGIN:
+            raise ValueError(f"lease must be longer than {LEASE_MARGIN} s")
         self._pool = pool
-        self._claim_sql = _CLAIM_IN_DOCUMENT_ORDER if in_document_order else _CLAIM
+        self._lease_sql = _LEASE_IN_DOCUMENT_ORDER if in_document_order else _LEASE
         self._send = amqp_sender(send) if isinstance(send, ConfirmedPublisher) else send
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._destination = destination
         self._dsn = dsn
         self._metrics = metrics
+        self._lease = lease
         self._wake = asyncio.Event()
         self.stats = RelayStats()
 
@@ -157,53 +175,49 @@ class OutboxRelay:
                 relay._wake.set()
 
     async def _claim(self) -> _Batch | None:
-        """Lock the next ready rows in a new transaction and start sending them (in row order);
-        the transaction stays open until :meth:`_finish`."""
-        conn = await self._pool.acquire()
-        tx = conn.transaction()
-        try:
-            await tx.start()
-            rows = await conn.fetch(self._claim_sql, self._destination, self._batch_size)
-        except BaseException:
-            await _abandon(self._pool, conn, tx)
-            raise
+        """Lease the next ready rows (one statement) and start sending them, in row order."""
+        rows = await self._pool.fetch(self._lease_sql, self._destination, self._batch_size,
+                                      self._lease)
         if not rows:
-            await tx.rollback()
-            await self._pool.release(conn)
             return None
-        sends = [asyncio.ensure_future(self._send(r)) for r in rows]
-        return _Batch(conn, tx, rows, sends)
+        rows.sort(key=lambda r: r["id"])  # RETURNING does not keep the subquery's order
+        return _Batch(rows, [asyncio.ensure_future(self._send_leased(r)) for r in rows])
+
+    async def _send_leased(self, row: asyncpg.Record) -> None:
+        """Send one row; stopped (TimeoutError) before its lease runs out."""
+        await asyncio.wait_for(self._send(row), self._lease - LEASE_MARGIN)
 
     async def _finish(self, batch: _Batch) -> int:
-        """Wait for the batch's confirms, delete what was confirmed, reschedule the rest,
-        commit. Returns how many rows left the outbox."""
-        conn, rows = batch.conn, batch.rows
+        """Wait for the batch's confirms, delete what was confirmed, reschedule the rest.
+        Returns how many rows left the outbox."""
+        rows = batch.rows
         try:
             results = await asyncio.gather(*batch.sends, return_exceptions=True)
+            for res in results:
+                if isinstance(res, BaseException) and not isinstance(res, Exception):
+                    raise res  # CancelledError and friends
             done = [r for r, res in zip(rows, results, strict=True) if res is None]
             failed = [(r, res) for r, res in zip(rows, results, strict=True) if res is not None]
-            for _, res in failed:
-                if not isinstance(res, Exception):
-                    raise res  # CancelledError and friends
             if done:
                 ids = [r["id"] for r in done]
                 deliveries = [r["delivery_id"] for r in done if r["delivery_id"] is not None]
                 if deliveries:
-                    await conn.execute(_DELETE_AND_MARK_PUBLISHED, ids, deliveries)
+                    await self._pool.execute(_DELETE_AND_MARK_PUBLISHED, ids, deliveries)
                 else:
-                    await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
-            if failed:
-                await conn.execute(_RESCHEDULE, [r["id"] for r, _ in failed], str(failed[0][1]))
-                log.warning("outbox rows not confirmed, rescheduled",
-                            extra={"count": len(failed), "destination": self._destination,
-                                   "error": str(failed[0][1])})
-            await batch.tx.commit()
+                    await self._pool.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])",
+                                             ids)
         except BaseException:
-            for send in batch.sends:
-                send.cancel()
-            await _abandon(self._pool, conn, batch.tx)
+            await self._abandon(batch)
             raise
-        await self._pool.release(conn)
+        if failed:
+            errors = [_describe(exc) for _, exc in failed]
+            try:
+                await self._pool.execute(_RESCHEDULE, [r["id"] for r, _ in failed], errors[0])
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pass  # the lease runs out: the rows come back without the backoff
+            log.warning("outbox rows not confirmed, rescheduled",
+                        extra={"count": len(failed), "destination": self._destination,
+                               "error": errors[0]})
         self.stats.published += len(done)
         self.stats.failed += len(failed)
         self.stats.passes += 1
@@ -212,11 +226,15 @@ class OutboxRelay:
             self._metrics.outbox_failures.inc(len(failed))
         return len(done)
 
-    async def _anything_due(self) -> bool:
-        """One autocommit round trip: is any row of this destination due? A pass started by
-        the poll timer (mostly with nothing to do: inserts wake the relay themselves) asks
-        this first instead of opening a transaction to find nothing (three round trips)."""
-        return bool(await self._pool.fetchval(_ANY_DUE, self._destination))
+    async def _abandon(self, batch: _Batch) -> None:
+        for send in batch.sends:
+            send.cancel()
+        await self._release([r["id"] for r in batch.rows])
+
+    async def _release(self, ids: list[int]) -> None:
+        """Give leased rows back (best effort: otherwise their lease runs out)."""
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._pool.execute(_RELEASE, ids))
 
     async def run_once(self) -> int:
         """Relay one batch; return how many rows were confirmed and removed."""
@@ -230,8 +248,17 @@ class OutboxRelay:
         total = 0
         current = await self._claim()
         while current is not None:
-            nxt = await self._claim() if len(current.rows) >= self._batch_size else None
-            total += await self._finish(current)
+            try:
+                nxt = await self._claim() if len(current.rows) >= self._batch_size else None
+            except BaseException:
+                await self._abandon(current)
+                raise
+            try:
+                total += await self._finish(current)
+            except BaseException:
+                if nxt is not None:
+                    await self._abandon(nxt)
+                raise
             current = nxt
         return total
 
@@ -245,21 +272,16 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         listener = asyncio.create_task(self._listen(stop)) if self._dsn else None
         _RUNNING.setdefault(id(self._pool), set()).add(self)
-        timer = False  # this pass was started by the poll timer, not by a wake-up
         try:
             while not stop.is_set():
                 try:
-                    if not timer or await self._anything_due():
-                        await self._pass()
+                    await self._pass()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.error("outbox relay pass failed", extra={"error": str(exc)})
                     await asyncio.sleep(1.0)
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-                    timer = False
-                except TimeoutError:
-                    timer = True
         finally:
             running = _RUNNING.get(id(self._pool))
             if running is not None:
