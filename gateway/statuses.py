@@ -12,6 +12,7 @@ document's timeline (matched on ``ResponseFor/DocumentId``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from gateway import edxml
+from gateway.db import audit
 from gateway.db.outbox import OutboxMessage, axis_destination, insert_when
 from gateway.db.outbox import args as outbox_args
 from gateway.edxml import Organ, ResponseFor, StaffInfo, StatusCode, StatusMessage
@@ -94,10 +96,32 @@ INSERT INTO status_events (document_id, direction, agency_code, status_code, des
 VALUES ($1, 'outbound', $2, $3, $4, $5, $6, $7)
 ON CONFLICT (dedup_key) DO NOTHING RETURNING id
 """
-_EMIT_AND_ENQUEUE = f"""
-WITH emitted AS ({_EMIT}), queued AS ({insert_when("emitted", 8)})
-SELECT count(*) FROM emitted
-"""
+
+
+@functools.cache
+def _emit_statement(to_axis: bool, advance: bool, audited: bool) -> str:
+    """ONE statement (one round trip, atomic on its own): the status event, then, only if it
+    is new, its message in the outbox (or a ``status.not_sent`` timeline event), the document's
+    state moved forward and the audit entry. Parameters: the event ($1-$7), the outbox row
+    (10) or the not-sent detail (1), the state and the state order (2), the audit entry (6)."""
+    ctes = [f"emitted AS ({_EMIT})"]
+    n = 8
+    if to_axis:
+        ctes.append(f"queued AS ({insert_when('emitted', n)})")
+        n += 10
+    else:
+        ctes.append("not_sent AS (INSERT INTO document_events (document_id, event, agency_code,"
+                    f" detail) SELECT $1, 'status.not_sent', $2, ${n}::jsonb FROM emitted)")
+        n += 1
+    if advance:  # business states only move forward (a late 03 never undoes 06)
+        state, order = f"${n}", f"${n + 1}::text[]"
+        ctes.append(f"advanced AS (UPDATE documents SET state = {state}, updated_at = now()"
+                    " WHERE id = $1 AND EXISTS (SELECT 1 FROM emitted)"
+                    f" AND array_position({order}, state) < array_position({order}, {state}))")
+        n += 2
+    if audited:
+        ctes.append(audit.append_when("emitted", n))
+    return "WITH " + ",\n".join(ctes) + "\nSELECT count(*) FROM emitted"
 
 
 def _dedup_key(doc_id: uuid.UUID, agency: str, code: str, description: str) -> str:
@@ -107,11 +131,17 @@ def _dedup_key(doc_id: uuid.UUID, agency: str, code: str, description: str) -> s
 
 async def emit_status(conn: asyncpg.Connection, doc: DocumentRef, *, agency_code: str,
                       agency_name: str | None, code: str, description: str,
-                      axis: str | None, staff: dict[str, str] | None = None) -> bool:
-    """Record a status we send about ``doc`` and queue its edXML for the axis.
+                      axis: str | None, staff: dict[str, str] | None = None,
+                      advance_to: str | None = None,
+                      audit_entry: audit.AuditEntry | None = None) -> bool:
+    """Record a status we send about ``doc`` and queue its edXML for the axis (``axis`` None:
+    no connection carries it, recorded as ``status.not_sent`` on the timeline for operators);
+    when the status is new, also move the document to ``advance_to`` (forward only, in
+    :data:`STATE_ORDER`) and append ``audit_entry``.
 
-    Runs inside the caller's transaction. Returns False when the same status (same agency, code
-    and description) was already emitted: retries of the same report change nothing.
+    One statement: atomic on its own, or part of the caller's transaction. Returns False when
+    the same status (same agency, code and description) was already emitted: retries of the
+    same report change nothing.
     """
     staff_info = StaffInfo(department=(staff or {}).get("Department"),
                            staff=(staff or {}).get("Staff"), email=(staff or {}).get("Email"),
@@ -123,21 +153,21 @@ async def emit_status(conn: asyncpg.Connection, doc: DocumentRef, *, agency_code
         body = edxml.build(msg)
     except edxml.EdxmlError as exc:
         raise StatusError(exc.message, exc.code) from None
-    event = (doc.id, agency_code, code, description, staff, at,
-             _dedup_key(doc.id, agency_code, code, description))
-    if axis is not None:  # the event and its message in one statement
-        message = OutboxMessage(
+    params: list[Any] = [doc.id, agency_code, code, description, staff, at,
+                         _dedup_key(doc.id, agency_code, code, description)]
+    if axis is not None:
+        params += outbox_args(OutboxMessage(
             destination=axis_destination(axis), body=body, content_type="application/xml",
             headers={"message_type": "status", "to": [doc.sender_code] if doc.sender_code else []},
-            correlation_id=doc.correlation_id, document_id=doc.id)
-        return bool(await conn.fetchval(_EMIT_AND_ENQUEUE, *event, *outbox_args(message)))
-    if await conn.fetchval(_EMIT, *event) is None:
-        return False
-    await conn.execute(
-        "INSERT INTO document_events (document_id, event, agency_code, detail)"
-        " VALUES ($1, 'status.not_sent', $2, $3)", doc.id, agency_code,
-        {"status_code": code, "reason": "no axis connection for this agency"})
-    return True
+            correlation_id=doc.correlation_id, document_id=doc.id))
+    else:
+        params.append({"status_code": code, "reason": "no axis connection for this agency"})
+    if advance_to is not None:
+        params += [advance_to, list(STATE_ORDER)]
+    if audit_entry is not None:
+        params += audit_entry.args()
+    sql = _emit_statement(axis is not None, advance_to is not None, audit_entry is not None)
+    return bool(await conn.fetchval(sql, *params))
 
 
 async def record_inbound_status(conn: asyncpg.Connection, msg: StatusMessage

@@ -21,7 +21,6 @@ from gateway.db import audit
 from gateway.statuses import (
     EOFFICE_CODES,
     STATE_AFTER_STATUS,
-    STATE_ORDER,
     DocumentRef,
     StatusError,
     emit_status,
@@ -58,7 +57,9 @@ async def post_status(request: web.Request) -> web.Response:
                                   and all(isinstance(v, str) for v in staff.values())):
         raise ApiError("staff must be an object of strings", code="INVALID_JSON")
     description = description or _DEFAULT_TEXT.get(code, "")
-    async with gw.pool.acquire() as conn, conn.transaction():
+    # Two round trips, no transaction: the document's facts never change once stored, and the
+    # status, its axis message, the state move and the audit entry are one statement.
+    async with gw.pool.acquire() as conn:
         row = await conn.fetchrow(
             "SELECT d.id, d.sender_code, d.code_number, d.code_notation, d.promulgation_date,"
             " d.edxml_document_id, d.correlation_id, d.axis, a.name AS agency_name"
@@ -70,23 +71,16 @@ async def post_status(request: web.Request) -> web.Response:
             raise NotFound(f"no document {doc_id} delivered to {agency}",
                            code="DOCUMENT_NOT_FOUND")
         ref = DocumentRef.from_row(row)
+        axis = gw.axis_for(agency, ref.axis)
         try:
-            fresh = await emit_status(conn, ref, agency_code=agency,
-                                      agency_name=row["agency_name"], code=code,
-                                      description=description,
-                                      axis=gw.axis_for(agency, ref.axis), staff=staff)
+            fresh = await emit_status(
+                conn, ref, agency_code=agency, agency_name=row["agency_name"], code=code,
+                description=description, axis=axis, staff=staff,
+                advance_to=STATE_AFTER_STATUS.get(code),
+                audit_entry=audit.AuditEntry(who.actor(), "status.reported", str(doc_id),
+                                             {"agency": agency, "status": code}))
         except StatusError as exc:
             raise ApiError(str(exc), code=exc.code, status=422) from None
-        axis = gw.axis_for(agency, ref.axis)
-        if fresh:
-            new_state = STATE_AFTER_STATUS.get(code)
-            if new_state:  # business states only move forward (a late 03 never undoes 06)
-                await conn.execute(
-                    "UPDATE documents SET state = $2, updated_at = now() WHERE id = $1"
-                    " AND array_position($3::text[], state) < array_position($3::text[], $2)",
-                    doc_id, new_state, list(STATE_ORDER))
-            await audit.append(conn, actor=who.actor(), action="status.reported",
-                               subject=str(doc_id), detail={"agency": agency, "status": code})
     if fresh:
         gw.wake_relays()
     # sent_to_axis False: no axis connection carries this agency's messages (recorded as

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,26 +36,56 @@ def entry_hash(prev: str, at: datetime, actor: str, action: str, subject: str | 
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-_APPEND = """
-WITH head AS (
-    UPDATE audit_head
-    SET prev_hash = hash, hash = encode(sha256(convert_to(hash || $6, 'UTF8')), 'hex')
-    RETURNING prev_hash, hash
-)
-INSERT INTO audit_log (at, actor, action, subject, detail, prev_hash, hash)
-SELECT $1, $2, $3, $4, $5, head.prev_hash, head.hash FROM head
-RETURNING hash
-"""
+@dataclass(frozen=True)
+class AuditEntry:
+    """One entry to append, for :func:`append_when` (a statement of the caller's)."""
+
+    actor: str
+    action: str
+    subject: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def args(self) -> tuple[Any, ...]:
+        """The six parameter values of :func:`append_when`'s SQL, in order."""
+        return (self.at, self.actor, self.action, self.subject, self.detail,
+                _after_prev(self.at, self.actor, self.action, self.subject, self.detail))
+
+
+def _ctes(first: int, when: str | None) -> tuple[str, str]:
+    """The head update and the entry insert (named ``audit_head_moved``), parameters
+    ``$first`` … ``$first+5`` as :meth:`AuditEntry.args`."""
+    at, actor, action, subject, detail, rest = (f"${first + i}" for i in range(6))
+    cond = f" WHERE EXISTS (SELECT 1 FROM {when})" if when else ""
+    head = ("UPDATE audit_head SET prev_hash = hash,"
+            f" hash = encode(sha256(convert_to(hash || {rest}, 'UTF8')), 'hex'){cond}"
+            " RETURNING prev_hash, hash")
+    entry = ("INSERT INTO audit_log (at, actor, action, subject, detail, prev_hash, hash)"
+             f" SELECT {at}, {actor}, {action}, {subject}, {detail}, h.prev_hash, h.hash"
+             " FROM audit_head_moved h")
+    return head, entry
+
+
+_HEAD, _ENTRY = _ctes(1, None)
+_APPEND = f"WITH audit_head_moved AS ({_HEAD})\n{_ENTRY}\nRETURNING hash"
+
+
+def append_when(source: str | None, first_param: int) -> str:
+    """Two CTEs for a ``WITH`` of the caller's statement that append one entry if, and only if,
+    the earlier CTE ``source`` returned a row (so: only if the caller's own change happened;
+    ``None``: always), in the same round trip. Parameters from ``$first_param`` on:
+    :meth:`AuditEntry.args`. The head's row lock is held until the statement's transaction
+    ends."""
+    head, entry = _ctes(first_param, source)
+    return f"audit_head_moved AS ({head}), audit_entry AS ({entry})"
 
 
 async def append(conn: asyncpg.Connection, *, actor: str, action: str, subject: str | None = None,
                  detail: dict[str, Any] | None = None) -> str:
     """Append one entry; must run inside the caller's transaction (the head stays locked
     until it ends). Returns its hash."""
-    detail = detail or {}
-    at = datetime.now(UTC)
-    digest = await conn.fetchval(_APPEND, at, actor, action, subject, detail,
-                                 _after_prev(at, actor, action, subject, detail))
+    entry = AuditEntry(actor, action, subject, detail or {})
+    digest = await conn.fetchval(_APPEND, *entry.args())
     if digest is None:
         raise RuntimeError("audit_head has no row: run the migrations (0004)")
     return digest

@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import uuid
 
 from gateway.api.auth import create_client
+from gateway.db import audit
 from gateway.demo.samples import edoc, malformed_package, package, signed_pdf, tamper
+from gateway.statuses import DocumentRef, emit_status
 from tests.conftest import wait_for
 from tests.flows.conftest import CITY, D1, D2, OTHER, SENDER
 
@@ -169,6 +172,30 @@ async def test_eoffice_status_reaches_the_sender(flow_gateway, aiohttp_client, d
     assert detail["state"] == "ACCEPTED"
     events = [e["event"] for e in detail["timeline"]]
     assert "received" in events and "routed" in events and "status.outbound.03" in events
+    # a new status moves the state forward, a late one is sent but never moves it back
+    for code in ("06", "05"):
+        resp = await client.post(f"/v1/documents/{doc_id}/status", headers=auth,
+                                 json={"agency": D1.organ_id, "status": code})
+        assert resp.status == 202, await resp.text()
+    await wait_for(lambda: _count(axis, "05", 1), timeout=15)
+    assert await db.fetchval("SELECT state FROM documents WHERE id = $1",
+                             uuid.UUID(doc_id)) == "DONE"
+    # one audit entry per new status, none for the repeated 03; the chain holds
+    reported = await db.fetch("SELECT detail FROM audit_log WHERE action = 'status.reported'"
+                              " AND subject = $1 ORDER BY id", str(doc_id))
+    assert [r["detail"]["status"] for r in reported] == ["03", "06", "05"]
+    assert await audit.verify_chain(db) is None
+    # without an axis connection the status is recorded, not queued, and said so
+    ref = DocumentRef.from_row(await db.fetchrow("SELECT * FROM documents WHERE id = $1",
+                                                 uuid.UUID(doc_id)))
+    queued = await db.fetchval("SELECT count(*) FROM outbox")
+    assert await emit_status(db, ref, agency_code=D1.organ_id, agency_name=None, code="04",
+                             description="Đã phân công", axis=None, advance_to="ASSIGNED")
+    assert await db.fetchval("SELECT count(*) FROM outbox") == queued
+    assert await db.fetchval("SELECT state FROM documents WHERE id = $1",
+                             uuid.UUID(doc_id)) == "DONE"
+    assert await db.fetchval("SELECT count(*) FROM document_events WHERE document_id = $1"
+                             " AND event = 'status.not_sent'", uuid.UUID(doc_id)) == 1
 
 
 def _count(axis, code: str, n: int):
