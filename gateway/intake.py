@@ -181,12 +181,11 @@ class Intake:
                 if receivers:
                     await self._status(conn, ref, code, "01", RECEIVED_TEXT)
                 await self._status(conn, ref, code, "02", describe_rejection(*reject))
-        await timeline.write(conn)
-        await audit.append(conn, actor=f"axis:{arrival.axis}" if arrival.axis else "push",
-                           action="document.received", subject=str(doc_id),
-                           detail={"edxml_document_id": msg.document_id, "sha256": sha,
-                                   "state": "REJECTED" if reject else "ROUTED",
-                                   "reject_code": reject[0] if reject else None})
+        await timeline.write(conn, audit.AuditEntry(
+            f"axis:{arrival.axis}" if arrival.axis else "push", "document.received",
+            str(doc_id), {"edxml_document_id": msg.document_id, "sha256": sha,
+                          "state": "REJECTED" if reject else "ROUTED",
+                          "reject_code": reject[0] if reject else None}))
 
     async def _insert_document(self, conn, doc_id, key, msg: EdocMessage, header, raw, sha,
                                arrival, cid, verdict: DocumentVerdict, reject) -> bool:
@@ -340,9 +339,22 @@ SELECT 1
 """
 
 
+#: A document's timeline events (in order) and an audit entry, in one statement.
+_EVENTS_AND_AUDIT = f"""
+WITH events AS (
+    INSERT INTO document_events (document_id, event, agency_code, detail)
+    SELECT $1, e.event, e.agency_code, e.detail
+    FROM unnest($2::text[], $3::text[], $4::jsonb[]) WITH ORDINALITY
+         AS e(event, agency_code, detail, n)
+    ORDER BY e.n
+), {audit.append_when(None, 5)}
+SELECT 1
+"""
+
+
 class Timeline:
     """The timeline events (``document_events``) of one intake transaction, written in one
-    round trip, in the order they were added."""
+    round trip, in the order they were added (with the transaction's audit entry, if any)."""
 
     def __init__(self, document_id: uuid.UUID) -> None:
         self.document_id = document_id
@@ -351,9 +363,14 @@ class Timeline:
     def add(self, event: str, agency: str | None, detail: dict) -> None:
         self.rows.append((self.document_id, event, agency, detail))
 
-    async def write(self, conn: asyncpg.Connection) -> None:
-        if self.rows:
+    async def write(self, conn: asyncpg.Connection,
+                    audit_entry: audit.AuditEntry | None = None) -> None:
+        if audit_entry is not None:
+            await conn.execute(_EVENTS_AND_AUDIT, self.document_id,
+                               [r[1] for r in self.rows], [r[2] for r in self.rows],
+                               [r[3] for r in self.rows], *audit_entry.args())
+        elif self.rows:
             await conn.executemany(
                 "INSERT INTO document_events (document_id, event, agency_code, detail)"
                 " VALUES ($1, $2, $3, $4)", self.rows)
-            self.rows = []
+        self.rows = []
