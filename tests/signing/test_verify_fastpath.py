@@ -72,6 +72,26 @@ def test_name_equality_identical():
     assert [eq for eq, _ in fast] == [True, True, False, False, True, False, False]
 
 
+def test_name_rendering_identical():
+    """``human_friendly`` from the memo: the same text as asn1crypto's, for a parsed Name, a
+    built one and one inside a GeneralName (explicit [4] tag), and distinct per name."""
+    built = x509.Name.build({"common_name": "Nguyễn Văn A", "organization_name": "UBND",
+                             "country_name": "VN"})
+    parsed = x509.Name.load(built.dump())
+    tagged = x509.GeneralName.load(
+        x509.GeneralName(name="directory_name", value=parsed).dump()).chosen
+    other = x509.Name.load(x509.Name.build({"common_name": "Sở Nội vụ"}).dump())
+    names = [built, parsed, tagged, other]
+    fast = [n.human_friendly for n in names]
+    fastpath.uninstall()
+    try:
+        slow = [x509.Name.load(n.chosen.dump()).human_friendly for n in names]
+    finally:
+        fastpath.install()
+    assert fast == slow
+    assert fast[0] == fast[1] == fast[2] != fast[3] and "Nguyễn Văn A" in fast[0]
+
+
 async def test_verdicts_identical_with_and_without_fastpath(test_pki, pki_session, plain_pdf):
     docs = [
         await sign_sample(plain_pdf, test_pki, "officer", level="B-T", session=pki_session),
