@@ -139,12 +139,13 @@ class Intake:
             elif verdict.verdict == "unsigned" and policy.reject_unsigned:
                 reject = ("SIGNATURE_MISSING", REASONS_VI["SIGNATURE_MISSING"])
         doc_id = uuid.uuid4()
+        attachments = _attachment_rows(msg, digests)
         seen = None
         async with self.gw.pool.acquire() as conn, conn.transaction():
             if await self._insert_document(conn, doc_id, key, msg, header, raw, sha, arrival,
-                                           cid, verdict, reject):
-                await self._write_parts(conn, doc_id, msg, header, digests, sha, arrival, cid,
-                                        receivers, verdict, reject)
+                                           cid, verdict, reject, attachments):
+                await self._write_parts(conn, doc_id, msg, header, attachments, sha, arrival,
+                                        cid, receivers, verdict, reject)
             else:  # a concurrent intake of the same package won the race
                 seen = await self._existing(conn, key)
         if seen is not None:
@@ -155,11 +156,10 @@ class Intake:
         return IntakeResult(doc_id, state, False, cid, reject[0] if reject else None,
                             reject[1] if reject else None)
 
-    async def _write_parts(self, conn, doc_id, msg: EdocMessage, header, digests, sha,
+    async def _write_parts(self, conn, doc_id, msg: EdocMessage, header, attachments, sha,
                            arrival: Arrival, cid, receivers, verdict: DocumentVerdict,
                            reject) -> None:
-        """Everything else of the intake transaction, after the document row."""
-        attachments = await self._insert_attachments(conn, doc_id, msg, digests, verdict)
+        """Everything else of the intake transaction, after the document and its parts."""
         ref = DocumentRef(doc_id, msg.from_organ.organ_id, msg.code.code_number,
                           msg.code.code_notation, msg.promulgation_info.promulgation_date,
                           msg.document_id, cid, arrival.axis)
@@ -188,16 +188,15 @@ class Intake:
                           "reject_code": reject[0] if reject else None}))
 
     async def _insert_document(self, conn, doc_id, key, msg: EdocMessage, header, raw, sha,
-                               arrival, cid, verdict: DocumentVerdict, reject) -> bool:
+                               arrival, cid, verdict: DocumentVerdict, reject,
+                               attachments: list[dict]) -> bool:
+        """The document, its attachments and their signature reports, in one statement;
+        False (nothing written) when a concurrent intake stored the same package first."""
         kind = bussiness_kind(msg)
+        reports = [(uuid.uuid4(), attachments[o]["id"], f.verdict, f.summary_vi, f.report)
+                   for o, f in verdict.files.items()]
         return await conn.fetchval(
-            "INSERT INTO documents (id, direction, dedup_key, edxml_document_id, axis, axis_doc_id,"
-            " sender_code, sender_name, code_number, code_notation, subject, type_name,"
-            " promulgation_date, due_date, priority, bussiness_doc_type, state, reject_code,"
-            " reject_reason, signature_verdict, correlation_id, header, edxml_sha256, edxml)"
-            " VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-            " $15, $16, $17, $18, $19, $20, $21, $22, $23)"
-            " ON CONFLICT (dedup_key) DO NOTHING RETURNING true",
+            _DOCUMENT_WITH_PARTS,
             doc_id, key, msg.document_id, arrival.axis, arrival.axis_doc_id,
             msg.from_organ.organ_id, msg.from_organ.organ_name, msg.code.code_number,
             msg.code.code_notation, msg.subject, msg.document_type.type_name,
@@ -205,30 +204,10 @@ class Intake:
             msg.other_info.priority if msg.other_info else None, int(kind),
             "REJECTED" if reject else "ROUTED", reject[0] if reject else None,
             reject[1] if reject else None, verdict.verdict, cid, header, sha, raw,
+            *_columns(attachments, ("id", "ordinal", "content_id", "name", "description",
+                                    "content_type", "size", "sha256", "data")),
+            *_columns_of(reports, 5),
         ) or False
-
-    async def _insert_attachments(self, conn, doc_id, msg: EdocMessage, digests: list[str],
-                                  verdict: DocumentVerdict) -> list[dict]:
-        rows = []
-        for ordinal, (att, digest) in enumerate(zip(msg.attachments, digests, strict=True)):
-            rows.append({"id": uuid.uuid4(), "ordinal": ordinal, "content_id": att.content_id,
-                         "name": att.name, "description": att.description,
-                         "content_type": att.content_type, "size": att.size,
-                         "sha256": digest, "data": att.data})
-        if rows:
-            await conn.executemany(
-                "INSERT INTO attachments (id, document_id, ordinal, content_id, name, description,"
-                " content_type, size, sha256, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-                " $10)",
-                [(r["id"], doc_id, r["ordinal"], r["content_id"], r["name"], r["description"],
-                  r["content_type"], r["size"], r["sha256"], r["data"]) for r in rows])
-        reports = [(uuid.uuid4(), doc_id, rows[o]["id"], f.verdict, f.summary_vi, f.report)
-                   for o, f in verdict.files.items()]
-        if reports:
-            await conn.executemany(
-                "INSERT INTO signature_reports (id, document_id, attachment_id, verdict, summary,"
-                " report) VALUES ($1, $2, $3, $4, $5, $6)", reports)
-        return rows
 
     async def _route(self, conn, m: RoutingMaterial, receivers: list[str],
                      timeline: Timeline) -> None:
@@ -337,6 +316,52 @@ WITH delivery AS (
 ), queued AS ({insert_when("delivery", 5)})
 SELECT 1
 """
+
+
+#: An inbound document with its attachments and their signature reports, in one statement
+#: (the parts only if the document row was new: a concurrent intake of the same package may
+#: have won the race on ``dedup_key``).
+_DOCUMENT_WITH_PARTS = """
+WITH doc AS (
+    INSERT INTO documents (id, direction, dedup_key, edxml_document_id, axis, axis_doc_id,
+        sender_code, sender_name, code_number, code_notation, subject, type_name,
+        promulgation_date, due_date, priority, bussiness_doc_type, state, reject_code,
+        reject_reason, signature_verdict, correlation_id, header, edxml_sha256, edxml)
+    VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+            $17, $18, $19, $20, $21, $22, $23)
+    ON CONFLICT (dedup_key) DO NOTHING RETURNING id
+), parts AS (
+    INSERT INTO attachments (id, document_id, ordinal, content_id, name, description,
+                             content_type, size, sha256, data)
+    SELECT a.id, doc.id, a.ordinal, a.content_id, a.name, a.description, a.content_type,
+           a.size, a.sha256, a.data
+    FROM doc, unnest($24::uuid[], $25::int[], $26::text[], $27::text[], $28::text[],
+                     $29::text[], $30::bigint[], $31::text[], $32::bytea[])
+              AS a(id, ordinal, content_id, name, description, content_type, size, sha256, data)
+), reports AS (
+    INSERT INTO signature_reports (id, document_id, attachment_id, verdict, summary, report)
+    SELECT r.id, doc.id, r.attachment_id, r.verdict, r.summary, r.report
+    FROM doc, unnest($33::uuid[], $34::uuid[], $35::text[], $36::text[], $37::jsonb[])
+              AS r(id, attachment_id, verdict, summary, report)
+)
+SELECT true FROM doc
+"""
+
+
+def _attachment_rows(msg: EdocMessage, digests: list[str]) -> list[dict]:
+    return [{"id": uuid.uuid4(), "ordinal": ordinal, "content_id": att.content_id,
+             "name": att.name, "description": att.description,
+             "content_type": att.content_type, "size": att.size, "sha256": digest,
+             "data": att.data}
+            for ordinal, (att, digest) in enumerate(zip(msg.attachments, digests, strict=True))]
+
+
+def _columns(rows: list[dict], keys: tuple[str, ...]) -> list[list]:
+    return [[r[k] for r in rows] for k in keys]
+
+
+def _columns_of(rows: list[tuple], width: int) -> list[list]:
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
 #: A document's timeline events (in order) and an audit entry, in one statement.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -349,3 +350,37 @@ async def test_multipart_push_as_vdxp_sends_it_and_size_limit(database_url, bus_
         assert await db.fetchval("SELECT count(*) FROM documents") == 1
     finally:
         await gw.stop()
+
+
+async def test_parts_are_stored_with_their_document_and_a_race_stores_one(
+        flow_gateway, aiohttp_client, db, pki):
+    """Attachments (a PDF and a text file, in order) and the PDF's signature report are written
+    with the document; two pushes of one package at once store it once and answer alike."""
+    from dataclasses import replace
+
+    from gateway.edxml import Attachment
+
+    client = await aiohttp_client(flow_gateway.web_app())
+    token = (await create_client(db, name="axis-peer", role="axis")).token
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/xml"}
+    msg = edoc(SENDER, [D1], await signed_pdf(pki, "Cong van hai tep"), number=601)
+    note = Attachment("ghi-chu", "ghi-chu.txt", "text/plain", "Ghi chú kèm theo".encode(),
+                      "Ghi chú")
+    raw = package(replace(msg, attachments=(*msg.attachments, note)))
+    answers = await asyncio.gather(*(client.post("/v1/axis/inbox", data=raw, headers=auth)
+                                     for _ in range(2)))
+    bodies = [await r.json() for r in answers]
+    assert [r.status for r in answers] == [200, 200], bodies
+    assert bodies[0]["document_id"] == bodies[1]["document_id"]
+    assert sorted(b["duplicate"] for b in bodies) == [False, True]
+    assert await db.fetchval("SELECT count(*) FROM documents") == 1
+    assert await db.fetchval("SELECT count(*) FROM deliveries") == 1
+    parts = await db.fetch("SELECT id, ordinal, name, size, sha256, data FROM attachments"
+                           " ORDER BY ordinal")
+    assert [(p["ordinal"], p["name"]) for p in parts] == [(0, msg.attachments[0].name),
+                                                          (1, "ghi-chu.txt")]
+    assert bytes(parts[1]["data"]) == note.data and parts[1]["size"] == len(note.data)
+    assert parts[1]["sha256"] == hashlib.sha256(note.data).hexdigest()
+    reports = await db.fetch("SELECT attachment_id, verdict, report FROM signature_reports")
+    assert [(r["attachment_id"], r["verdict"]) for r in reports] == [(parts[0]["id"], "valid")]
+    assert reports[0]["report"]["signatures"]
