@@ -117,3 +117,35 @@ async def test_verdicts_identical_with_and_without_fastpath(test_pki, pki_sessio
         assert f == s
     assert [f["verdict"] for f in fast] == ["valid", "indeterminate", "invalid"]
     assert generic.read_hex_string_from_stream is fastpath.fast_read_hex_string_from_stream
+
+
+async def test_embedded_certificates_are_interned(test_pki, plain_pdf):
+    """Every pyHanko module that extracts a CMS's certificates gets the interning version; two
+    signatures by one signer share its parsed certificate, another signer's is its own."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import generic_cms
+
+    from signing.testpki.pdfs import make_pdf
+
+    first = await sign_sample(plain_pdf, test_pki, "officer", level="B-B")
+    second = await sign_sample(make_pdf(2, "Văn bản khác"), test_pki, "officer", level="B-B")
+    other = await sign_sample(plain_pdf, test_pki, "stranger", level="B-B")
+
+    def certs(pdf: bytes):
+        sig = PdfFileReader(io.BytesIO(pdf)).embedded_signatures[0]
+        return generic_cms.extract_certificate_info(sig.signed_data)
+
+    assert not fastpath._modules_using(fastpath._ORIGINAL_CERT_INFO)
+    a, b, c = certs(first), certs(second), certs(other)
+    assert a.signer_cert is b.signer_cert
+    assert [x.dump() for x in a.other_certs] == [x.dump() for x in b.other_certs]
+    assert all(x is y for x, y in zip(a.other_certs, b.other_certs, strict=True))
+    assert c.signer_cert is not a.signer_cert and c.signer_cert.dump() != a.signer_cert.dump()
+    fastpath.uninstall()
+    try:
+        assert generic_cms.extract_certificate_info is fastpath._ORIGINAL_CERT_INFO
+        plain = certs(first)
+        assert plain.signer_cert is not a.signer_cert
+        assert plain.signer_cert.dump() == a.signer_cert.dump()
+    finally:
+        fastpath.install()
