@@ -78,17 +78,19 @@ def hash_file(data: bytes, *, sdk_compatible: bool = True) -> str:
     gives the ordinary 64-character hex.
     """
     digest = hashlib.sha256(data).digest()
-    if sdk_compatible:
-        return "".join(f"{b:x}" for b in digest)
-    return digest.hex()
+    return _sdk_hex(digest) if sdk_compatible else digest.hex()
+
+
+def _sdk_hex(digest: bytes) -> str:
+    return "".join(f"{b:x}" for b in digest)
 
 
 def hash_file_matches(data: bytes, value: str) -> bool:
-    """Whether ``value`` is the SHA-256 of ``data`` in either hex form of :func:`hash_file`."""
+    """Whether ``value`` is the SHA-256 of ``data`` in either hex form of :func:`hash_file`
+    (the package is hashed once)."""
     value = value.strip().lower()
-    return any(
-        hmac.compare_digest(value, hash_file(data, sdk_compatible=form)) for form in (True, False)
-    )
+    digest = hashlib.sha256(data).digest()
+    return any(hmac.compare_digest(value, form) for form in (_sdk_hex(digest), digest.hex()))
 
 
 def sign_headers(
