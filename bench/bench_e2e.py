@@ -64,6 +64,15 @@ from pathlib import Path
 PG = os.environ.get("EDOC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("EDOC_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
 OUTBOX_BODY = 3 * 1024
+
+
+def _default_concurrency() -> int:
+    from gateway.config import AxisConnection
+
+    return AxisConnection.model_fields["concurrency"].default
+
+
+_DEFAULT_CONCURRENCY = _default_concurrency()
 CLK = os.sysconf("SC_CLK_TCK")
 
 # -- CPU ceiling: stock pyHanko in worker processes ------------------------------------------
@@ -698,7 +707,8 @@ async def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--paced-seconds", type=float, default=20.0)
     ap.add_argument("--workers", type=int, default=2, help="signing pool processes")
-    ap.add_argument("--concurrency", type=int, default=4, help="poller concurrency (config)")
+    ap.add_argument("--concurrency", type=int, default=_DEFAULT_CONCURRENCY,
+                    help="poller concurrency (config; default: the gateway's own default)")
     ap.add_argument("--poll-interval", type=float, default=0.02, help="axis poll interval, s")
     ap.add_argument("--idle-poll-interval", type=float, default=0.2,
                     help="longest wait of an idle axis connection (backoff; 0: none), s")

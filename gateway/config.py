@@ -53,8 +53,10 @@ class AxisConnection(BaseModel):
     #: listed brings it back to ``poll_interval``. A package that arrives on an idle
     #: connection waits at most this long; an idle gateway spends that much less CPU.
     idle_poll_interval: float | None = Field(default=None, gt=0)
-    #: Packages taken in at once per poll round (verification runs in the signing pool).
-    concurrency: int = Field(default=4, ge=1, le=64)
+    #: Packages taken in at once per poll round. Each one spends as much time fetching,
+    #: storing and acknowledging as it spends in the signing pool, so twice the pool's usual
+    #: size keeps the pool busy (the pool's own queue bound makes intakes wait, never fail).
+    concurrency: int = Field(default=8, ge=1, le=64)
     timeout: float = Field(default=30.0, gt=0)
     enabled: bool = True
 

@@ -9,7 +9,8 @@ process dies its session ends and another process takes the lock over.
 Each round: ``getReceivedEdocList(edoc)`` → ``getEdoc`` per package → intake (stored and
 committed) → ``updateStatus(done)``, or ``fail`` only for a package that can never be processed
 (malformed); then the same for ``messagetype=status``. Up to ``concurrency`` packages are taken
-in at once, so that verification keeps every worker of the signing pool busy. A package whose
+in at once (default 8), so that verification keeps every worker of the signing pool busy while
+other packages are being fetched, stored and acknowledged. A package whose
 intake failed for a passing reason (database down…) is not acknowledged: the axis lists it
 again next round.
 """
