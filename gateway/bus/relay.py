@@ -210,14 +210,15 @@ class OutboxRelay:
             await self._abandon(batch)
             raise
         if failed:
-            errors = [_describe(exc) for _, exc in failed]
+            error = _describe(failed[0][1])
+            then = "rescheduled with backoff"
             try:
-                await self._pool.execute(_RESCHEDULE, [r["id"] for r, _ in failed], errors[0])
+                await self._pool.execute(_RESCHEDULE, [r["id"] for r, _ in failed], error)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                pass  # the lease runs out: the rows come back without the backoff
-            log.warning("outbox rows not confirmed, rescheduled",
+                then = "back when their lease ends (the database refused the reschedule)"
+            log.warning(f"outbox rows not confirmed, {then}",
                         extra={"count": len(failed), "destination": self._destination,
-                               "error": errors[0]})
+                               "error": error})
         self.stats.published += len(done)
         self.stats.failed += len(failed)
         self.stats.passes += 1
