@@ -19,8 +19,11 @@ from typing import Protocol
 
 class DedupStore(Protocol):
     """``seen`` runs on the event loop, so it must answer at once (a lookup, no waiting on
-    writers); ``remember`` may block (the runner calls it in a thread) and must be durable
-    when it returns."""
+    writers); ``remember`` must be durable when it returns and, when ``blocking`` (it waits
+    for a disk), the runner calls it in a thread."""
+
+    #: ``remember`` waits for I/O: call it off the event loop.
+    blocking: bool
 
     def seen(self, message_id: str) -> bool: ...
 
@@ -29,6 +32,8 @@ class DedupStore(Protocol):
 
 class MemoryDedupStore:
     """In-process store for tests; forgets everything when the process ends."""
+
+    blocking = False  # a set insertion: no thread hop
 
     def __init__(self) -> None:
         self._ids: set[str] = set()
@@ -45,6 +50,8 @@ class MemoryDedupStore:
 
 class SqliteDedupStore:
     """Durable store in one SQLite file (stdlib ``sqlite3``, WAL journal)."""
+
+    blocking = True  # remember() syncs to disk
 
     def __init__(self, path: str | Path, *, retention: float = 30 * 86400,
                  prune_every: int = 1000) -> None:

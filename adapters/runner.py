@@ -280,7 +280,10 @@ class AdapterRunner:
                 f"{type(exc).__name__}: {exc}", code="ADAPTER_ERROR"))
             return
         receipt = receipt or DeliveryReceipt()
-        await asyncio.to_thread(self.dedup.remember, parsed.message_id)
+        if getattr(self.dedup, "blocking", True):
+            await asyncio.to_thread(self.dedup.remember, parsed.message_id)
+        else:
+            self.dedup.remember(parsed.message_id)
         await self._report("delivered", parsed, attempt, reference=receipt.reference)
         self.stats.delivered += 1
         log.info("delivered", extra={**fields, "eoffice_reference": receipt.reference})

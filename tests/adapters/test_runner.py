@@ -6,6 +6,8 @@ import asyncio
 import json
 from contextlib import asynccontextmanager
 
+import pytest
+
 from adapters.eoffice_sim import EOfficeSimulator
 from adapters.sdk import (
     AdapterRunner,
@@ -262,3 +264,27 @@ async def test_runner_failing_on_a_message_dead_letters_it_on_the_last_delivery(
     assert len(dead) == 1 and dead[0].message_id == msg["message_id"]
     assert dead[0].headers["x-error-code"] == "ADAPTER_RUNNER_FAILED"
     assert adapter.seen == []
+
+
+@pytest.mark.parametrize("blocking", [False, True])
+async def test_remember_leaves_the_loop_only_for_a_blocking_store(bus, blocking):
+    """A store whose ``remember`` waits for a disk is called in a thread; an in-memory one on
+    the event loop (a thread hop per message for a set insertion would be pure cost)."""
+    import threading
+
+    class Recording(MemoryDedupStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocking = blocking
+            self.threads: list[int] = []
+
+        def remember(self, message_id: str) -> None:
+            self.threads.append(threading.get_ident())
+            super().remember(message_id)
+
+    store = Recording()
+    async with running(Recorder(), bus, dedup=store) as runner:
+        await publish_delivery(bus.publisher, bus.topology, delivery_message())
+        await wait_for(lambda: runner.stats.delivered == 1)
+    on_loop = store.threads == [threading.get_ident()]
+    assert len(store.threads) == 1 and on_loop is not blocking
