@@ -46,7 +46,9 @@ _UPDATE = {
 }
 
 #: One outcome applied in ONE statement (atomic on its own, one round trip): mark it processed,
-#: update the delivery (only if it was not processed before) and add the timeline event.
+#: update the delivery (only if it was not processed before) and add the timeline event. Every
+#: new outcome is on the timeline, also one that arrives after a later one (outcomes travel
+#: through a queue and are applied concurrently): it then moves no state and says ``late``.
 #: Returns whether the outcome was new and the document of the delivery it changed.
 _APPLY_ONE = """
 WITH first AS (
@@ -58,7 +60,9 @@ WITH first AS (
     RETURNING document_id, agency_code
 ), ev AS (
     INSERT INTO document_events (document_id, event, agency_code, detail)
-    SELECT document_id, $8, agency_code, $9::jsonb FROM d
+    SELECT v.document_id, $8, v.agency_code,
+           $9::jsonb || jsonb_build_object('late', NOT EXISTS (SELECT 1 FROM d))
+    FROM deliveries v WHERE v.id = $1 AND EXISTS (SELECT 1 FROM first)
 )
 SELECT EXISTS (SELECT 1 FROM first) AS first, (SELECT document_id FROM d) AS document_id
 """

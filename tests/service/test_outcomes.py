@@ -47,6 +47,12 @@ async def test_outcomes_apply_once_and_never_regress(db):
     assert await apply_outcome(db, late) is True
     row = await db.fetchrow("SELECT state, last_error FROM deliveries WHERE id = $1", a)
     assert row["state"] == "DELIVERED" and row["last_error"] is None
+    # both are on the timeline, the late one marked so (and each once)
+    events = await db.fetch("SELECT event, detail FROM document_events WHERE document_id = $1"
+                            " ORDER BY id", _doc)
+    assert [(e["event"], e["detail"]["late"]) for e in events] == [
+        ("delivery.delivered", False), ("delivery.retrying", True)]
+    assert events[1]["detail"]["error"] == "timeout"
 
 
 def test_unreadable_outcomes_are_refused():
