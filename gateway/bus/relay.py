@@ -6,7 +6,7 @@ publisher, see :func:`amqp_sender`) or ``axis:<connection>`` (an axis client, se
 
 Each pass **leases** a batch of ready rows in one statement: the rows are picked with
 ``FOR UPDATE SKIP LOCKED`` (several gateway processes relay side by side) and their
-``available_at`` is moved ``lease`` seconds ahead, so no other relay takes them while they are
+``leased_until`` is set ``lease`` seconds ahead, so no other relay takes them while they are
 being sent. The sends run concurrently, each bounded so that it ends before its lease does;
 then one statement deletes the confirmed rows and marks their deliveries ``PUBLISHED``, and
 the failed ones are rescheduled with backoff. Two round trips a pass, and no database
@@ -46,11 +46,15 @@ NOTIFY_CHANNEL = "edoc_outbox"
 _COLUMNS = """o.id, o.message_id, o.exchange, o.routing_key, o.headers, o.content_type, o.body,
        o.correlation_id, o.delivery_id, o.document_id, o.attempts"""
 
-#: Lease the next ready rows: ``$3`` seconds during which no other relay takes them.
+#: Ready: due, and not leased by a live relay.
+_READY = ("destination = $1 AND available_at <= now()"
+          " AND (leased_until IS NULL OR leased_until <= now())")
+
+#: Lease the next ready rows: ``$3`` seconds during which no other relay takes them. The lease
+#: is written to ``leased_until``, which no index covers (a HOT update; migration 0005).
 _LEASE = f"""
-UPDATE outbox o SET available_at = now() + make_interval(secs => $3)
-FROM (SELECT id FROM outbox
-      WHERE destination = $1 AND available_at <= now()
+UPDATE outbox o SET leased_until = now() + make_interval(secs => $3)
+FROM (SELECT id FROM outbox WHERE {_READY}
       ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) due
 WHERE o.id = due.id
 RETURNING {_COLUMNS}
@@ -60,9 +64,9 @@ RETURNING {_COLUMNS}
 #: only the oldest row of each document may be leased; a later one waits until the earlier one
 #: is sent (even while the earlier one waits for a retry, or is leased by another relay).
 _LEASE_IN_DOCUMENT_ORDER = f"""
-UPDATE outbox o SET available_at = now() + make_interval(secs => $3)
+UPDATE outbox o SET leased_until = now() + make_interval(secs => $3)
 FROM (SELECT id FROM outbox x
-      WHERE destination = $1 AND available_at <= now()
+      WHERE {_READY}
         AND (document_id IS NULL OR NOT EXISTS (
              SELECT 1 FROM outbox p
              WHERE p.destination = $1 AND p.document_id = x.document_id AND p.id < x.id))
@@ -72,7 +76,7 @@ RETURNING {_COLUMNS}
 """
 
 #: A stopped relay gives back the rows it leased and did not send.
-_RELEASE = "UPDATE outbox SET available_at = now() WHERE id = ANY($1::bigint[])"
+_RELEASE = "UPDATE outbox SET leased_until = NULL WHERE id = ANY($1::bigint[])"
 
 #: Confirmed rows leave the outbox and their deliveries become PUBLISHED (with a timeline
 #: event), in one statement.
@@ -91,7 +95,7 @@ FROM d
 """
 
 _RESCHEDULE = """
-UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+UPDATE outbox SET attempts = attempts + 1, last_error = $2, leased_until = NULL,
        available_at = now() + make_interval(secs => least(60, 0.5 * power(2, attempts)))
 WHERE id = ANY($1::bigint[])
 """

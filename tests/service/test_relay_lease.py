@@ -75,9 +75,9 @@ async def test_a_send_that_would_outlive_its_lease_is_cut_off_and_rescheduled(db
     lease = LEASE_MARGIN + 0.5
     relay = OutboxRelay(pool, _forever, destination=DEST, lease=lease)
     assert await asyncio.wait_for(relay.run_once(), lease + 5) == 0
-    row = await db.fetchrow("SELECT attempts, last_error, available_at > now() AS later"
-                            " FROM outbox")
-    assert row["attempts"] == 1 and row["later"]
+    row = await db.fetchrow("SELECT attempts, last_error, available_at > now() AS later,"
+                            " leased_until FROM outbox")
+    assert row["attempts"] == 1 and row["later"] and row["leased_until"] is None
     assert "lease" in row["last_error"]
     assert relay.stats.failed == 1
 
@@ -93,11 +93,11 @@ async def test_a_cancelled_relay_gives_its_rows_back(db, pool):
     relay = OutboxRelay(pool, hang, destination=DEST, lease=600)
     task = asyncio.create_task(relay.run_once())
     await asyncio.wait_for(started.wait(), 10)
-    assert await db.fetchval("SELECT count(*) FROM outbox WHERE available_at > now()") == 3
+    assert await db.fetchval("SELECT count(*) FROM outbox WHERE leased_until > now()") == 3
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await db.fetchval("SELECT count(*) FROM outbox WHERE available_at <= now()") == 3
+    assert await db.fetchval("SELECT count(*) FROM outbox WHERE leased_until IS NULL") == 3
 
 
 async def test_a_lease_must_be_longer_than_its_margin(pool):
