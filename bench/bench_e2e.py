@@ -33,7 +33,7 @@ process (the harness), every PostgreSQL process and RabbitMQ (machine-wide, so o
 the machine shows up there too). ``--profile RAW`` runs ``py-spy record --gil`` on the gateway
 process during the first burst (and on this process into ``RAW.harness``).
 
-    .venv/bin/python bench/bench_e2e.py [--docs 150] [--rounds 2] [--paced-seconds 20]
+    .venv/bin/python bench/bench_e2e.py [--docs 150] [--rounds 5] [--paced-seconds 20]
 
 Own database (``edoc_bench_e2e_*``) and RabbitMQ prefix (``benche2e*``) per part, all removed.
 """
@@ -704,7 +704,10 @@ def package_factory(pdfs: list[bytes]):
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=150, help="documents per burst and ceiling")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="interleaved rounds; the ratio compares the best of each (this machine's "
+                         "speed swings by half within minutes: with few rounds one side may "
+                         "never see a fast phase)")
     ap.add_argument("--paced-seconds", type=float, default=20.0)
     ap.add_argument("--workers", type=int, default=2, help="signing pool processes")
     ap.add_argument("--concurrency", type=int, default=_DEFAULT_CONCURRENCY,
