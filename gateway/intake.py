@@ -206,7 +206,7 @@ class Intake:
             reject[1] if reject else None, verdict.verdict, cid, header, sha, raw,
             *_columns(attachments, ("id", "ordinal", "content_id", "name", "description",
                                     "content_type", "size", "sha256", "data")),
-            *_columns_of(reports, 5),
+            *_columns(reports, range(5)),
         ) or False
 
     async def _route(self, conn, m: RoutingMaterial, receivers: list[str],
@@ -356,12 +356,9 @@ def _attachment_rows(msg: EdocMessage, digests: list[str]) -> list[dict]:
             for ordinal, (att, digest) in enumerate(zip(msg.attachments, digests, strict=True))]
 
 
-def _columns(rows: list[dict], keys: tuple[str, ...]) -> list[list]:
+def _columns(rows: list, keys) -> list[list]:
+    """Rows (dicts or tuples) as one list per key: the arrays ``unnest`` turns back into rows."""
     return [[r[k] for r in rows] for k in keys]
-
-
-def _columns_of(rows: list[tuple], width: int) -> list[list]:
-    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
 #: A document's timeline events (in order) and an audit entry, in one statement.

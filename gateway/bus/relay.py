@@ -50,30 +50,29 @@ _COLUMNS = """o.id, o.message_id, o.exchange, o.routing_key, o.headers, o.conten
 _READY = ("destination = $1 AND available_at <= now()"
           " AND (leased_until IS NULL OR leased_until <= now())")
 
-#: Lease the next ready rows: ``$3`` seconds during which no other relay takes them. The lease
-#: is written to ``leased_until``, which no index covers (a HOT update; migration 0005).
-_LEASE = f"""
+
+def _lease_sql(only: str = "") -> str:
+    """Lease the next ready rows (and ``only`` those): ``$3`` seconds during which no other
+    relay takes them. The lease is written to ``leased_until``, which no index covers (a HOT
+    update; migration 0005)."""
+    return f"""
 UPDATE outbox o SET leased_until = now() + make_interval(secs => $3)
-FROM (SELECT id FROM outbox WHERE {_READY}
+FROM (SELECT id FROM outbox x WHERE {_READY}{only}
       ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) due
 WHERE o.id = due.id
 RETURNING {_COLUMNS}
 """
 
+
+_LEASE = _lease_sql()
+
 #: For destinations where order matters (status messages to an axis: 01 before 03 before 06),
 #: only the oldest row of each document may be leased; a later one waits until the earlier one
 #: is sent (even while the earlier one waits for a retry, or is leased by another relay).
-_LEASE_IN_DOCUMENT_ORDER = f"""
-UPDATE outbox o SET leased_until = now() + make_interval(secs => $3)
-FROM (SELECT id FROM outbox x
-      WHERE {_READY}
+_LEASE_IN_DOCUMENT_ORDER = _lease_sql("""
         AND (document_id IS NULL OR NOT EXISTS (
              SELECT 1 FROM outbox p
-             WHERE p.destination = $1 AND p.document_id = x.document_id AND p.id < x.id))
-      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) due
-WHERE o.id = due.id
-RETURNING {_COLUMNS}
-"""
+             WHERE p.destination = $1 AND p.document_id = x.document_id AND p.id < x.id))""")
 
 #: A stopped relay gives back the rows it leased and did not send.
 _RELEASE = "UPDATE outbox SET leased_until = NULL WHERE id = ANY($1::bigint[])"

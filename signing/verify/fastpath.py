@@ -185,6 +185,8 @@ def fast_read_hex_string_from_stream(stream):
 
 
 def install() -> None:
+    if installed():  # every Verifier calls this: the module scan below runs once
+        return
     generic.read_hex_string_from_stream = fast_read_hex_string_from_stream
     asn1_x509.NameTypeAndValue._ldap_string_prep = _cached_ldap_string_prep
     asn1_x509.Name.__eq__ = _memo_name_eq
