@@ -94,6 +94,19 @@ class SigningSettings(BaseModel):
     reject_invalid: bool = True
     #: Reject documents without any PDF signature.
     reject_unsigned: bool = False
+    #: Address space (MiB) one signing or verification job may use; a job over it is stopped
+    #: with ``PDF_TOO_COMPLEX`` and never retried (RLIMIT_AS of the worker process).
+    job_memory_mb: int = Field(default=1536, ge=256)
+    #: Wall-clock seconds one job may take; a job over it has its worker killed and is answered
+    #: ``PDF_TIMEOUT``, never retried.
+    job_timeout: float = Field(default=60.0, gt=0)
+    #: Workers of the judge pool that only intake may use (API verification never takes the
+    #: last ones): inbound documents never starve behind ``/v1/verify`` callers.
+    intake_reserved_workers: int = Field(default=1, ge=0)
+    #: Largest PDF ``/v1/verify`` accepts (bytes); larger ones are 413 ``PDF_TOO_LARGE``.
+    api_verify_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    #: Verifications one token may run at once on ``/v1/verify`` (more: 429 with Retry-After).
+    api_verify_per_token: int = Field(default=2, ge=1)
 
 
 class BusSettings(BaseModel):

@@ -52,6 +52,21 @@ class PdfTooLargeError(PdfError):
     code = "PDF_TOO_LARGE"
 
 
+class PdfTooComplexError(PdfError):
+    """The PDF asked for more memory than a job may use (``signing.job_memory_mb``): a
+    cross-reference table declaring billions of entries, a decompression bomb, a deeply nested
+    object graph. The job was stopped and is never retried."""
+
+    code = "PDF_TOO_COMPLEX"
+
+
+class PdfTimeoutError(PdfError):
+    """The PDF kept a worker busy past the wall-clock limit (``signing.job_timeout``): the
+    worker was killed and the job is never retried."""
+
+    code = "PDF_TIMEOUT"
+
+
 class TrustConfigError(SigningError):
     """A trust bundle (PEM/DER file or folder) cannot be loaded."""
 

@@ -348,11 +348,12 @@ class SigningPool:
         finally:
             self._pending -= 1
 
-    async def sign(self, pdf: bytes, request: SignRequest, alias: str) -> SignedPdf:
+    async def sign(self, pdf: bytes, request: SignRequest, alias: str, *,
+                   lane: str = "api") -> SignedPdf:
         """Sign with the key configured under ``alias`` in a worker process."""
         return _raise_portable(await self._submit(_worker_sign, pdf, request, alias))
 
-    async def verify(self, pdf: bytes, policy=None):
+    async def verify(self, pdf: bytes, policy=None, *, lane: str = "api"):
         """``signing.verify.verify_pdf(pdf, policy)`` in a worker process (policy without a
         live aiohttp session: workers create their own when online)."""
         return _raise_portable(await self._submit(_worker_verify, pdf, _policy_to_wire(policy)))
