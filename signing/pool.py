@@ -1,52 +1,63 @@
-"""A bounded process pool so that a service never signs or verifies on its event loop.
+"""A bounded process pool so that a service never signs or verifies on its event loop, and no
+PDF can take more than its share of memory, time or capacity.
 
-Rules implemented here:
+Rules implemented here (the worker side is :mod:`signing.worker`):
 
-* Signing and verification are CPU-bound Python (50-100 ms each): they run in worker processes
-  (``spawn`` context by default: no inherited event loop, locks or token sessions) through
-  ``loop.run_in_executor``.
-* Keys are loaded once per worker process and cached there (PKCS#12 parsed once; one PKCS#11
-  session and lock per token per worker).
-  Signing workers also prepare the stamp font when they start (:func:`signing.fonts.warm_up`).
-* The queue is bounded: when ``max_pending`` jobs are already submitted or running, new work is
-  rejected at once with :class:`PoolOverloaded` (code ``POOL_OVERLOADED``), so callers can answer
+* Signing and verification are CPU-bound Python (10-100 ms each): they run in worker processes
+  (``spawn`` context by default: no inherited event loop, locks or token sessions), one job at a
+  time per worker, sent over the worker's own pipe from a helper thread (never on the loop).
+* **Memory**: every worker runs under an address-space limit (``memory_mb``); a job over it is
+  answered :class:`~signing.errors.PdfTooComplexError` (``PDF_TOO_COMPLEX``) and its worker is
+  replaced.
+* **Time**: every job has a wall-clock limit (``job_timeout``); a job over it has its worker
+  killed (SIGKILL: a loop in C code cannot be interrupted any other way) and is answered
+  :class:`~signing.errors.PdfTimeoutError` (``PDF_TIMEOUT``).
+* **No job runs twice.** A worker that dies during a job (segfault, ``os._exit``, the OOM killer)
+  fails that job with :class:`WorkerCrashed` (``POOL_WORKER_CRASHED``); the pool starts a new
+  worker in its place and stays usable. A poison PDF costs one worker start, never two.
+* **Capacity**: at most ``max_pending`` jobs are submitted or running; past that new work is
+  refused at once with :class:`PoolOverloaded` (``POOL_OVERLOADED``), so that callers answer
   "busy" (HTTP 503) instead of piling up memory.
-* Errors raised in a worker come back as the same :class:`signing.errors.SigningError` subclass
-  with the same ``code``.
-* Each worker keeps one :class:`signing.verify.Verifier` per verification policy (key: a hash of
-  the policy's wire form: DER certificates, trust paths with their modification times,
-  revocation-cache contents and every flag), at most :data:`MAX_VERIFIERS` (least recently used
-  first out), so trust bundles are loaded once and validation caches stay warm.
-* A worker that dies (segfault, ``os._exit``, OOM kill) breaks the executor: the pool replaces
-  the executor once per breakage and retries each affected job once; a job that breaks the
-  new executor too fails with :class:`WorkerCrashed` (a ``BrokenProcessPool``, code
-  ``POOL_WORKER_CRASHED``), and the pool stays usable for the next jobs.
-* A worker whose parent process dies (SIGKILL, OOM killer) exits within a second instead of
-  lingering as an orphan.
+* **Lanes**: a job names its lane, ``intake`` (documents arriving from the axis) or ``api``
+  (callers of the HTTP API). A free worker goes to the oldest intake job first; API jobs never
+  occupy the last ``reserved_for_intake`` workers, so inbound documents never wait behind API
+  callers, whatever they send.
+* ``close()`` kills busy workers at once (a stuck job cannot hold up a shutdown); jobs waiting
+  for a worker fail with :class:`PoolClosed`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import datetime
-import hashlib
-import importlib
+import collections
+import contextlib
 import logging
 import multiprocessing
-import os
-import pickle
 import threading
-import time
-from collections import OrderedDict
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from signing.errors import SigningError
-from signing.keys import KeyStore, SignerRole
-from signing.sign import SignedPdf, SigningServices, SignRequest, sign_with_services
+from signing import worker as _w
+from signing.errors import PdfTimeoutError, PdfTooComplexError, SigningError
+from signing.sign import SignedPdf, SigningServices, SignRequest
+from signing.worker import (  # noqa: F401  (re-exported: the pool's public names)
+    ALLOWED_ROLES,
+    MAX_VERIFIERS,
+    RoleNotAllowed,
+    check_role,
+    policy_key,
+)
+
+log = logging.getLogger(__name__)
+
+Lane = Literal["intake", "api"]
+LANES: tuple[Lane, ...] = ("intake", "api")
+
+#: Defaults of the limits (the gateway passes its settings).
+DEFAULT_MEMORY_MB = 1536
+DEFAULT_JOB_TIMEOUT = 60.0
 
 
 class PoolOverloaded(SigningError):
@@ -60,225 +71,94 @@ class PoolClosed(SigningError):
 
 
 class WorkerCrashed(BrokenProcessPool):
-    """A worker process died while running the job, twice (the job was retried once).
+    """A worker process died while running the job. The job is not run again (a PDF that kills
+    its worker would kill the next one too); the pool has started a new worker.
 
     A :class:`~concurrent.futures.process.BrokenProcessPool` (not a ``SigningError``), so that
-    callers that already answer a broken pool with "busy, retry" keep doing so; the pool
-    itself has been replaced and takes new jobs.
+    callers that answer a broken pool with "busy, retry" keep doing so.
     """
 
     code = "POOL_WORKER_CRASHED"
 
 
-log = logging.getLogger(__name__)
+class _Worker:
+    """One worker process and the pipe to it; started on first use (in a helper thread)."""
 
-#: Verifiers cached per worker process (one per distinct policy).
-MAX_VERIFIERS = 8
+    def __init__(self, pool: SigningPool, slot: int) -> None:
+        self.pool = pool
+        self.slot = slot
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self.conn = None
+        self.lane: Lane | None = None  # the lane of the job it runs, None when idle
+        self._lock = threading.Lock()
 
+    def _start(self) -> None:
+        parent, child = self.pool._mp_context.Pipe(duplex=True)
+        process = self.pool._mp_context.Process(
+            target=_w.serve, args=(child, self.pool._initargs, self.pool.memory_bytes),
+            name=f"signing-worker-{self.slot}", daemon=True)
+        process.start()
+        child.close()
+        self.process, self.conn = process, parent
 
-class RoleNotAllowed(SigningError):
-    """The key's configured role may not sign in the requested role."""
-
-    code = "KEY_ROLE_MISMATCH"
-
-
-#: Which request roles a key configured for a role may sign.
-ALLOWED_ROLES = {
-    SignerRole.COMPETENT_PERSON: {SignerRole.COMPETENT_PERSON},
-    SignerRole.AGENCY: {SignerRole.AGENCY, SignerRole.ATTACHMENT, SignerRole.COPY},
-    SignerRole.ATTACHMENT: {SignerRole.ATTACHMENT},
-    SignerRole.COPY: {SignerRole.COPY},
-}
-
-
-def check_role(key_role: SignerRole, request_role: SignerRole, alias: str) -> None:
-    """Refuse e.g. a competent person's key for the agency seal."""
-    if request_role not in ALLOWED_ROLES[key_role]:
-        raise RoleNotAllowed(f"key {alias!r} is a {key_role.value} key, not {request_role.value}")
-
-
-# --- worker side -------------------------------------------------------------------------------
-
-_STORE: KeyStore | None = None
-_SERVICES: SigningServices | None = None
-
-
-def _exit_with_parent(interval: float = 1.0) -> None:
-    """End this worker when the process that started it is gone (SIGKILL, OOM killer): an
-    orphaned worker would otherwise idle forever, holding its memory and key material."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while True:
-            time.sleep(interval)
-            if os.getppid() != parent:
-                os._exit(0)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def _init_worker(key_config_path: str | None, services: SigningServices | None) -> None:
-    global _STORE, _SERVICES
-    _exit_with_parent()
-    _STORE = KeyStore.from_file(key_config_path) if key_config_path else None
-    _SERVICES = services
-    if _STORE is not None:  # a signing worker: have the stamp font ready for the first job
-        from signing import fonts
-
+    def exchange(self, job: tuple) -> tuple:
+        """Send one job and wait for its answer (blocking: runs in a helper thread)."""
+        with self._lock:
+            if self.process is None or not self.process.is_alive():
+                self._discard()
+                self._start()
+            conn = self.conn
         try:
-            fonts.warm_up()
-        except SigningError as exc:  # no font: visible signatures will report it themselves
-            log.warning("stamp font not warmed up: %s", exc)
+            conn.send(job)
+            return conn.recv()
+        except (EOFError, OSError) as exc:
+            process = self.process
+            if process is not None:
+                process.join(2)
+            raise _Died(process.exitcode if process is not None else None) from exc
+
+    def _discard(self) -> None:
+        conn, process = self.conn, self.process
+        self.conn = self.process = None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
+        if process is not None:
+            if process.is_alive():
+                process.kill()
+            process.join(5)
+            with contextlib.suppress(ValueError):
+                process.close()
+
+    def kill(self) -> None:
+        """Kill the process now (its helper thread sees EOF and returns)."""
+        process = self.process
+        if process is not None and process.is_alive():
+            with contextlib.suppress(OSError):
+                process.kill()
+
+    def discard(self) -> None:
+        with self._lock:
+            self._discard()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
 
 
-def _portable_error(exc: SigningError) -> tuple:
-    cls = type(exc)
-    return ("error", cls.__module__, cls.__qualname__, exc.code, str(exc), exc.detail)
+class _Died(Exception):
+    """The worker's pipe closed during a job: the process is gone (``args[0]``: its exit
+    status, when known)."""
+
+    @property
+    def out_of_memory(self) -> bool:
+        return bool(self.args) and self.args[0] == _w.EXIT_OUT_OF_MEMORY
 
 
-def _worker_sign(pdf: bytes, request: SignRequest, alias: str):
-    try:
-        if _STORE is None:
-            raise SigningError("signing pool has no key configuration", code="POOL_NO_KEYS")
-        key = _STORE.get(alias)
-        check_role(key.role, request.role, alias)
-        return ("ok", sign_with_services(pdf, request, key, _SERVICES))
-    except SigningError as exc:
-        return _portable_error(exc)
-
-
-_CERT_FIELDS = ("trust_roots", "intermediates")
-
-
-def _policy_to_wire(policy):
-    """asn1crypto certificates do not survive pickling between processes: ship them as DER."""
-    if policy is None or not dataclasses.is_dataclass(policy):
-        return policy
-    changes = {
-        name: tuple(c.dump() for c in getattr(policy, name))
-        for name in _CERT_FIELDS
-        if hasattr(policy, name)
-    }
-    if getattr(policy, "session", None) is not None:
-        changes["session"] = None  # a live aiohttp session belongs to the caller's loop
-    return dataclasses.replace(policy, **changes)
-
-
-def _policy_from_wire(policy):
-    if policy is None or not dataclasses.is_dataclass(policy):
-        return policy
-    from asn1crypto import x509
-
-    changes = {
-        name: [x509.Certificate.load(der) for der in getattr(policy, name)]
-        for name in _CERT_FIELDS
-        if hasattr(policy, name)
-    }
-    return dataclasses.replace(policy, **changes)
-
-
-def _canonical(value):
-    """A hashable, process-stable description of a wire policy value (see :func:`policy_key`)."""
-    from signing.trust import RevocationCache
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return (type(value).__qualname__,
-                tuple((f.name, _canonical(getattr(value, f.name)))
-                      for f in dataclasses.fields(value)))  # fmt: skip
-    if isinstance(value, (bytes, bytearray)):
-        return ("sha256", hashlib.sha256(value).hexdigest())
-    if isinstance(value, (str, int, float, bool, type(None), datetime.datetime)):
-        return repr(value)
-    if isinstance(value, (set, frozenset)):
-        return ("set", tuple(sorted(_canonical(v) for v in value)))
-    if isinstance(value, (list, tuple)):
-        return tuple(_canonical(v) for v in value)
-    if isinstance(value, os.PathLike):
-        return ("path", os.fspath(value))
-    if isinstance(value, RevocationCache):
-        return ("revocation_cache", str(value.folder), tuple(sorted(value._crls)),
-                tuple(sorted(value._ocsps)))  # fmt: skip
-    return ("pickle", hashlib.sha256(pickle.dumps(value)).hexdigest())
-
-
-def _stat(path) -> tuple:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (os.fspath(path), None)
-    return (os.fspath(path), st.st_mtime_ns, st.st_size)
-
-
-def policy_key(wire_policy) -> str:
-    """Cache key of a policy in wire form (:func:`_policy_to_wire`): equal keys give equal
-    verdicts. Trust paths count with their modification time and size, so an updated bundle
-    on disk gets a new Verifier."""
-    paths = getattr(wire_policy, "trust_paths", ()) or ()
-    described = (_canonical(wire_policy), tuple(_stat(p) for p in paths))
-    return hashlib.sha256(repr(described).encode()).hexdigest()
-
-
-_VERIFIERS: OrderedDict[str, Any] = OrderedDict()
-_VERIFIER_STATS = {"hits": 0, "misses": 0}
-
-
-def _verifier_for(wire_policy):
-    """The worker's Verifier for this policy, built on first use."""
-    from signing.verify import Verifier
-
-    key = policy_key(wire_policy)
-    verifier = _VERIFIERS.get(key)
-    if verifier is not None:
-        _VERIFIERS.move_to_end(key)
-        _VERIFIER_STATS["hits"] += 1
-        return verifier
-    _VERIFIER_STATS["misses"] += 1
-    verifier = Verifier(_policy_from_wire(wire_policy))
-    _VERIFIERS[key] = verifier
-    while len(_VERIFIERS) > MAX_VERIFIERS:
-        _VERIFIERS.popitem(last=False)
-    return verifier
-
-
-def _portable_report(report):
-    """The report without the pyHanko status objects (hundreds of KB pickled, and useless
-    once the verdict is computed): what crosses the process boundary stays small."""
-    return dataclasses.replace(report, signatures=[
-        dataclasses.replace(s, status=None) for s in report.signatures])
-
-
-def _worker_verify(pdf: bytes, policy):
-    try:
-        return ("ok", _portable_report(_verifier_for(policy).verify(pdf)))
-    except SigningError as exc:
-        return _portable_error(exc)
-
-
-def _worker_stats() -> dict:
-    return {"pid": os.getpid(), "verifiers": len(_VERIFIERS), **_VERIFIER_STATS}
-
-
-def _worker_pid() -> int:
-    return os.getpid()
-
-
-def _raise_portable(result: tuple) -> Any:
-    if result[0] == "ok":
-        return result[1]
-    _, module, qualname, code, message, detail = result
-    try:
-        cls = getattr(importlib.import_module(module), qualname)
-        if not (isinstance(cls, type) and issubclass(cls, SigningError)):
-            cls = SigningError
-    except (ImportError, AttributeError):
-        cls = SigningError
-    exc = cls.__new__(cls)
-    Exception.__init__(exc, message)
-    exc.code, exc.detail = code, detail
-    raise exc
-
-
-# --- caller side -------------------------------------------------------------------------------
+def _retrieve(job: asyncio.Future) -> None:
+    """Mark the outcome of a job whose caller gave up as seen (no "never retrieved" noise)."""
+    if not job.cancelled():
+        job.exception()
 
 
 class SigningPool:
@@ -292,88 +172,208 @@ class SigningPool:
         max_pending: int | None = None,
         services: SigningServices | None = None,
         mp_context: str = "spawn",
+        memory_mb: int | None = DEFAULT_MEMORY_MB,
+        job_timeout: float = DEFAULT_JOB_TIMEOUT,
+        reserved_for_intake: int = 0,
     ):
         self.max_workers = max_workers
         self.max_pending = max_pending if max_pending is not None else 4 * max_workers
+        self.memory_bytes = memory_mb * 1024 * 1024 if memory_mb else None
+        self.job_timeout = job_timeout
+        #: API jobs may occupy at most this many workers at once (at least one).
+        self.api_capacity = max(1, max_workers - reserved_for_intake)
         self._pending = 0
         self._closed = False
         self._mp_context = multiprocessing.get_context(mp_context)
         self._initargs = (str(key_config_path) if key_config_path else None, services)
-        self.restarts = 0  # executors replaced after a worker died
-        self._executor = self._new_executor()
+        self.restarts = 0  # workers replaced after a crash, a timeout or a memory overrun
+        self.timeouts = 0
+        self._workers = [_Worker(self, i) for i in range(max_workers)]
+        self._idle: list[_Worker] = list(reversed(self._workers))
+        self._waiting: dict[Lane, collections.deque[asyncio.Future]] = {
+            lane: collections.deque() for lane in LANES}
+        # one helper thread per worker, and as many again for killed workers' threads unwinding
+        self._threads = ThreadPoolExecutor(max_workers=2 * max_workers,
+                                           thread_name_prefix="signing-pool")
 
-    def _new_executor(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            max_workers=self.max_workers,
-            mp_context=self._mp_context,
-            initializer=_init_worker,
-            initargs=self._initargs,
-        )
-
-    def _replace_broken(self, broken: ProcessPoolExecutor) -> None:
-        """Replace ``broken`` by a fresh executor, once: jobs that failed together on the same
-        executor see it already replaced and only retry."""
-        if self._executor is not broken or self._closed:
-            return
-        self.restarts += 1
-        log.error("signing pool worker died; starting a new executor (restart %d)", self.restarts)
-        self._executor = self._new_executor()
-        broken.shutdown(wait=False, cancel_futures=True)
-
+    # -- capacity -------------------------------------------------------------------------------
     @property
     def pending(self) -> int:
         """Jobs submitted and not finished yet."""
         return self._pending
 
-    async def _submit(self, fn, *args):
+    @property
+    def busy(self) -> int:
+        """Workers running a job now."""
+        return self.max_workers - len(self._idle)
+
+    def queued(self, lane: Lane | None = None) -> int:
+        """Jobs waiting for a worker (in ``lane``, or in all lanes)."""
+        lanes = (lane,) if lane else LANES
+        return sum(len(self._waiting[name]) for name in lanes)
+
+    def _api_running(self) -> int:
+        return sum(1 for w in self._workers if w.lane == "api")
+
+    def _may_take(self, lane: Lane) -> bool:
+        return bool(self._idle) and (lane == "intake" or self._api_running() < self.api_capacity)
+
+    async def _acquire(self, lane: Lane) -> _Worker:
+        if not self._waiting["intake"] and (lane == "intake" or not self._waiting["api"]) \
+                and self._may_take(lane):
+            worker = self._idle.pop()
+            worker.lane = lane
+            return worker
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting[lane].append(waiter)
+        try:
+            worker = await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._release(waiter.result())  # handed a worker just as we were cancelled
+            with contextlib.suppress(ValueError):
+                self._waiting[lane].remove(waiter)
+            raise
+        worker.lane = lane
+        return worker
+
+    def _release(self, worker: _Worker) -> None:
+        worker.lane = None
+        self._idle.append(worker)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Hand free workers to waiting jobs: intake first; API only within its capacity."""
+        for lane in LANES:
+            queue = self._waiting[lane]
+            while queue and self._may_take(lane):
+                waiter = queue.popleft()
+                if waiter.done():
+                    continue
+                worker = self._idle.pop()
+                worker.lane = lane  # counted before the waiter's task runs
+                waiter.set_result(worker)
+
+    # -- running jobs ---------------------------------------------------------------------------
+    async def _submit(self, fn, *args, lane: Lane = "api", limit: float | None = None):
         if self._closed:
             raise PoolClosed("signing pool is closed")
+        if lane not in LANES:
+            raise ValueError(f"unknown lane {lane!r}")
         if self._pending >= self.max_pending:
             raise PoolOverloaded(
-                f"signing pool busy: {self._pending} jobs pending (limit {self.max_pending})"
-            )
+                f"signing pool busy: {self._pending} jobs pending (limit {self.max_pending})")
         self._pending += 1
         try:
-            loop = asyncio.get_running_loop()
-            for attempt in (1, 2):
-                executor = self._executor
-                try:
-                    return await loop.run_in_executor(executor, fn, *args)
-                except BrokenProcessPool as exc:
-                    self._replace_broken(executor)
-                    if attempt == 2 or self._closed:
-                        raise WorkerCrashed(
-                            f"a worker process died running {fn.__name__} (retried once)"
-                        ) from exc
+            worker = await self._acquire(lane)
+        except BaseException:
+            self._pending -= 1
+            raise
+        # a caller that gives up (cancelled) leaves the job to finish within its limit: the
+        # worker is released only when its pipe is free again
+        job = asyncio.ensure_future(self._run_and_release(worker, fn, args,
+                                                          limit or self.job_timeout))
+        job.add_done_callback(_retrieve)
+        return await asyncio.shield(job)
+
+    async def _run_and_release(self, worker: _Worker, fn, args, limit: float):
+        try:
+            return await self._run(worker, fn, args, limit)
         finally:
+            self._release(worker)
             self._pending -= 1
 
-    async def sign(self, pdf: bytes, request: SignRequest, alias: str, *,
-                   lane: str = "api") -> SignedPdf:
-        """Sign with the key configured under ``alias`` in a worker process."""
-        return _raise_portable(await self._submit(_worker_sign, pdf, request, alias))
+    async def _run(self, worker: _Worker, fn, args, limit: float):
+        if self._closed:
+            raise PoolClosed("signing pool is closed")
+        loop = asyncio.get_running_loop()
+        call = loop.run_in_executor(self._threads, worker.exchange, (fn, args))
+        try:
+            answer = await asyncio.wait_for(asyncio.shield(call), limit)
+        except TimeoutError:
+            self.timeouts += 1
+            self._replace(worker, f"job {fn.__name__} over its {limit:g} s limit")
+            with contextlib.suppress(_Died, Exception):
+                await call  # the helper thread returns once the process is gone
+            raise PdfTimeoutError(
+                f"the PDF took longer than {limit:g} s to process",
+                detail={"limit_seconds": limit}) from None
+        except _Died as died:
+            if self._closed:
+                raise PoolClosed("signing pool is closed") from None
+            self._replace(worker, f"worker died running {fn.__name__}")
+            if died.out_of_memory:
+                raise PdfTooComplexError(
+                    "the PDF needs more memory than a job may use") from None
+            raise WorkerCrashed(
+                f"a worker process died running {fn.__name__} (not retried)") from None
+        if answer[0] == "raised":
+            raise answer[1]
+        if answer[0] == "error":
+            if answer[3] == "PDF_TOO_COMPLEX":  # the worker exits after a MemoryError
+                self._replace(worker, "job over its memory limit", kill=False)
+            _w._raise_portable(answer)
+        return answer[1]
 
-    async def verify(self, pdf: bytes, policy=None, *, lane: str = "api"):
+    def _replace(self, worker: _Worker, why: str, *, kill: bool = True) -> None:
+        """Kill ``worker``'s process (if asked) and let the next job start a fresh one."""
+        self.restarts += 1
+        log.error("signing pool worker replaced", extra={
+            "reason": why, "pid": worker.pid, "restart": self.restarts})
+        if kill:
+            worker.kill()
+        self._threads.submit(worker.discard)
+
+    async def sign(self, pdf: bytes, request: SignRequest, alias: str, *,
+                   lane: Lane = "api") -> SignedPdf:
+        """Sign with the key configured under ``alias`` in a worker process."""
+        return _w._raise_portable(await self._submit(_w._worker_sign, pdf, request, alias,
+                                                     lane=lane))
+
+    async def verify(self, pdf: bytes, policy=None, *, lane: Lane = "api"):
         """``signing.verify.verify_pdf(pdf, policy)`` in a worker process (policy without a
         live aiohttp session: workers create their own when online)."""
-        return _raise_portable(await self._submit(_worker_verify, pdf, _policy_to_wire(policy)))
+        return _w._raise_portable(await self._submit(
+            _w._worker_verify, pdf, _w._policy_to_wire(policy), lane=lane))
 
     async def worker_pid(self) -> int:
         """PID of the worker process that ran this call (diagnostics, tests)."""
-        return await self._submit(_worker_pid)
+        return await self._submit(_w._worker_pid)
 
     async def worker_stats(self) -> dict:
         """Of the worker that ran this call: pid, cached verifiers, verifier cache hits/misses."""
-        return await self._submit(_worker_stats)
+        return await self._submit(_w._worker_stats)
 
-    async def call(self, fn, *args):
-        """Run a module-level function in a worker, with the pool's bound and restart rules
-        (diagnostics and tests, e.g. a function that kills its worker)."""
-        return await self._submit(fn, *args)
+    async def call(self, fn, *args, lane: Lane = "api", limit: float | None = None) -> Any:
+        """Run a module-level function in a worker, under the pool's limits (diagnostics and
+        tests, e.g. a function that kills its worker or never returns)."""
+        return await self._submit(fn, *args, lane=lane, limit=limit)
+
+    def worker_pids(self) -> list[int]:
+        """PIDs of the worker processes running now."""
+        return [w.pid for w in self._workers if w.pid is not None and w.process.is_alive()]
 
     def close(self, wait: bool = True) -> None:
+        """Stop taking jobs, fail waiting ones, end every worker (busy ones are killed)."""
         self._closed = True
-        self._executor.shutdown(wait=wait, cancel_futures=True)
+        for lane in LANES:
+            while self._waiting[lane]:
+                waiter = self._waiting[lane].popleft()
+                if not waiter.done():
+                    waiter.set_exception(PoolClosed("signing pool is closed"))
+        for worker in self._workers:
+            if worker.lane is not None:
+                worker.kill()
+            elif worker.conn is not None:
+                with contextlib.suppress(OSError):
+                    worker.conn.send(None)
+        if wait:
+            for worker in self._workers:
+                worker.discard()
+        else:
+            for worker in self._workers:
+                self._threads.submit(worker.discard)
+        self._threads.shutdown(wait=wait, cancel_futures=False)
 
     async def __aenter__(self) -> SigningPool:
         return self

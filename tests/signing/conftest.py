@@ -49,3 +49,19 @@ def plain_pdf() -> bytes:
 @pytest.fixture(scope="session")
 def multipage_pdf() -> bytes:
     return make_pdf(5, "Multi-page test document")
+
+
+@pytest.fixture(scope="session")
+def key_config(test_pki, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("poolkeys")
+    (folder / "p12.pass").write_bytes(test_pki.p12_passphrase + b"\n")
+    cfg = folder / "keys.json"
+    cfg.write_text(
+        '{"keys": {'
+        f'"officer": {{"role": "competent_person", "owner": "A",'
+        f' "path": "{test_pki.p12("officer")}",'
+        ' "passphrase_file": "p12.pass"},'
+        f'"seal": {{"role": "agency", "owner": "H01", "path": "{test_pki.p12("seal")}",'
+        ' "passphrase_file": "p12.pass"}}}'
+    )
+    return cfg

@@ -16,22 +16,6 @@ from signing.sign import SignRequest
 
 
 @pytest.fixture(scope="module")
-def key_config(test_pki, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("poolkeys")
-    (folder / "p12.pass").write_bytes(test_pki.p12_passphrase + b"\n")
-    cfg = folder / "keys.json"
-    cfg.write_text(
-        '{"keys": {'
-        f'"officer": {{"role": "competent_person", "owner": "A",'
-        f' "path": "{test_pki.p12("officer")}",'
-        ' "passphrase_file": "p12.pass"},'
-        f'"seal": {{"role": "agency", "owner": "H01", "path": "{test_pki.p12("seal")}",'
-        ' "passphrase_file": "p12.pass"}}}'
-    )
-    return cfg
-
-
-@pytest.fixture(scope="module")
 async def pool(key_config):
     p = SigningPool(max_workers=1, key_config_path=key_config, max_pending=2)
     yield p
@@ -111,33 +95,113 @@ async def test_worker_reuses_its_verifier_per_policy(pool, test_pki, plain_pdf):
     assert (await pool.worker_stats())["misses"] == after["misses"] + 1
 
 
-def crash_once(marker: str) -> int:
-    """Kill the worker the first time (marker file absent), answer its pid the second."""
-    if not os.path.exists(marker):
-        open(marker, "w").close()
-        os._exit(3)
-    return os.getpid()
-
-
 def crash_always() -> None:
     os._exit(3)
 
 
-async def test_dead_worker_restarts_pool_and_retries_once(key_config, plain_pdf, tmp_path):
+def spin_forever() -> None:
+    while True:
+        pass
+
+
+def allocate(megabytes: int) -> int:
+    return len(bytearray(megabytes * 1024 * 1024))
+
+
+def count_runs(marker: str) -> int:
+    """Append a line to ``marker`` (how many times the job ran), then die."""
+    with open(marker, "a") as fh:
+        fh.write("run\n")
+    os._exit(3)
+
+
+async def test_a_job_that_kills_its_worker_runs_once(key_config, plain_pdf, tmp_path):
     from signing.pool import WorkerCrashed
 
     p = SigningPool(max_workers=1, key_config_path=key_config)
     try:
         first_pid = await p.worker_pid()
-        pid = await p.call(crash_once, str(tmp_path / "crashed"))
-        assert (tmp_path / "crashed").exists() and pid != first_pid
-        assert p.restarts == 1
+        marker = tmp_path / "runs"
         with pytest.raises(WorkerCrashed) as err:
-            await p.call(crash_always)
+            await p.call(count_runs, str(marker))
         assert err.value.code == "POOL_WORKER_CRASHED"
-        assert p.restarts == 3  # once per broken executor, the retry included
+        assert marker.read_text().count("run") == 1  # never retried: a poison job runs once
+        assert p.restarts == 1
+        assert await p.worker_pid() != first_pid  # a fresh worker took its place
         signed = await p.sign(plain_pdf, SignRequest(role="competent_person"), "officer")
         assert signed.field_name == "CompetentPerson"  # the pool still works
         assert p.pending == 0
     finally:
         p.close()
+
+
+async def test_a_job_over_its_time_limit_is_killed_and_answered(key_config, tmp_path):
+    from signing.errors import PdfTimeoutError
+
+    p = SigningPool(max_workers=1, key_config_path=key_config, job_timeout=1.0)
+    try:
+        pid = await p.call(os.getpid, limit=60)  # started and warm
+        with pytest.raises(PdfTimeoutError) as err:
+            await p.call(spin_forever)
+        assert err.value.code == "PDF_TIMEOUT"
+        assert p.timeouts == 1
+        await asyncio.sleep(0.2)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # the stuck worker is gone, not left spinning
+        assert await p.call(os.getpid, limit=60) != pid
+    finally:
+        p.close()
+
+
+async def test_a_job_over_its_memory_limit_is_answered_too_complex(key_config):
+    from signing.errors import PdfTooComplexError
+
+    p = SigningPool(max_workers=1, key_config_path=key_config, memory_mb=1024)
+    try:
+        assert await p.call(allocate, 16, limit=60) == 16 * 1024 * 1024
+        with pytest.raises(PdfTooComplexError) as err:
+            await p.call(allocate, 4096)
+        assert err.value.code == "PDF_TOO_COMPLEX"
+        assert await p.call(allocate, 16, limit=60) == 16 * 1024 * 1024  # usable afterwards
+    finally:
+        p.close()
+
+
+async def test_intake_is_served_before_api_and_api_never_takes_the_reserved_worker(key_config):
+    p = SigningPool(max_workers=2, key_config_path=key_config, reserved_for_intake=1,
+                    max_pending=16)
+    try:
+        # both workers started (two intake jobs at once)
+        await asyncio.gather(*(p.call(time_sleep, 0.3, lane="intake", limit=60)
+                               for _ in range(2)))
+        assert p.api_capacity == 1
+        api = [asyncio.ensure_future(p.call(time_sleep, 1.0)) for _ in range(4)]
+        await asyncio.sleep(0.1)
+        assert p.busy == 1 and p.queued("api") == 3  # the second worker stays free for intake
+        assert await p.call(time_sleep, 0.0, lane="intake") == 0.0
+        assert sum(job.done() for job in api) == 0  # intake did not wait behind the API jobs
+        assert p.queued("api") == 3
+        await asyncio.gather(*api)
+    finally:
+        p.close()
+
+
+def time_sleep(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+async def test_close_kills_a_busy_worker_at_once(key_config):
+    p = SigningPool(max_workers=1, key_config_path=key_config, job_timeout=600)
+    pid = await p.call(os.getpid, limit=60)
+    job = asyncio.ensure_future(p.call(spin_forever))
+    await asyncio.sleep(0.3)
+    started = asyncio.get_running_loop().time()
+    await asyncio.get_running_loop().run_in_executor(None, p.close)
+    assert asyncio.get_running_loop().time() - started < 5
+    with pytest.raises(Exception):  # noqa: B017 - PoolClosed or WorkerCrashed
+        await job
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
