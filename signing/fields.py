@@ -21,6 +21,7 @@ Rules implemented here:
 from __future__ import annotations
 
 import io
+import math
 from datetime import datetime
 
 from pyhanko.pdf_utils import generic
@@ -31,6 +32,7 @@ from pyhanko.pdf_utils.misc import PdfError as PyHankoPdfError
 from pyhanko.sign import fields as pyhanko_fields
 
 from signing import appearance as ap
+from signing import pdfguard
 from signing.errors import PdfUnreadableError, SigningError
 from signing.keys import SignerRole
 
@@ -53,6 +55,9 @@ __all__ = [
     "signed_signature_box",
     "unique_field_name",
 ]
+
+#: Largest page coordinate accepted (ISO 32000-1 Annex C.2: ±32,767 user units, with room).
+MAX_COORDINATE = 1_000_000.0
 
 NUMBER_FIELD = "SoKyHieu"
 DATE_FIELD = "NgayBanHanh"
@@ -78,6 +83,8 @@ def open_writer(pdf) -> IncrementalPdfFileWriter:
     Parsing is non-strict (signing accepts what the agency's editor produced); any parse error
     becomes :class:`signing.errors.PdfUnreadableError`.
     """
+    if isinstance(pdf, (bytes, bytearray, memoryview)):
+        pdfguard.check_declared_objects(bytes(pdf) if isinstance(pdf, memoryview) else pdf)
     stream = io.BytesIO(pdf) if isinstance(pdf, (bytes, bytearray, memoryview)) else pdf
     try:
         return IncrementalPdfFileWriter(stream, strict=False)
@@ -86,16 +93,29 @@ def open_writer(pdf) -> IncrementalPdfFileWriter:
 
 
 def page_box(writer, page_ix: int) -> Box:
-    """The page's (inherited) /MediaBox, normalised to (x0, y0, x1, y1) with x0 < x1, y0 < y1."""
+    """The page's (inherited) /MediaBox, normalised to (x0, y0, x1, y1) with x0 < x1, y0 < y1.
+
+    The ``/Parent`` chain is followed cycle-safely (:func:`signing.pdfguard.inherited`); a page
+    without a usable /MediaBox (required, ISO 32000-1 Table 30) is unreadable."""
     page = writer.find_page_for_modification(page_ix)[0].get_object()
-    while "/MediaBox" not in page and "/Parent" in page:
-        page = page["/Parent"].get_object()
-    x0, y0, x1, y1 = (float(v) for v in page["/MediaBox"])
+    box = pdfguard.inherited(page, "/MediaBox")
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise PdfUnreadableError("the page has no usable /MediaBox") from None
+    if not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in (x0, y0, x1, y1)):
+        raise PdfUnreadableError("the page's /MediaBox is out of range")
     return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
+def page_refs(writer) -> list:
+    """References of the document's pages in order, walked cycle-safely (the page tree's
+    ``/Count`` is a claim, not a fact)."""
+    return list(pdfguard.walk_pages(writer.root))
+
+
 def page_count(writer) -> int:
-    return int(writer.root["/Pages"]["/Count"])
+    return len(page_refs(writer))
 
 
 def field_named(writer, name: str):
@@ -210,9 +230,8 @@ def unique_field_name(writer, base: str) -> str:
 
 def signed_signature_box(writer) -> tuple[int, Box] | None:
     """Page index and rectangle of the first visible filled signature (the competent person's)."""
-    pages = {}
-    for i in range(page_count(writer)):
-        pages[writer.find_page_for_modification(i)[0].idnum] = i
+    pages = {ref.idnum: i for i, ref in enumerate(page_refs(writer))
+             if hasattr(ref, "idnum")}
     for _, _, ref in pyhanko_fields.enumerate_sig_fields(writer, filled_status=True):
         obj = ref.get_object()
         rect = [float(v) for v in obj.get("/Rect", [0, 0, 0, 0])]

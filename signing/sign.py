@@ -32,13 +32,14 @@ from datetime import datetime
 from pathlib import Path
 
 from pyhanko.pdf_utils.misc import PdfError as PyHankoPdfError
+from pyhanko.pdf_utils.misc import PdfReadError as PyHankoPdfReadError
 from pyhanko.sign import fields as sig_fields
 from pyhanko.sign import signers
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 
 from signing import appearance as ap
 from signing import fields as form
-from signing.errors import SigningError
+from signing.errors import PdfUnreadableError, SigningError
 from signing.fields import DATE_FIELD, NUMBER_FIELD, Box, SignRequestError
 from signing.fields import FormFieldsMissing as FormFieldsMissing  # re-exported
 from signing.fields import prepare_form_fields as prepare_form_fields  # re-exported
@@ -216,6 +217,8 @@ async def _with_retry(attempt, signer, level: PadesLevel) -> str:
             return await attempt(None)
     except SigningError:
         raise
+    except PyHankoPdfReadError as exc:  # objects read lazily while signing: the input's fault
+        raise PdfUnreadableError(f"cannot parse PDF: {exc}") from exc
     except (PyHankoSigningError, PyHankoPdfError) as exc:
         raise SignatureFailed(f"signing failed: {exc}") from exc
 

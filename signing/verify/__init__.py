@@ -49,6 +49,7 @@ from typing import Any
 
 from asn1crypto import x509
 
+from signing import pdfguard
 from signing.errors import PdfEncryptedError, PdfTooLargeError, PdfUnreadableError
 from signing.report import Role, ValidationReport
 from signing.trust import RevocationCache, TrustBundle, load_trust_bundle
@@ -169,6 +170,7 @@ class Verifier:
 
         if b"%PDF-" not in pdf[:1024]:
             raise PdfUnreadableError("input is not a PDF (no %PDF- header)")
+        pdfguard.check_declared_objects(pdf)  # before a lenient reader believes /Size
         limits = DecodeLimits.for_untrusted_input()
         try:
             reader = PdfFileReader(io.BytesIO(pdf), strict=True, decode_limits=limits)
