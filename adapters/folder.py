@@ -12,12 +12,16 @@ starting with ``.tmp-`` are never to be picked up by the eOffice.
 Attachment names come from other agencies and are untrusted: :func:`safe_file_names` turns
 them into names that are safe on Linux and Windows shares (at most 255 UTF-8 bytes, extension
 kept, no controls or bidi overrides, no device names, distinct); the manifest keeps the
-original ``name`` next to the ``file`` on disk.
+original ``name`` next to the ``file`` on disk. A write the filesystem refuses for a reason
+that a retry cannot change (``ENAMETOOLONG``, ``EINVAL``, ``EILSEQ``, ``EFBIG``) raises
+:class:`FolderWriteRejected`, which the runner dead-letters at once; other OS errors
+(disk full, permissions, I/O) are transient and walk the retry ladder.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import re
@@ -49,6 +53,23 @@ _DEVICES = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
                       *(f"{p}{d}" for p in ("COM", "LPT") for d in "0123456789¹²³")})
 #: An extension kept whole when a name is cut: letters and digits only, at most 16 of them.
 _MAX_EXT = 16
+
+
+class FolderWriteRejected(PermanentDeliveryError):
+    """The filesystem refused a file for a reason no retry can change: the name (or the whole
+    path under a deep root) is too long for it, it holds characters the filesystem does not
+    accept, the file is bigger than it allows."""
+
+    code = "FOLDER_WRITE_REJECTED"
+
+
+#: ``errno`` values that will be the same on every retry of the same document, by code.
+_PERMANENT_ERRNOS = {
+    errno.ENAMETOOLONG: "FOLDER_NAME_TOO_LONG",
+    errno.EINVAL: "FOLDER_NAME_INVALID",
+    errno.EILSEQ: "FOLDER_NAME_INVALID",
+    errno.EFBIG: "FOLDER_FILE_TOO_LARGE",
+}
 
 
 def _clean_char(ch: str) -> str:
@@ -185,7 +206,13 @@ class FolderAdapter:
         try:
             created = await asyncio.to_thread(self._write_atomically, final, files, body)
         except OSError as exc:
-            raise TransientDeliveryError(f"cannot write {final}: {exc.strerror or exc}",
+            where = f"{final}" + (f" ({os.path.basename(exc.filename)})"
+                                  if isinstance(exc.filename, str) else "")
+            code = _PERMANENT_ERRNOS.get(exc.errno or 0)
+            if code is not None:
+                raise FolderWriteRejected(f"cannot write {where}: {exc.strerror or exc}",
+                                          code=code) from None
+            raise TransientDeliveryError(f"cannot write {where}: {exc.strerror or exc}",
                                          code="FOLDER_WRITE_FAILED") from None
         detail = "written" if created else "already delivered"
         return DeliveryReceipt(reference=str(final), detail=detail)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import json
 import os
 import re
@@ -13,10 +14,12 @@ from pathlib import Path
 import pytest
 
 from adapters.contract import Delivery
-from adapters.errors import TransientDeliveryError
+from adapters.errors import PermanentDeliveryError, TransientDeliveryError
 from adapters.folder import FolderAdapter, safe_file_names
 from adapters.message import parse_delivery
-from tests.adapters.helpers import AGENCY, delivery_message, sha256
+from adapters.sdk import AdapterRunner, MemoryDedupStore
+from tests.adapters.helpers import AGENCY, delivery_message, drain, publish_delivery, sha256
+from tests.conftest import AMQP_URL, wait_for
 
 
 def _delivery(**kw) -> Delivery:
@@ -145,6 +148,15 @@ def _inline_attachment(index: int, name: str, body: bytes) -> dict[str, object]:
             "inline_base64": base64.b64encode(body).decode()}
 
 
+def _deep_root(tmp_path: Path, length: int = 3900) -> Path:
+    """A root so deep that a 255-byte name pushes a path past PATH_MAX (4096) but a short
+    one does not: the kernel itself answers ENAMETOOLONG, no fault injection."""
+    root = tmp_path
+    while (room := length - len(str(root)) - 1) > 0:
+        root = root / ("d" * min(200, room))
+    return root
+
+
 async def test_hostile_names_are_written_safely(tmp_path: Path):
     """Every hostile name becomes a distinct, safe file holding exactly its attachment's bytes."""
     msg = delivery_message(files={}, inline=True)
@@ -202,3 +214,57 @@ def test_truncation_is_byte_safe_and_keeps_the_extension():
     assert plain == "a" * 255
     twins = safe_file_names(["b" * 296 + ".pdf"] * 2)
     assert twins == ["b" * 251 + ".pdf", "b" * 247 + " (2).pdf"]
+
+
+async def test_too_long_path_is_a_permanent_error(tmp_path: Path):
+    """A name the filesystem refuses (ENAMETOOLONG here, from the kernel) is not retried."""
+    root = _deep_root(tmp_path)
+    fits = _delivery(files={"ok.pdf": b"fits"}, inline=True)
+    await FolderAdapter(root).deliver(fits)
+    with pytest.raises(PermanentDeliveryError) as err:
+        await FolderAdapter(root).deliver(_delivery(files={VN_TITLE + ".pdf": b"x"},
+                                                    inline=True))
+    assert err.value.code == "FOLDER_NAME_TOO_LONG"
+    assert os.listdir(root / AGENCY) == [fits.message_id]  # no temp directory left
+
+
+@pytest.mark.parametrize(("errno_", "code"), [
+    (errno.ENAMETOOLONG, "FOLDER_NAME_TOO_LONG"),
+    (errno.EINVAL, "FOLDER_NAME_INVALID"),
+    (errno.EILSEQ, "FOLDER_NAME_INVALID"),
+    (errno.EFBIG, "FOLDER_FILE_TOO_LARGE"),
+])
+async def test_errors_that_cannot_heal_are_permanent(tmp_path: Path, monkeypatch, errno_, code):
+    import adapters.folder as folder
+
+    def refuse(path, data):
+        raise OSError(errno_, os.strerror(errno_), str(path))
+
+    monkeypatch.setattr(folder, "_write_file", refuse)
+    with pytest.raises(PermanentDeliveryError) as err:
+        await FolderAdapter(tmp_path).deliver(_delivery(files={"a.pdf": b"x"}, inline=True))
+    assert err.value.code == code and "a.pdf" in str(err.value)
+    assert list((tmp_path / AGENCY).iterdir()) == []
+
+
+async def test_unwritable_name_is_dead_lettered_once(bus, tmp_path: Path):
+    """Through the real runner and broker: one ``dead`` outcome, no ``retrying`` walk."""
+    root = _deep_root(tmp_path)
+    msg = delivery_message(files={VN_TITLE + ".pdf": b"%PDF-1.7"}, inline=True)
+    runner = AdapterRunner(FolderAdapter(root), amqp_url=AMQP_URL, topology=bus.topology,
+                           agency=AGENCY, gateway_token=None, dedup=MemoryDedupStore(),
+                           publish_deadline=20.0)
+    await runner.start()
+    try:
+        await publish_delivery(bus.publisher, bus.topology, msg)
+        await wait_for(lambda: runner.stats.dead == 1)
+        await asyncio.sleep(0.5)  # longer than a retry step: nothing may come back
+    finally:
+        await runner.stop()
+    assert runner.stats.retried == 0 and runner.stats.dead == 1
+    await bus.outcomes.poll()
+    [outcome] = [o for o in bus.outcomes.items if o["message_id"] == msg["message_id"]]
+    assert outcome["outcome"] == "dead" and outcome["attempt"] == 1
+    assert outcome["error"].startswith("FOLDER_NAME_TOO_LONG: ")
+    dead = await wait_for(lambda: drain(bus.channel, bus.topology.dead_queue(AGENCY)))
+    assert len(dead) == 1 and dead[0].headers["x-error-code"] == "FOLDER_NAME_TOO_LONG"
