@@ -109,6 +109,65 @@ class SigningSettings(BaseModel):
     api_verify_per_token: int = Field(default=2, ge=1)
 
 
+#: What intake does with a document a finding applies to: ``route`` it to the eOffice with the
+#: finding flagged (the clerk decides, Decree 30 Art. 21), ``hold`` it for an operator (stored,
+#: acknowledged with 01, not routed), or ``reject`` it (status 02 with the reason).
+IntakeAction = Literal["route", "hold", "reject"]
+
+
+class IntakePolicy(BaseModel):
+    """Intake's answer to each finding about an inbound document (the strictest one wins).
+
+    Defaults: what cannot be trusted to be the sender's document is rejected (an invalid
+    signature, a seal of another agency, a PDF too complex or slow to judge); what cannot be
+    decided now is routed flagged (indeterminate: no revocation data or an unknown CA; no PDF
+    signature; a sender with no configured seal certificate), because the receiving clerk must
+    check authenticity anyway and a held document delays every lawful one whose CRL is
+    unreachable."""
+
+    #: A PDF signature is invalid (altered after signing, revoked signer, bad crypto).
+    invalid: IntakeAction = "reject"
+    #: A PDF could not be judged within the job limits (PDF_TOO_COMPLEX, PDF_TIMEOUT, crash).
+    too_complex: IntakeAction = "reject"
+    #: The agency seal belongs to another agency than the package's From (SIGNER_NOT_SENDER).
+    signer_not_sender: IntakeAction = "reject"
+    #: A signature is indeterminate (untrusted CA, no usable revocation data, expired).
+    indeterminate: IntakeAction = "route"
+    #: No PDF carries a signature.
+    unsigned: IntakeAction = "route"
+    #: No seal certificate is configured for the sender (``[[senders]]``): not checked.
+    unknown_sender: IntakeAction = "route"
+
+
+class SenderBinding(BaseModel):
+    """Which agency-seal certificates speak for an agency (issue 11: the sender is checked
+    against the signer). A seal matches when its certificate's SHA-256 is listed, or when one
+    of ``subjects`` matches: ``O=<glob>`` against its organisation, ``CN=<glob>`` against its
+    common name (shell-style globs, case-insensitive)."""
+
+    agency: str = Field(min_length=1, max_length=64)
+    certificate_sha256: list[str] = Field(default_factory=list)
+    subjects: list[str] = Field(default_factory=list)
+
+    @field_validator("certificate_sha256")
+    @classmethod
+    def _hex(cls, values: list[str]) -> list[str]:
+        out = [v.replace(":", "").strip().lower() for v in values]
+        for v in out:
+            if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
+                raise ValueError(f"not a SHA-256 fingerprint: {v!r}")
+        return out
+
+    @field_validator("subjects")
+    @classmethod
+    def _patterns(cls, values: list[str]) -> list[str]:
+        for v in values:
+            attr, _, glob = v.partition("=")
+            if attr.strip().upper() not in ("O", "CN") or not glob.strip():
+                raise ValueError(f"subject pattern must be O=<glob> or CN=<glob>: {v!r}")
+        return values
+
+
 class BusSettings(BaseModel):
     prefix: str = Field(default="edoc", pattern=r"^[a-zA-Z0-9_.-]{1,40}$")
     delivery_limit: int = Field(default=5, ge=1)
@@ -153,6 +212,9 @@ class Settings(BaseSettings):
     signing: SigningSettings = Field(default_factory=SigningSettings)
     agencies: list[ServedAgency] = Field(default_factory=list)
     axis: list[AxisConnection] = Field(default_factory=list)
+    intake: IntakePolicy = Field(default_factory=IntakePolicy)
+    #: Seal certificates of sending agencies (``[[senders]]``).
+    senders: list[SenderBinding] = Field(default_factory=list)
     #: TOML file this configuration was read from (set by :func:`load_settings`).
     config_file: str | None = None
 
@@ -173,6 +235,12 @@ class Settings(BaseSettings):
             raise ValueError("EDOC_DATABASE_URL must be a postgresql:// URL")
         if not self.amqp_url.get_secret_value().startswith(("amqp://", "amqps://")):
             raise ValueError("EDOC_AMQP_URL must be an amqp:// or amqps:// URL")
+        # the older switches still work: reject_invalid = false routes invalid documents,
+        # reject_unsigned = true rejects unsigned ones
+        if not self.signing.reject_invalid and "invalid" not in self.intake.model_fields_set:
+            self.intake.invalid = "route"
+        if self.signing.reject_unsigned and "unsigned" not in self.intake.model_fields_set:
+            self.intake.unsigned = "reject"
         names = [a.name for a in self.axis]
         if len(names) != len(set(names)):
             raise ValueError("axis connection names must be unique")

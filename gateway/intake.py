@@ -3,15 +3,25 @@
 The same steps serve every arrival (axis poller, push endpoint):
 
 1. parse the edXML (hardened codec; off the event loop);
-2. deduplicate on the business key (``DocumentId``, plus the business action and package hash
-   for revoke/update/replace): a package seen before stores nothing and answers as before;
-3. keep only receivers this gateway serves; verify every PDF in the signing pool;
-4. decide: accepted (``ROUTED``) or ``REJECTED`` with a machine code and a Vietnamese reason —
-   not addressed to us (``NOT_ADDRESSED_TO_US``), malformed or secret (the codec's ``EDXML_*``),
-   by policy an invalid (``SIGNATURE_INVALID``) or missing (``SIGNATURE_MISSING``) signature;
-5. in ONE transaction: the document, its attachments and signature reports, one delivery per
-   served receiver with its queue message in the outbox, status 01 (and 02 when rejected) to
-   the sender in the outbox, timeline events and an audit entry.
+2. deduplicate on the package's identity (sender + ``DocumentId``; for revoke/update/replace
+   also the action and its content) **and its content** (header without the trace hops and
+   receivers, plus the attachments' SHA-256): the same content seen before stores nothing and
+   answers as before; the same identity with other content is stored in state ``CONFLICT``
+   for an operator, linked to the first and shown on both timelines — never answered with the
+   other package's result (DocumentIds are predictable: a forgery must not pre-empt the
+   genuine document, nor the genuine one take the forgery's answer);
+3. keep only receivers this gateway serves; verify every PDF in the signing pool (intake lane:
+   never behind API callers; every PDF under the pool's memory and time limits);
+4. decide (:mod:`gateway.intake_policy`): ``ROUTED`` (findings flagged), ``HELD`` for an
+   operator, or ``REJECTED`` with a machine code and a Vietnamese reason — not addressed to us
+   (``NOT_ADDRESSED_TO_US``), malformed or secret (the codec's ``EDXML_*``), and by policy an
+   invalid signature, a PDF too complex to judge, a seal of another agency than the sender,
+   an indeterminate or missing signature, a sender without a configured seal certificate;
+5. in ONE transaction (serialised per identity by an advisory lock, so that two packages of
+   one identity arriving at once are told apart): the document, its attachments and signature
+   reports, one delivery per served receiver with its queue message in the outbox (routed
+   only), status 01 (and 02 when rejected; none for a conflict) to the sender in the outbox,
+   timeline events and an audit entry.
 
 Only after the commit may the caller acknowledge the axis: a crash before the commit makes the
 axis deliver again (and step 2 makes that harmless).
@@ -32,16 +42,18 @@ from gateway.db import audit
 from gateway.db.outbox import args as outbox_args
 from gateway.db.outbox import insert_when
 from gateway.edxml import EdocMessage, StatusMessage
+from gateway.intake_policy import Decision, SenderCheck, check_sender, decide, findings
 from gateway.intake_rules import (
     INLINE_PARSE_BYTES,
     REASONS_VI,
     RECEIVED_TEXT,
     Arrival,
     IntakeResult,
+    PackageIdentity,
     bussiness_kind,
-    dedup_key,
     digests_of,
     header_json,
+    identify,
     salvage,
     sha256_hex,
 )
@@ -62,6 +74,7 @@ class Intake:
         self.settings = gateway.settings
         self.served = {a.code: a for a in gateway.settings.agencies}
         self.limits = edxml.Limits(max_document_size=gateway.settings.max_document_bytes)
+        self.bindings = {b.agency: b for b in gateway.settings.senders}
 
     # -- entry point ----------------------------------------------------------------------
     async def take(self, raw: bytes, arrival: Arrival) -> IntakeResult:
@@ -88,15 +101,26 @@ class Intake:
             return result
 
     async def _existing(self, conn: asyncpg.Connection, key: str) -> IntakeResult | None:
+        """The stored package whose ``dedup_key`` is ``key`` (malformed packages)."""
         row = await conn.fetchrow(
             "SELECT id, state, reject_code, reject_reason, correlation_id FROM documents"
             " WHERE dedup_key = $1", key)
-        if row is None:
-            return None
-        state = "REJECTED" if row["state"] == "REJECTED" else "ROUTED"
-        return IntakeResult(row["id"], state, True, row["correlation_id"], row["reject_code"],
-                            row["reject_reason"],
-                            unprocessable=(row["reject_code"] or "").startswith("EDXML_"))
+        return None if row is None else _result_of(row)
+
+    async def _known(self, conn: asyncpg.Connection,
+                     ident: PackageIdentity) -> tuple[IntakeResult | None, uuid.UUID | None]:
+        """``(seen, conflicting)``: the stored package with this identity and content (a
+        duplicate: answer as before), else the first stored package with this identity and
+        other content (the new one conflicts with it), else ``(None, None)``. Rows stored
+        before content was recorded count as the same content."""
+        rows = await conn.fetch(
+            "SELECT id, state, reject_code, reject_reason, correlation_id, dedup_key,"
+            " content_sha256 FROM documents WHERE identity_key = $1 ORDER BY created_at, id",
+            ident.identity_key)
+        for row in rows:
+            if row["dedup_key"] == ident.dedup_key or row["content_sha256"] is None:
+                return _result_of(row), None
+        return None, (rows[0]["id"] if rows else None)
 
     # -- document messages ----------------------------------------------------------------
     async def _take_edoc(self, msg: EdocMessage, raw: bytes, sha: str, arrival: Arrival,
@@ -105,60 +129,76 @@ class Intake:
         size = sum(a.size for a in msg.attachments)
         digests = digests_of(msg) if size <= INLINE_PARSE_BYTES \
             else await asyncio.to_thread(digests_of, msg)
-        key = dedup_key(msg, header, digests)
+        ident = identify(msg, header, digests)
         receivers = list(dict.fromkeys(o.organ_id for o in msg.to_organs
                                        if o.organ_id in self.served))
         async with self.gw.pool.acquire() as conn:
-            seen = await self._existing(conn, key)
+            seen, _ = await self._known(conn, ident)
         if seen is not None:
             return await self._extend(seen, receivers)
         try:
-            return await self._store_edoc(msg, raw, sha, arrival, cid, header, digests, key,
+            return await self._store_edoc(msg, raw, sha, arrival, cid, header, digests, ident,
                                           receivers)
         except asyncpg.DataError as exc:  # a value the database cannot hold: never storable
             return await self._reject_malformed(raw, sha, edxml.EdxmlValueError(
                 "EDXML_VALUE_OUT_OF_RANGE", f"a value does not fit: {exc}"), arrival, cid)
 
-    async def _store_edoc(self, msg: EdocMessage, raw: bytes, sha: str, arrival: Arrival,
-                          cid: str, header: dict, digests: list[str], key: str,
-                          receivers: list[str]) -> IntakeResult:
-        verdict = DocumentVerdict("unsigned")
-        reject: tuple[str, str] | None = None
+    async def _judge(self, msg: EdocMessage,
+                     receivers: list[str]) -> tuple[DocumentVerdict, SenderCheck, Decision]:
+        """Verify the PDFs and apply the intake policy."""
         if not receivers:
-            reject = ("NOT_ADDRESSED_TO_US", REASONS_VI["NOT_ADDRESSED_TO_US"])
-        else:
-            pdfs = {i: a.data for i, a in enumerate(msg.attachments)
-                    if is_pdf(a.name, a.content_type, a.data)}
-            verdict = await self.judge.judge(pdfs)
-            for file in verdict.files.values():
-                self.gw.metrics.signatures.labels(file.verdict).inc()
-            policy = self.settings.signing
-            if verdict.verdict == "invalid" and policy.reject_invalid:
-                reject = ("SIGNATURE_INVALID",
-                          f"{REASONS_VI['SIGNATURE_INVALID']} ({verdict.summary_vi})")
-            elif verdict.verdict == "unsigned" and policy.reject_unsigned:
-                reject = ("SIGNATURE_MISSING", REASONS_VI["SIGNATURE_MISSING"])
+            reason = REASONS_VI["NOT_ADDRESSED_TO_US"]
+            return (DocumentVerdict("unsigned"), SenderCheck("no_seal"),
+                    Decision("REJECTED", "NOT_ADDRESSED_TO_US", reason))
+        pdfs = {i: a.data for i, a in enumerate(msg.attachments)
+                if is_pdf(a.name, a.content_type, a.data)}
+        verdict = await self.judge.judge(pdfs)
+        for file in verdict.files.values():
+            self.gw.metrics.signatures.labels(file.verdict).inc()
+        reports = [f.report for f in verdict.files.values()]
+        sender = check_sender(msg.from_organ.organ_id, reports, self.bindings)
+        decision = decide(findings(verdict.verdict, reports, sender), self.settings.intake,
+                          detail=verdict.summary_vi)
+        return verdict, sender, decision
+
+    async def _store_edoc(self, msg: EdocMessage, raw: bytes, sha: str, arrival: Arrival,
+                          cid: str, header: dict, digests: list[str], ident: PackageIdentity,
+                          receivers: list[str]) -> IntakeResult:
+        verdict, sender, decision = await self._judge(msg, receivers)
         doc_id = uuid.uuid4()
         attachments = _attachment_rows(msg, digests)
         seen = None
         async with self.gw.pool.acquire() as conn, conn.transaction():
-            if await self._insert_document(conn, doc_id, key, msg, header, raw, sha, arrival,
-                                           cid, verdict, reject, attachments):
-                await self._write_parts(conn, doc_id, msg, header, attachments, sha, arrival,
-                                        cid, receivers, verdict, reject)
-            else:  # a concurrent intake of the same package won the race
-                seen = await self._existing(conn, key)
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                               ident.identity_key)
+            seen, conflicting = await self._known(conn, ident)
+            if seen is None:
+                if conflicting is not None:
+                    decision = Decision("CONFLICT", "DOCUMENT_ID_CONFLICT",
+                                        REASONS_VI["DOCUMENT_ID_CONFLICT"], decision.flags)
+                if await self._insert_document(conn, doc_id, ident, msg, header, raw, sha,
+                                               arrival, cid, verdict, decision, attachments,
+                                               conflicting):
+                    await self._write_parts(conn, doc_id, msg, header, attachments, sha,
+                                            arrival, cid, receivers, verdict, sender,
+                                            decision, conflicting)
+                else:  # a package stored under another identity scheme has this key
+                    seen = await self._existing(conn, ident.dedup_key)
         if seen is not None:
             return await self._extend(seen, receivers)
-        state = "REJECTED" if reject else "ROUTED"
-        self.gw.metrics.documents_received.labels(state).inc()
+        self.gw.metrics.documents_received.labels(decision.state).inc()
+        if decision.state == "CONFLICT":
+            self.gw.metrics.intake_conflicts.inc()
+            log.warning("package conflicts with a stored one", extra={
+                "document": str(doc_id), "conflicts_with": str(conflicting),
+                "edxml_document_id": msg.document_id, "sender": msg.from_organ.organ_id})
         self.gw.wake_relays()
-        return IntakeResult(doc_id, state, False, cid, reject[0] if reject else None,
-                            reject[1] if reject else None)
+        return IntakeResult(doc_id, decision.state, False, cid, decision.code, decision.reason)
 
     async def _write_parts(self, conn, doc_id, msg: EdocMessage, header, attachments, sha,
                            arrival: Arrival, cid, receivers, verdict: DocumentVerdict,
-                           reject) -> None:
+                           sender: SenderCheck, decision: Decision,
+                           conflicting: uuid.UUID | None) -> None:
         """Everything else of the intake transaction, after the document and its parts."""
         ref = DocumentRef(doc_id, msg.from_organ.organ_id, msg.code.code_number,
                           msg.code.code_notation, msg.promulgation_info.promulgation_date,
@@ -168,28 +208,46 @@ class Intake:
             "axis": arrival.axis, "axis_doc_id": arrival.axis_doc_id, "sha256": sha,
             "receivers": [o.organ_id for o in msg.to_organs]})
         if verdict.files:
-            timeline.add("verified", None, {"verdict": verdict.verdict})
-        if reject is None:
+            timeline.add("verified", None, {"verdict": verdict.verdict,
+                                            "sender_check": sender.to_json(),
+                                            "flags": list(decision.flags)})
+        state = decision.state
+        if state == "ROUTED":
             await self._route(conn, RoutingMaterial(
                 doc_id, msg.document_id, cid, int(bussiness_kind(msg)), header,
                 signature_summary(verdict, attachments), attachments), receivers, timeline)
             for code in receivers:
                 await self._status(conn, ref, code, "01", RECEIVED_TEXT)
+        elif state == "HELD":
+            timeline.add("held", None, {"code": decision.code, "reason": decision.reason})
+            for code in receivers:
+                await self._status(conn, ref, code, "01", RECEIVED_TEXT)
+        elif state == "CONFLICT":
+            # no status to the sender: which of the two packages is genuine is not known
+            detail = {"code": decision.code, "document_id": msg.document_id,
+                      "sender": msg.from_organ.organ_id}
+            timeline.add("conflict", None, {**detail, "with": str(conflicting)})
+            await conn.execute(
+                "INSERT INTO document_events (document_id, event, agency_code, detail)"
+                " VALUES ($1, 'conflict', NULL, $2)", conflicting,
+                {**detail, "with": str(doc_id)})
         else:
-            timeline.add("rejected", None, {"code": reject[0], "reason": reject[1]})
+            timeline.add("rejected", None, {"code": decision.code, "reason": decision.reason})
             for code in receivers or [arrival.receiver_hint or self.settings.organ_id]:
                 if receivers:
                     await self._status(conn, ref, code, "01", RECEIVED_TEXT)
-                await self._status(conn, ref, code, "02", describe_rejection(*reject))
+                await self._status(conn, ref, code, "02",
+                                   describe_rejection(decision.code, decision.reason))
         await timeline.write(conn, audit.AuditEntry(
             f"axis:{arrival.axis}" if arrival.axis else "push", "document.received",
             str(doc_id), {"edxml_document_id": msg.document_id, "sha256": sha,
-                          "state": "REJECTED" if reject else "ROUTED",
-                          "reject_code": reject[0] if reject else None}))
+                          "state": state, "reject_code": decision.code,
+                          "conflicts_with": str(conflicting) if conflicting else None}))
 
-    async def _insert_document(self, conn, doc_id, key, msg: EdocMessage, header, raw, sha,
-                               arrival, cid, verdict: DocumentVerdict, reject,
-                               attachments: list[dict]) -> bool:
+    async def _insert_document(self, conn, doc_id, ident: PackageIdentity, msg: EdocMessage,
+                               header, raw, sha, arrival, cid, verdict: DocumentVerdict,
+                               decision: Decision, attachments: list[dict],
+                               conflicting: uuid.UUID | None) -> bool:
         """The document, its attachments and their signature reports, in one statement;
         False (nothing written) when a concurrent intake stored the same package first."""
         kind = bussiness_kind(msg)
@@ -197,16 +255,16 @@ class Intake:
                    for o, f in verdict.files.items()]
         return await conn.fetchval(
             _DOCUMENT_WITH_PARTS,
-            doc_id, key, msg.document_id, arrival.axis, arrival.axis_doc_id,
+            doc_id, ident.dedup_key, msg.document_id, arrival.axis, arrival.axis_doc_id,
             msg.from_organ.organ_id, msg.from_organ.organ_name, msg.code.code_number,
             msg.code.code_notation, msg.subject, msg.document_type.type_name,
             msg.promulgation_info.promulgation_date, msg.due_date,
             msg.other_info.priority if msg.other_info else None, int(kind),
-            "REJECTED" if reject else "ROUTED", reject[0] if reject else None,
-            reject[1] if reject else None, verdict.verdict, cid, header, sha, raw,
+            decision.state, decision.code, decision.reason, verdict.verdict, cid, header, sha, raw,
             *_columns(attachments, ("id", "ordinal", "content_id", "name", "description",
                                     "content_type", "size", "sha256", "data")),
             *_columns(reports, range(5)),
+            ident.identity_key, ident.content_sha256, conflicting,
         ) or False
 
     async def _route(self, conn, m: RoutingMaterial, receivers: list[str],
@@ -231,7 +289,7 @@ class Intake:
         """A package seen before: nothing new, unless it names a served agency the first copy
         did not (a sender may send one package per receiver with the same DocumentId); then that
         agency gets its delivery and its 01, in one transaction, as if it had come first."""
-        if seen.state == "REJECTED" or not receivers or seen.document_id is None:
+        if seen.state != "ROUTED" or not receivers or seen.document_id is None:
             return seen
         doc_id = seen.document_id
         async with self.gw.pool.acquire() as conn, conn.transaction():
@@ -308,6 +366,14 @@ class Intake:
         return IntakeResult(doc_id, "STATUS_RECORDED", False, cid)
 
 
+def _result_of(row) -> IntakeResult:
+    """The answer a stored package gave, for a repeat of it."""
+    state = row["state"] if row["state"] in ("REJECTED", "HELD", "CONFLICT") else "ROUTED"
+    return IntakeResult(row["id"], state, True, row["correlation_id"], row["reject_code"],
+                        row["reject_reason"],
+                        unprocessable=(row["reject_code"] or "").startswith("EDXML_"))
+
+
 #: A delivery and its queue message in the outbox, in one statement.
 _DELIVERY_WITH_MESSAGE = f"""
 WITH delivery AS (
@@ -326,9 +392,10 @@ WITH doc AS (
     INSERT INTO documents (id, direction, dedup_key, edxml_document_id, axis, axis_doc_id,
         sender_code, sender_name, code_number, code_notation, subject, type_name,
         promulgation_date, due_date, priority, bussiness_doc_type, state, reject_code,
-        reject_reason, signature_verdict, correlation_id, header, edxml_sha256, edxml)
+        reject_reason, signature_verdict, correlation_id, header, edxml_sha256, edxml,
+        identity_key, content_sha256, conflicts_with)
     VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-            $17, $18, $19, $20, $21, $22, $23)
+            $17, $18, $19, $20, $21, $22, $23, $38, $39, $40)
     ON CONFLICT (dedup_key) DO NOTHING RETURNING id
 ), parts AS (
     INSERT INTO attachments (id, document_id, ordinal, content_id, name, description,

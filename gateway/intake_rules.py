@@ -25,13 +25,15 @@ REASONS_VI = {
     "SIGNATURE_INVALID": "chữ ký số trên văn bản không hợp lệ",
     "SIGNATURE_MISSING": "văn bản không có chữ ký số",
     "EDXML_SECRET_DOCUMENT": "văn bản mật không được gửi qua trục liên thông",
+    "DOCUMENT_ID_CONFLICT": "đã nhận một văn bản khác cùng mã định danh từ cơ quan gửi;"
+                            " chờ cán bộ vận hành xử lý",
 }
 
 
 @dataclass(frozen=True)
 class IntakeResult:
     document_id: uuid.UUID | None
-    state: str  # ROUTED | REJECTED | STATUS_RECORDED
+    state: str  # ROUTED | HELD | CONFLICT | REJECTED | STATUS_RECORDED
     duplicate: bool
     correlation_id: str
     reject_code: str | None = None
@@ -71,6 +73,45 @@ def digests_of(msg: EdocMessage) -> list[str]:
 
 def bussiness_kind(msg: EdocMessage) -> BussinessDocType:
     return msg.bussiness.bussiness_doc_type if msg.bussiness else BussinessDocType.NEW
+
+
+#: Header fields that are transport, not the document's business content: the hops each axis
+#: appends (TraceHeaderList) and the receivers (a sender may send one package per receiver
+#: under one DocumentId).
+TRANSPORT_FIELDS = frozenset({"trace_headers", "to_organs"})
+
+
+def content_sha256(header: dict, digests: list[str]) -> str:
+    """SHA-256 of a package's business content: every header field but
+    :data:`TRANSPORT_FIELDS` (the XML signature and attachment bodies are already out of
+    ``header``), then the attachments' SHA-256 in order."""
+    content = {k: v for k, v in header.items() if k not in TRANSPORT_FIELDS}
+    material = json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256((material + "|" + ",".join(digests)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PackageIdentity:
+    """Who says it and about what (``identity_key``), and what exactly it says
+    (``content_sha256``). Two packages are one document when both are equal; the same identity
+    with other content is a conflict (a forged package can claim a predictable DocumentId)."""
+
+    identity_key: str
+    content_sha256: str
+    #: A revoke/update/replace: its identity already names its content (:func:`dedup_key`).
+    business_action: bool = False
+
+    @property
+    def dedup_key(self) -> str:
+        """The unique key of the stored package (``documents.dedup_key``)."""
+        if self.business_action:
+            return self.identity_key
+        return f"{self.identity_key}:c{self.content_sha256[:32]}"
+
+
+def identify(msg: EdocMessage, header: dict, digests: list[str]) -> PackageIdentity:
+    return PackageIdentity(dedup_key(msg, header, digests), content_sha256(header, digests),
+                           bussiness_kind(msg) != BussinessDocType.NEW)
 
 
 def dedup_key(msg: EdocMessage, header: dict, digests: list[str]) -> str:

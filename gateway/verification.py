@@ -79,23 +79,28 @@ class PdfJudge:
                                          offline=settings.offline)
         self._own_pool = pool is None
         self.pool = pool or SigningPool(max_workers=settings.workers,
-                                        max_pending=settings.max_queue)
+                                        max_pending=settings.max_queue,
+                                        memory_mb=settings.job_memory_mb,
+                                        job_timeout=settings.job_timeout,
+                                        reserved_for_intake=settings.intake_reserved_workers)
         self._slots = asyncio.Semaphore(max(1, self.pool.max_pending))
 
     async def judge_file(self, data: bytes) -> FileVerdict:
         async with self._slots:
             while True:
                 try:
-                    report = await self.pool.verify(data, self.policy)
+                    report = await self.pool.verify(data, self.policy, lane="intake")
                     break
                 except PoolOverloaded:
                     await asyncio.sleep(0.05)
                 except PdfEncryptedError as exc:
                     return _error_verdict("indeterminate", exc, data)
-                except PdfError as exc:  # unreadable or too large: the file's own fault
+                except PdfError as exc:
+                    # unreadable, too large, over the memory or time limit (PDF_TOO_COMPLEX,
+                    # PDF_TIMEOUT): the file's own fault, never tried again
                     return _error_verdict("invalid", exc, data)
                 except WorkerCrashed as exc:
-                    # the pool already retried once in a fresh worker: the file kills it
+                    # the worker died on this file; a job is never run twice
                     return _error_verdict("invalid", _Crash(str(exc)), data)
                 # any other SigningError (trust bundle unreadable, pool closed…) is ours, not
                 # the sender's: it propagates, intake fails and the axis offers the package again

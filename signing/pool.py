@@ -15,9 +15,10 @@ Rules implemented here (the worker side is :mod:`signing.worker`):
 * **No job runs twice.** A worker that dies during a job (segfault, ``os._exit``, the OOM killer)
   fails that job with :class:`WorkerCrashed` (``POOL_WORKER_CRASHED``); the pool starts a new
   worker in its place and stays usable. A poison PDF costs one worker start, never two.
-* **Capacity**: at most ``max_pending`` jobs are submitted or running; past that new work is
-  refused at once with :class:`PoolOverloaded` (``POOL_OVERLOADED``), so that callers answer
-  "busy" (HTTP 503) instead of piling up memory.
+* **Capacity**: at most ``max_pending`` jobs per lane are submitted or running (API callers
+  filling their lane never make intake jobs wait for room); past that new work is refused at
+  once with :class:`PoolOverloaded` (``POOL_OVERLOADED``), so that callers answer "busy"
+  (HTTP 503) instead of piling up memory.
 * **Lanes**: a job names its lane, ``intake`` (documents arriving from the axis) or ``api``
   (callers of the HTTP API). A free worker goes to the oldest intake job first; API jobs never
   occupy the last ``reserved_for_intake`` workers, so inbound documents never wait behind API
@@ -183,6 +184,7 @@ class SigningPool:
         #: API jobs may occupy at most this many workers at once (at least one).
         self.api_capacity = max(1, max_workers - reserved_for_intake)
         self._pending = 0
+        self._lane_pending: dict[Lane, int] = dict.fromkeys(LANES, 0)
         self._closed = False
         self._mp_context = multiprocessing.get_context(mp_context)
         self._initargs = (str(key_config_path) if key_config_path else None, services)
@@ -260,28 +262,31 @@ class SigningPool:
             raise PoolClosed("signing pool is closed")
         if lane not in LANES:
             raise ValueError(f"unknown lane {lane!r}")
-        if self._pending >= self.max_pending:
-            raise PoolOverloaded(
-                f"signing pool busy: {self._pending} jobs pending (limit {self.max_pending})")
+        if self._lane_pending[lane] >= self.max_pending:
+            raise PoolOverloaded(f"signing pool busy: {self._lane_pending[lane]} {lane} jobs"
+                                 f" pending (limit {self.max_pending})")
         self._pending += 1
+        self._lane_pending[lane] += 1
         try:
             worker = await self._acquire(lane)
         except BaseException:
             self._pending -= 1
+            self._lane_pending[lane] -= 1
             raise
         # a caller that gives up (cancelled) leaves the job to finish within its limit: the
         # worker is released only when its pipe is free again
-        job = asyncio.ensure_future(self._run_and_release(worker, fn, args,
+        job = asyncio.ensure_future(self._run_and_release(worker, lane, fn, args,
                                                           limit or self.job_timeout))
         job.add_done_callback(_retrieve)
         return await asyncio.shield(job)
 
-    async def _run_and_release(self, worker: _Worker, fn, args, limit: float):
+    async def _run_and_release(self, worker: _Worker, lane: Lane, fn, args, limit: float):
         try:
             return await self._run(worker, fn, args, limit)
         finally:
             self._release(worker)
             self._pending -= 1
+            self._lane_pending[lane] -= 1
 
     async def _run(self, worker: _Worker, fn, args, limit: float):
         if self._closed:

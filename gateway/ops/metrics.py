@@ -28,6 +28,10 @@ class Metrics:
             registry=r)
         self.documents_received = Counter("edoc_documents_received_total",
                                           "Inbound documents stored", ["state"], registry=r)
+        self.intake_conflicts = Counter(
+            "edoc_intake_conflicts_total",
+            "Packages kept in CONFLICT: a known sender and DocumentId with other content",
+            registry=r)
         self.axis_polls = Counter("edoc_axis_polls_total", "Axis polls", ["axis", "outcome"],
                                   registry=r)
         self.signatures = Counter("edoc_signatures_verified_total", "PDF signature verdicts",

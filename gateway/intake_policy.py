@@ -1,0 +1,157 @@
+"""What intake does with an inbound document, from what was found about it (pure rules).
+
+Findings, each with a machine code and the :class:`gateway.config.IntakePolicy` field that
+says what to do with it:
+
+==========================  =====================  ===========================================
+code                        policy field           when
+==========================  =====================  ===========================================
+``PDF_TOO_COMPLEX``         ``too_complex``        a PDF was stopped by a job limit (memory,
+``PDF_TIMEOUT``                                    time) or killed its worker
+``SIGNATURE_INVALID``       ``invalid``            a PDF signature is invalid
+``SIGNER_NOT_SENDER``       ``signer_not_sender``  an agency seal is not a certificate of the
+                                                   package's ``From`` agency
+``SIGNATURE_INDETERMINATE`` ``indeterminate``      a signature cannot be decided now
+``SIGNATURE_MISSING``       ``unsigned``           no PDF signature at all
+``SENDER_NOT_BOUND``        ``unknown_sender``     no seal certificate configured for ``From``
+==========================  =====================  ===========================================
+
+The strictest action wins (reject > hold > route); its first finding gives the code and the
+reason. Findings routed anyway travel with the document as flags.
+
+The sender check (Decree 30/2020 Art. 5 and Appendix I: the agency's digital signature is the
+organisation's own): every signature a report classes as the agency's seal must be a
+certificate bound to the ``From`` agency in ``[[senders]]`` — by SHA-256, or by an ``O=`` /
+``CN=`` pattern. A seal of the city on a package claiming to come from a district is
+``SIGNER_NOT_SENDER``, whoever signed it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from gateway.config import IntakePolicy, SenderBinding
+
+#: Error codes of files a job limit stopped (see :mod:`signing.pool`).
+KILLED_CODES = frozenset({"PDF_TOO_COMPLEX", "PDF_TIMEOUT", "PDF_VERIFICATION_CRASHED",
+                          "POOL_WORKER_CRASHED"})
+
+REASONS_VI = {
+    "PDF_TOO_COMPLEX": "tệp PDF quá phức tạp để kiểm tra (vượt giới hạn bộ nhớ hoặc thời gian)",
+    "SIGNATURE_INVALID": "chữ ký số trên văn bản không hợp lệ",
+    "SIGNER_NOT_SENDER": "chữ ký số của cơ quan không thuộc cơ quan gửi văn bản",
+    "SIGNATURE_INDETERMINATE": "chưa xác định được hiệu lực của chữ ký số",
+    "SIGNATURE_MISSING": "văn bản không có chữ ký số",
+    "SENDER_NOT_BOUND": "chưa đăng ký chứng thư số của cơ quan gửi",
+}
+
+_SEVERITY = {"route": 0, "hold": 1, "reject": 2}
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    policy_field: str
+    reason_vi: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``state``: ROUTED, HELD or REJECTED; ``code``/``reason`` of the finding that decided
+    (None when routed); ``flags``: codes of every finding."""
+
+    state: str
+    code: str | None = None
+    reason: str | None = None
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SenderCheck:
+    """``result``: ``ok`` (every seal bound to the sender), ``mismatch``, ``unbound`` (no
+    binding configured for the sender), ``no_seal`` (no agency signature to check)."""
+
+    result: str
+    seals: tuple[dict, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict:
+        return {"result": self.result, "seals": list(self.seals)}
+
+
+def agency_seals(reports: Iterable[Mapping]) -> list[dict]:
+    """The agency-seal signatures of the files' verification reports (JSON form)."""
+    seals = []
+    for report in reports:
+        for sig in report.get("signatures") or ():
+            if sig.get("role") == "agency" and sig.get("kind") == "signature":
+                signer = sig.get("signer") or {}
+                seals.append({"field": sig.get("field"), "sha256": signer.get("sha256") or "",
+                              "organization": signer.get("organization"),
+                              "common_name": signer.get("common_name")})
+    return seals
+
+
+def _matches(seal: Mapping, binding: SenderBinding) -> bool:
+    if seal["sha256"] and seal["sha256"].lower() in binding.certificate_sha256:
+        return True
+    for pattern in binding.subjects:
+        attr, _, glob = pattern.partition("=")
+        value = seal["organization"] if attr.strip().upper() == "O" else seal["common_name"]
+        if value and fnmatch.fnmatchcase(value.casefold(), glob.strip().casefold()):
+            return True
+    return False
+
+
+def check_sender(sender: str, reports: Iterable[Mapping],
+                 bindings: Mapping[str, SenderBinding]) -> SenderCheck:
+    """Are the agency seals on the package the ``sender``'s own?"""
+    seals = agency_seals(reports)
+    if not seals:
+        return SenderCheck("no_seal")
+    binding = bindings.get(sender)
+    if binding is None:
+        return SenderCheck("unbound", tuple(seals))
+    marked = tuple({**s, "bound": _matches(s, binding)} for s in seals)
+    return SenderCheck("ok" if all(s["bound"] for s in marked) else "mismatch", marked)
+
+
+def findings(verdict: str, file_reports: Iterable[Mapping], sender: SenderCheck) -> list[Finding]:
+    """Everything intake found about a document, most severe kind first."""
+    reports = list(file_reports)
+    out: list[Finding] = []
+    killed = [r["error"]["code"] for r in reports
+              if isinstance(r.get("error"), Mapping) and r["error"].get("code") in KILLED_CODES]
+    if killed:
+        out.append(Finding(killed[0] if killed[0] != "POOL_WORKER_CRASHED"
+                           else "PDF_TOO_COMPLEX", "too_complex", REASONS_VI["PDF_TOO_COMPLEX"]))
+    elif verdict == "invalid":
+        out.append(Finding("SIGNATURE_INVALID", "invalid", REASONS_VI["SIGNATURE_INVALID"]))
+    if sender.result == "mismatch":
+        out.append(Finding("SIGNER_NOT_SENDER", "signer_not_sender",
+                           REASONS_VI["SIGNER_NOT_SENDER"]))
+    if verdict == "indeterminate":
+        out.append(Finding("SIGNATURE_INDETERMINATE", "indeterminate",
+                           REASONS_VI["SIGNATURE_INDETERMINATE"]))
+    if verdict == "unsigned":
+        out.append(Finding("SIGNATURE_MISSING", "unsigned", REASONS_VI["SIGNATURE_MISSING"]))
+    if sender.result == "unbound":
+        out.append(Finding("SENDER_NOT_BOUND", "unknown_sender", REASONS_VI["SENDER_NOT_BOUND"]))
+    return out
+
+
+def decide(found: list[Finding], policy: IntakePolicy, *, detail: str = "") -> Decision:
+    """The strictest action the policy gives any finding (first finding of that action)."""
+    flags = tuple(f.code for f in found)
+    worst: tuple[str, Finding] | None = None
+    for finding in found:
+        action = getattr(policy, finding.policy_field)
+        if worst is None or _SEVERITY[action] > _SEVERITY[worst[0]]:
+            worst = (action, finding)
+    if worst is None or worst[0] == "route":
+        return Decision("ROUTED", flags=flags)
+    action, finding = worst
+    reason = finding.reason_vi + (f" ({detail})" if detail and finding.policy_field in (
+        "invalid", "indeterminate", "too_complex") else "")
+    return Decision("REJECTED" if action == "reject" else "HELD", finding.code, reason, flags)
