@@ -62,6 +62,7 @@ def test_check_crl_takes_only_crls_signed_by_a_configured_ca(test_pki, crls):
     cas = [test_pki.root_cert, test_pki.intermediate_cert]
     crl, issuer = check_crl(crls["interm"], cas)
     assert issuer.sha256 == test_pki.intermediate_cert.sha256
+    assert crl.issuer == issuer.subject
     forged = bytearray(crls["interm"])
     forged[-5] ^= 0x01  # inside the signature value
     cases = [(bytes(forged), "CRL_SIGNATURE_INVALID"),
