@@ -31,6 +31,7 @@ from gateway.intake import Intake
 from gateway.ops.metrics import Metrics
 from gateway.outcomes import consume_outcomes
 from gateway.poller import AxisPoller
+from gateway.revocation import refresh_crls
 from gateway.routing import Router
 from gateway.verification import PdfJudge
 
@@ -79,6 +80,7 @@ class Gateway:
         self._tasks: list[asyncio.Task] = []
         #: Background workers other modules register: ``async def worker(gateway, stop)``.
         self.workers: list[Callable[[Gateway, asyncio.Event], Awaitable[None]]] = []
+        self.workers.append(refresh_crls)  # keeps the CRL cache of signing.revocation_*
         self.extensions: dict[str, object] = {}
 
     @property

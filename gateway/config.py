@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import os
 import tomllib
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from signing.trust import RevocationCache
 
 ENV_PREFIX = "EDOC_"
 
@@ -107,6 +111,38 @@ class SigningSettings(BaseModel):
     api_verify_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     #: Verifications one token may run at once on ``/v1/verify`` (more: 429 with Retry-After).
     api_verify_per_token: int = Field(default=2, ge=1)
+    #: Revocation policy of every verification (ETSI EN 319 102-1, see
+    #: :mod:`signing.verify.revocation`). ``hard-fail``: a signature whose certificates have no
+    #: usable revocation data — embedded in the PDF (DSS), in the CRL cache, or from the CAs'
+    #: responders when online — is indeterminate (TRY_LATER), never valid. ``soft-fail``: it
+    #: can be valid with a warning, so a revoked signer passes whenever the responders cannot
+    #: be reached. Revoked is invalid in both.
+    revocation_mode: Literal["hard-fail", "soft-fail"] = "hard-fail"
+    #: Folder of the CRL cache the gateway refreshes (DER files named by their SHA-256; the
+    #: gateway's processes may share it, operators may copy CRLs in). Unset: kept in memory.
+    revocation_cache_dir: str | None = None
+    #: Seconds between two refreshes of the CRL cache from the CRL distribution points named
+    #: by the trust bundles' certificates (and ``crl_urls``); 0 turns the refresher off.
+    crl_refresh_interval: float = Field(default=3600.0, ge=0)
+    #: More CRLs to keep fresh, e.g. an issuing CA's own CRL when no bundle certificate names
+    #: it (CRL distribution points are written on the certificates a CA issues).
+    crl_urls: list[str] = Field(default_factory=list)
+
+    @field_validator("crl_urls")
+    @classmethod
+    def _http_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.lower().startswith(("http://", "https://")):
+                raise ValueError(f"not an http(s) URL: {url!r}")
+        return urls
+
+    @cached_property
+    def revocation_cache(self) -> RevocationCache:
+        """The one CRL cache of this configuration: the judge verifies with it, the
+        refresher (:mod:`gateway.revocation`) fills it."""
+        from signing.trust import RevocationCache
+
+        return RevocationCache(self.revocation_cache_dir)
 
 
 #: What intake does with a document a finding applies to: ``route`` it to the eOffice with the

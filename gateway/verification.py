@@ -76,7 +76,9 @@ class PdfJudge:
 
     def __init__(self, settings: SigningSettings, pool: SigningPool | None = None) -> None:
         self.policy = VerificationPolicy(trust_paths=tuple(settings.trust_bundles),
-                                         offline=settings.offline)
+                                         offline=settings.offline,
+                                         revocation_mode=settings.revocation_mode,
+                                         revocation_cache=settings.revocation_cache)
         self._own_pool = pool is None
         self.pool = pool or SigningPool(max_workers=settings.workers,
                                         max_pending=settings.max_queue,

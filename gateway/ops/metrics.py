@@ -41,6 +41,13 @@ class Metrics:
                                      registry=r)
         self.intake_seconds = Histogram("edoc_intake_seconds", "Time to take in one document",
                                         registry=r)
+        self.crl_age_seconds = Gauge(
+            "edoc_crl_age_seconds",
+            "Age (now - thisUpdate) of the cached CRL of each CA (the oldest when it has several)",
+            ["issuer"], registry=r)
+        self.crl_fetch_errors = Counter("edoc_crl_fetch_errors_total",
+                                        "CRL refreshes that kept the previous CRL",
+                                        ["url", "code"], registry=r)
 
     async def refresh_from_db(self, pool) -> None:
         """Update gauges that mirror database state (called on scrape)."""

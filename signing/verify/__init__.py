@@ -17,6 +17,7 @@ later change not allowed (see below)          invalid     TOTAL_FAILED / FORMAT_
 DocMDP permission exceeded (``docmdp_ok``)    invalid     TOTAL_FAILED / FORMAT_FAILURE
 signer (or CA) revoked                        invalid     as computed (REVOKED[_NO_POE])
 bytes after the last ``%%EOF`` (not comments) invalid     TOTAL_FAILED / FORMAT_FAILURE
+no usable revocation data (hard-fail)         indeter.    INDETERMINATE / TRY_LATER
 no path to a trust anchor, expired, …         indeter.    INDETERMINATE / as computed
 signature timestamp not valid / not trusted   indeter.    INDETERMINATE / TIMESTAMP…
 pyHanko ``bottom_line`` False (safety net)    indeter.    INDETERMINATE / GENERIC
@@ -27,10 +28,11 @@ timestamps), FORM_FILLING (form fields, further signatures); ANNOTATIONS only wh
 is certified with DocMDP P=3. Format-level failures (modifications, coverage) are
 FORMAT_FAILURE like the "format checking" building block of EN 319 102-1 §5.2.2.
 
-Revocation: online (``offline=False``) fetches OCSP/CRL through the policy's aiohttp session and
-caches responses for the lifetime of the :class:`Verifier`; offline uses the revocation data
-embedded in the PDF (DSS) plus a :class:`signing.trust.RevocationCache`. Each signature reports
-its ``revocation.source`` (``ocsp``, ``crl``, ``embedded``, ``cache`` or ``none``).
+Revocation (policy and sources: :mod:`signing.verify.revocation`): the revocation data embedded
+in the PDF (DSS) and a :class:`signing.trust.RevocationCache` are always used; online
+(``offline=False``) OCSP/CRL are also fetched through the policy's aiohttp session and cached
+for the lifetime of the :class:`Verifier`. Each signature reports its ``revocation.source``
+(``ocsp``, ``crl``, ``embedded``, ``cache`` or ``none``).
 """
 
 from __future__ import annotations
@@ -74,8 +76,10 @@ DEFAULT_MAX_PDF_BYTES = 512 * 1024 * 1024
 class VerificationPolicy:
     """What to trust and how to check revocation.
 
-    ``revocation_mode``: ``soft-fail`` (missing revocation data is a warning) or ``hard-fail``
-    (it makes the signature indeterminate). ``session`` is an ``aiohttp.ClientSession`` for
+    ``revocation_mode``: ``soft-fail`` (missing revocation data is a warning; the library's
+    default, kept for callers that check revocation elsewhere) or ``hard-fail`` (it makes the
+    signature INDETERMINATE/TRY_LATER; the gateway's default, ``signing.revocation_mode``).
+    ``session`` is an ``aiohttp.ClientSession`` for
     online checks (one is created when omitted and ``offline`` is False).
     ``allow_nonstrict``: read hybrid-reference files (a known producer quirk, warning
     ``HYBRID_XREF``) non-strictly, and when strict parsing fails, retry non-strict and report

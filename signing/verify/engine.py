@@ -19,6 +19,7 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
 from signing.report import Indication, SignatureReport, ValidationReport, Verdict
+from signing.verify.revocation import covers, describe_revocation, missing_revinfo
 
 if TYPE_CHECKING:
     from signing.verify import Verifier
@@ -63,21 +64,6 @@ class _Embedded:
         return bool(self.ocsps or self.crls)
 
 
-def _covers(cert: x509.Certificate, ocsps, crls) -> bool:
-    """Does this revocation data speak about ``cert``? (OCSP serial, or CRL from its issuer)"""
-    serial = cert.serial_number
-    for resp in ocsps:
-        try:
-            tbs = resp["response_bytes"]["response"].parsed["tbs_response_data"]
-            for single in tbs["responses"]:
-                if single["cert_id"]["serial_number"].native == serial:
-                    return True
-        except (KeyError, ValueError, TypeError, AttributeError):
-            continue
-    issuer = cert.issuer
-    return any(c["tbs_cert_list"]["issuer"] == issuer for c in crls)
-
-
 def _validation_context(verifier: Verifier, emb: _Embedded) -> ValidationContext:
     policy = verifier.policy
     cache = policy.revocation_cache
@@ -118,9 +104,15 @@ def _fill_common(rep: SignatureReport, status) -> None:
         rep.chain = [rep.signer.subject]
 
 
-def _judge(rep: SignatureReport, status, docmdp: MDPPerm | None) -> None:
-    """Apply the verdict table of :mod:`signing.verify` (first failing row wins)."""
+def _judge(rep: SignatureReport, status, docmdp: MDPPerm | None,
+           revinfo: dict[str, str] | None = None) -> None:
+    """Apply the verdict table of :mod:`signing.verify` (first failing row wins).
+
+    ``revinfo``: closer sub-indications for paths that failed for lack of revocation data
+    (:func:`signing.verify.revocation.missing_revinfo`)."""
+    revinfo = revinfo or {}
     sub_trust = status.trust_problem_indic.name if status.trust_problem_indic else None
+    sub_trust = revinfo.get("signer", sub_trust)
 
     def fail(reason: str, sub: str, verdict: Verdict = Verdict.INVALID,
              indication: Indication = Indication.TOTAL_FAILED) -> None:
@@ -150,7 +142,9 @@ def _judge(rep: SignatureReport, status, docmdp: MDPPerm | None) -> None:
     elif rep.kind == "signature" and not _timestamp_ok(status):
         ts = status.timestamp_validity
         sub = ts.trust_problem_indic.name if ts.trust_problem_indic else "GENERIC"
-        fail("TIMESTAMP", sub, Verdict.INDETERMINATE, Indication.INDETERMINATE)
+        sub = revinfo.get("timestamp", sub)
+        reason = "REVOCATION_UNKNOWN" if sub in _REVINFO else "TIMESTAMP"
+        fail(reason, sub, Verdict.INDETERMINATE, Indication.INDETERMINATE)
     elif rep.kind == "signature" and not status.bottom_line:
         fail("GENERIC", "GENERIC", Verdict.INDETERMINATE, Indication.INDETERMINATE)
     else:
@@ -160,42 +154,6 @@ def _judge(rep: SignatureReport, status, docmdp: MDPPerm | None) -> None:
 def _timestamp_ok(status) -> bool:
     ts = status.timestamp_validity
     return ts is None or bool(ts.intact and ts.valid and ts.trusted)
-
-
-def _revocation(verifier: Verifier, rep: SignatureReport, cert, emb: _Embedded) -> None:
-    policy = verifier.policy
-    sources = []
-    fetchers = verifier._fetchers
-    if fetchers is not None:
-        for name, get in (("ocsp", fetchers.ocsp_fetcher.fetched_responses_for_cert),
-                          ("crl", fetchers.crl_fetcher.fetched_crls_for_cert)):
-            try:
-                if list(get(cert)):
-                    sources.append(name)
-            except KeyError:  # nothing fetched for this certificate
-                pass
-    if _covers(cert, emb.ocsps, emb.crls):
-        sources.append("embedded")
-    cache = policy.revocation_cache
-    if cache is not None and _covers(cert, cache.ocsps, cache.crls):
-        sources.append("cache")
-    status = "revoked" if rep.revoked else ("good" if sources and rep.trusted else "unknown")
-    rep.revocation = {
-        "status": status,
-        "source": sources[0] if sources else "none",
-        "sources": sources,
-        "online": not policy.offline,
-        "mode": policy.revocation_mode,
-    }
-    details = getattr(rep.status, "revocation_details", None)
-    if details is not None:
-        rep.revocation["revoked_at"] = details.revocation_date.isoformat()
-        rep.revocation["reason"] = details.revocation_reason.native
-    if policy.offline and sources:
-        rep.warn("OFFLINE_REVOCATION",
-                 f"revocation checked offline from {rep.revocation['source']} data")
-    if not sources and not rep.revoked and rep.trusted:
-        rep.warn("REVOCATION_NOT_CHECKED", "no revocation data was available (soft-fail)")
 
 
 async def verify_all(verifier: Verifier, reader, report: ValidationReport,
@@ -308,7 +266,7 @@ async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
         rep.etsi_xml = await _etsi_xml(verifier, vc, emb_sig, rep)
     _fill_common(rep, status)
     docmdp = emb_sig.docmdp_level
-    _judge(rep, status, docmdp)
+    _judge(rep, status, docmdp, await missing_revinfo(vc, status))
     if rep.kind == "document_timestamp":
         rep.timestamp_time = status.timestamp
         rep.timestamp_trusted = rep.trusted
@@ -323,7 +281,7 @@ async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
     level = "B-B"
     if ts is not None:
         level = "B-T"
-        if emb.has_revinfo and _covers(status.signing_cert, emb.ocsps, emb.crls):
+        if emb.has_revinfo and covers(status.signing_cert, emb.ocsps, emb.crls):
             level = "B-LT"
             if any(r > rep.signed_revision for r in ts_revisions):
                 level = "B-LTA"
@@ -332,7 +290,7 @@ async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
         rep.warn("NO_TIMESTAMP", "no signature timestamp: signing time is only claimed")
     if rep.md_algorithm in ("sha1", "md5"):
         rep.warn("WEAK_DIGEST", f"weak digest algorithm {rep.md_algorithm}")
-    _revocation(verifier, rep, status.signing_cert, emb)
+    describe_revocation(verifier, rep, status.signing_cert, emb)
 
 
 async def _etsi_xml(verifier, vc, emb_sig, rep) -> str | None:

@@ -3,6 +3,8 @@ district committees this gateway serves, the gateway polling both, the test PKI 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway.app import Gateway
@@ -19,6 +21,20 @@ SENDER, D1, D2 = organ(CITY), organ(DISTRICT1), organ(DISTRICT2)
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory):
     return build_test_pki(tmp_path_factory.mktemp("flows-pki"))
+
+
+def crl_cache(pki) -> Path:
+    """A CRL cache folder with the current CRLs of the test PKI's root and issuing CA (what the
+    refresher would have fetched), so that hard-fail verification (the default) can decide."""
+    from certomancer.registry import ServiceLabel
+
+    from signing.trust import RevocationCache
+
+    folder = pki.folder / "crl-cache"
+    cache = RevocationCache(folder)
+    for repo in ("root", "interm"):
+        cache.add_crl(pki.arch.service_registry.get_crl(ServiceLabel(repo)))
+    return folder
 
 
 @pytest.fixture
@@ -38,7 +54,8 @@ def flow_settings(database_url, bus_prefix, pki, axis, **extra):
         "agencies": [{"code": DISTRICT1.organ_id, "name": DISTRICT1.name, "axis": "d1"},
                      {"code": DISTRICT2.organ_id, "name": DISTRICT2.name, "axis": "d2"}],
         "signing": {"trust_bundles": [str(pki.trust_bundle_path)], "offline": True,
-                    "workers": 2},
+                    "workers": 2, "revocation_cache_dir": str(crl_cache(pki)),
+                    "crl_refresh_interval": 0},
         "http_port": 0,
     }
     data.update(extra)

@@ -21,6 +21,7 @@ from gateway.db import audit
 from signing.testpki import build_test_pki
 from signing.testpki.pdfs import make_pdf
 from tests.conftest import make_settings
+from tests.flows.conftest import crl_cache
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,8 @@ def keys_file(pki, tmp_path_factory):
 def _settings(database_url, bus_prefix, pki, keys_file):
     return make_settings(database_url, bus_prefix, signing={
         "keys_file": str(keys_file), "trust_bundles": [str(pki.trust_bundle_path)],
-        "offline": True, "workers": 1}, max_document_bytes=2 * 1024 * 1024)
+        "offline": True, "workers": 1, "revocation_cache_dir": str(crl_cache(pki)),
+        "crl_refresh_interval": 0}, max_document_bytes=2 * 1024 * 1024)
 
 
 @pytest.fixture(scope="module")
