@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 Lane = Literal["intake", "api"]
 LANES: tuple[Lane, ...] = ("intake", "api")
 
+#: Longest a worker may take to start (imports, keys, font) before it counts as dead.
+START_TIMEOUT = 120.0
+
 #: Defaults of the limits (the gateway passes its settings).
 DEFAULT_MEMORY_MB = 1536
 DEFAULT_JOB_TIMEOUT = 60.0
@@ -102,13 +105,26 @@ class _Worker:
         child.close()
         self.process, self.conn = process, parent
 
+    def ensure_started(self) -> None:
+        """Start the process if it is not running and wait until it is ready for jobs (its
+        imports, keys and font: seconds on a busy machine, not counted in any job's limit)."""
+        with self._lock:
+            if self.process is not None and self.process.is_alive():
+                return
+            self._discard()
+            self._start()
+            conn = self.conn
+            try:
+                if not conn.poll(START_TIMEOUT) or conn.recv() != _w.READY:
+                    raise _Died(None)
+            except (EOFError, OSError) as exc:
+                raise _Died(self.process.exitcode if self.process else None) from exc
+
     def exchange(self, job: tuple) -> tuple:
         """Send one job and wait for its answer (blocking: runs in a helper thread)."""
-        with self._lock:
-            if self.process is None or not self.process.is_alive():
-                self._discard()
-                self._start()
-            conn = self.conn
+        conn = self.conn
+        if conn is None:
+            raise _Died(None)
         try:
             conn.send(job)
             return conn.recv()
@@ -292,6 +308,11 @@ class SigningPool:
         if self._closed:
             raise PoolClosed("signing pool is closed")
         loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._threads, worker.ensure_started)
+        except _Died:
+            self._replace(worker, "worker did not start")
+            raise WorkerCrashed("a worker process could not be started") from None
         call = loop.run_in_executor(self._threads, worker.exchange, (fn, args))
         try:
             answer = await asyncio.wait_for(asyncio.shield(call), limit)

@@ -297,6 +297,9 @@ def _picklable(exc: BaseException) -> BaseException:
 #: ``MemoryError`` raised again while handling the first): the pool reads it as PDF_TOO_COMPLEX.
 EXIT_OUT_OF_MEMORY = 86
 
+#: What a worker sends once it is ready for jobs.
+READY = "ready"
+
 #: Freed on the first ``MemoryError`` so that the answer can still be built and sent.
 _RESERVE: bytearray | None = None
 
@@ -310,6 +313,7 @@ def serve(conn, initargs: tuple, memory_bytes: int | None) -> None:
     _init_worker(*initargs)
     _limit_memory(memory_bytes)
     _RESERVE = bytearray(8 * 1024 * 1024)
+    conn.send(READY)
     try:
         _serve(conn)
     except MemoryError:
