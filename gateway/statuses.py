@@ -7,7 +7,11 @@ later ``04``/``05``/``06``. Each status becomes an edXML status message written 
 (destination ``axis:<connection>``) in the same transaction as its ``status_events`` row.
 
 Inbound: status messages from other agencies about documents we sent are recorded on that
-document's timeline (matched on ``ResponseFor/DocumentId``).
+document's timeline (matched on ``ResponseFor/DocumentId``), and so is a take-back request
+(``13``) from the sender of a document we received.
+
+Which status may follow which, and the size of every field, are defined in
+:mod:`gateway.status_rules`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,18 @@ from gateway.db import audit
 from gateway.db.outbox import OutboxMessage, axis_destination, insert_when
 from gateway.db.outbox import args as outbox_args
 from gateway.edxml import Organ, ResponseFor, StaffInfo, StatusCode, StatusMessage
+from gateway.status_rules import (
+    MAX_DESCRIPTION,
+    MAX_STAFF_NAME,
+    StatusError,
+    StatusNotAllowed,
+    bound,
+    bound_staff,
+)
+
+__all__ = ["EOFFICE_CODES", "MAX_DESCRIPTION", "MAX_STAFF_NAME", "STATE_AFTER_STATUS",
+           "STATE_ORDER", "DocumentRef", "StatusError", "StatusNotAllowed", "describe_rejection",
+           "emit_status", "record_inbound_status", "status_message"]
 
 #: Document state after a business status reported by the receiving eOffice.
 STATE_AFTER_STATUS = {
@@ -39,15 +55,6 @@ STATE_AFTER_STATUS = {
 STATE_ORDER = ("ROUTED", "DELIVERED", "RETURNED", "ACCEPTED", "ASSIGNED", "PROCESSING", "DONE")
 #: Codes an eOffice may report about a document it received.
 EOFFICE_CODES = frozenset({"02", "03", "04", "05", "06", "15", "16"})
-
-
-class StatusError(Exception):
-    code = "STATUS_INVALID"
-
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        if code:
-            self.code = code
 
 
 @dataclass(frozen=True)
@@ -124,9 +131,10 @@ def _emit_statement(to_axis: bool, advance: bool, audited: bool) -> str:
     return "WITH " + ",\n".join(ctes) + "\nSELECT count(*) FROM emitted"
 
 
-def _dedup_key(doc_id: uuid.UUID, agency: str, code: str, description: str) -> str:
-    digest = hashlib.sha256(description.encode()).hexdigest()[:16]
-    return f"out:{doc_id}:{agency}:{code}:{digest}"
+def _dedup_key(doc_id: uuid.UUID, agency: str, code: str) -> str:
+    """One status per document, agency and code: the same code with another text is the same
+    status (rows stored before this rule carry a digest of their text after the code)."""
+    return f"out:{doc_id}:{agency}:{code}"
 
 
 async def emit_status(conn: asyncpg.Connection, doc: DocumentRef, *, agency_code: str,
@@ -140,9 +148,13 @@ async def emit_status(conn: asyncpg.Connection, doc: DocumentRef, *, agency_code
     :data:`STATE_ORDER`) and append ``audit_entry``.
 
     One statement: atomic on its own, or part of the caller's transaction. Returns False when
-    the same status (same agency, code and description) was already emitted: retries of the
-    same report change nothing.
+    the same status (same agency and code, whatever the description) was already emitted:
+    retries of the same report change nothing. Which code may follow which is the caller's
+    check (:func:`gateway.status_rules.check_transition`); texts are kept within the field
+    limits here (:func:`gateway.status_rules.bound`) so that nothing unbounded reaches the axis.
     """
+    description = bound(description, MAX_DESCRIPTION, multiline=True) or ""
+    staff = bound_staff(staff)
     staff_info = StaffInfo(department=(staff or {}).get("Department"),
                            staff=(staff or {}).get("Staff"), email=(staff or {}).get("Email"),
                            mobile=(staff or {}).get("Mobile")) if staff else None
@@ -154,7 +166,7 @@ async def emit_status(conn: asyncpg.Connection, doc: DocumentRef, *, agency_code
     except edxml.EdxmlError as exc:
         raise StatusError(exc.message, exc.code) from None
     params: list[Any] = [doc.id, agency_code, code, description, staff, at,
-                         _dedup_key(doc.id, agency_code, code, description)]
+                         _dedup_key(doc.id, agency_code, code)]
     if axis is not None:
         params += outbox_args(OutboxMessage(
             destination=axis_destination(axis), body=body, content_type="application/xml",
@@ -175,32 +187,43 @@ async def record_inbound_status(conn: asyncpg.Connection, msg: StatusMessage
     """Store a status message received from another agency; returns the matched document id.
 
     It belongs to OUR outbound document with that ``ResponseFor/DocumentId`` whose sender is
-    ``ResponseFor/OrganId``; anything else (a status about a document we did not send, or naming
-    another sender) is kept unmatched (document_id NULL) for operators, never attached to an
-    inbound document. The same status arriving twice (same reporter, document, code, time and
-    text) is stored once.
+    ``ResponseFor/OrganId``; a take-back request (``13``) whose reporter is that sender itself
+    belongs to the inbound document it sent us. Anything else (a status about a document we did
+    not send, or naming another sender) is kept unmatched (document_id NULL) for operators,
+    never attached to an inbound document.
+
+    Never refused for its size: texts are cut to the limits of :mod:`gateway.status_rules`
+    with a note giving the original length, control characters and lone surrogates become
+    U+FFFD (:func:`gateway.status_rules.bound`). The same status arriving twice (same reporter,
+    sender, document and code, whatever its time and text) is stored once.
     """
     code = msg.status_code.value if isinstance(msg.status_code, StatusCode) else msg.status_code
+    code = bound(code, 8) or ""
+    reporter = bound(msg.from_organ.organ_id, _MAX_ID) or ""
+    sender = bound(msg.response_for.organ_id, _MAX_ID)
+    document_id = bound(msg.response_for.document_id, _MAX_ID)
     doc_id = await conn.fetchval(
-        "SELECT id FROM documents WHERE direction = 'outbound' AND edxml_document_id = $1"
-        " AND sender_code = $2 ORDER BY created_at DESC LIMIT 1",
-        msg.response_for.document_id, msg.response_for.organ_id)
+        "SELECT id FROM documents WHERE edxml_document_id = $1 AND sender_code = $2"
+        " AND (direction = 'outbound' OR ($3 = '13' AND direction = 'inbound' AND $4 = $2))"
+        " ORDER BY direction = 'outbound' DESC, created_at DESC LIMIT 1",
+        document_id, sender, code, reporter)
     staff = None
     if msg.staff_info is not None:
-        staff = {k: v for k, v in {"Department": msg.staff_info.department,
-                                   "Staff": msg.staff_info.staff,
-                                   "Email": msg.staff_info.email,
-                                   "Mobile": msg.staff_info.mobile}.items() if v}
+        staff = bound_staff({"Department": msg.staff_info.department,
+                             "Staff": msg.staff_info.staff, "Email": msg.staff_info.email,
+                             "Mobile": msg.staff_info.mobile})
+    key = "|".join((reporter, sender or "", document_id or "", code))
     await conn.execute(
         "INSERT INTO status_events (document_id, direction, agency_code, status_code, description,"
         " staff, occurred_at, dedup_key) VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7)"
         " ON CONFLICT (dedup_key) DO NOTHING",
-        doc_id, msg.from_organ.organ_id, code, msg.description, staff, msg.timestamp,
-        "in:" + hashlib.sha256("|".join((
-            msg.from_organ.organ_id, msg.response_for.organ_id or "",
-            msg.response_for.document_id or "", code, msg.timestamp.isoformat(),
-            msg.description)).encode()).hexdigest())
+        doc_id, reporter, code, bound(msg.description, MAX_DESCRIPTION, multiline=True), staff,
+        msg.timestamp, "in:" + hashlib.sha256(key.encode()).hexdigest())
     return doc_id
+
+
+#: Identifiers (OrganId, DocumentId) are at most 255 characters (edxml-common.xsd).
+_MAX_ID = 255
 
 
 def describe_rejection(code: str, reason: str) -> str:

@@ -1,30 +1,82 @@
 """Business statuses reported by an agency's eOffice: ``POST /v1/documents/{id}/status``.
 
-Body: ``{"agency": "<OrganId>", "status": "03", "description": "...", "staff": {...}}``.
-The eOffice token must be scoped to ``agency`` and the document must have a delivery to that
-agency. Codes ``02`` (with a reason), ``03``, ``04``, ``05``, ``06`` (and ``15``/``16`` answers to
-a take-back request) are accepted; the gateway builds the edXML status message and sends it to
-the document's sender through the axis (outbox). Reporting the same status twice changes
-nothing and answers the same (``"duplicate": true``).
+Body: ``{"agency": "<OrganId>", "status": "03", "description": "...", "staff": {...}}``
+(at most :data:`MAX_BODY` bytes, else 413 ``PAYLOAD_TOO_LARGE``). The eOffice token must be
+scoped to ``agency`` and the document must have a delivery to that agency. Codes ``02`` (with a
+reason), ``03``, ``04``, ``05``, ``06`` (and ``15``/``16`` answers to a take-back or update
+request) are accepted in the order the status model of :mod:`gateway.status_rules` allows,
+else 409 ``STATUS_NOT_ALLOWED`` (the error's ``details`` list what was reported and what may
+come next); fields over their limits or holding control characters are refused with 422
+``STATUS_FIELD_TOO_LONG`` / ``STATUS_FIELD_INVALID``. The gateway builds the edXML status message
+and sends it to the document's sender through the axis (outbox). Reporting a code already
+reported, with any text, changes nothing and answers the same (200, ``"duplicate": true``).
 """
 
 from __future__ import annotations
 
+import json
 import uuid
+from typing import Any
 
 from aiohttp import web
 
 from gateway.api.auth import Role, principal, require_agency
-from gateway.api.errors import ApiError, NotFound
-from gateway.api.jsonutil import json_response, read_json
+from gateway.api.errors import ApiError, Conflict, NotFound
+from gateway.api.jsonutil import json_response
 from gateway.db import audit
+from gateway.status_rules import MAX_DESCRIPTION, check_staff, check_text, check_transition
 from gateway.statuses import (
     EOFFICE_CODES,
     STATE_AFTER_STATUS,
     DocumentRef,
     StatusError,
+    StatusNotAllowed,
     emit_status,
 )
+
+#: Largest request body read, in bytes: the longest description and staff fields, even with
+#: every character JSON-escaped (``\\uXXXX``, 6 bytes), fit with room to spare.
+MAX_BODY = 64 * 1024
+#: An agency code (OrganId) is an identifier of at most 255 characters (edxml-common.xsd).
+MAX_AGENCY = 255
+
+#: The document, locked through this agency's delivery (reports of one agency about one
+#: document are checked against the status model one at a time), with what it already reported
+#: and whether a take-back/update request awaits an answer.
+_DOCUMENT = """
+SELECT d.id, d.sender_code, d.code_number, d.code_notation, d.promulgation_date,
+       d.edxml_document_id, d.correlation_id, d.axis, a.name AS agency_name,
+       ARRAY(SELECT s.status_code FROM status_events s WHERE s.document_id = d.id
+             AND s.direction = 'outbound' AND s.agency_code = v.agency_code) AS reported,
+       d.bussiness_doc_type IN (1, 2) OR EXISTS (
+           SELECT 1 FROM status_events s WHERE s.document_id = d.id
+           AND s.direction = 'inbound' AND s.status_code = '13') AS request_open
+FROM documents d JOIN deliveries v ON v.document_id = d.id
+LEFT JOIN agencies a ON a.code = v.agency_code
+WHERE d.id = $1 AND v.agency_code = $2 AND d.direction = 'inbound' AND d.state <> 'REJECTED'
+FOR UPDATE OF v
+"""
+
+
+async def _read_body(request: web.Request) -> dict[str, Any]:
+    """The JSON object of the request, read only up to :data:`MAX_BODY` bytes."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApiError(f"a status report is at most {MAX_BODY} bytes", code="PAYLOAD_TOO_LARGE",
+                       status=413)
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(16384):
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ApiError(f"a status report is at most {MAX_BODY} bytes",
+                           code="PAYLOAD_TOO_LARGE", status=413)
+        chunks.append(chunk)
+    try:
+        data = json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError("the request body is not valid JSON", code="INVALID_JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError("the request body must be a JSON object", code="INVALID_JSON")
+    return data
 
 
 async def post_status(request: web.Request) -> web.Response:
@@ -36,51 +88,56 @@ async def post_status(request: web.Request) -> web.Response:
         doc_id = uuid.UUID(request.match_info["id"])
     except ValueError:
         raise NotFound("no such document", code="DOCUMENT_NOT_FOUND") from None
-    body = await read_json(request)
+    body = await _read_body(request)
     agency = body.get("agency") or (who.agencies[0] if len(who.agencies) == 1 else None)
     code = str(body.get("status", "")).strip()
-    description = str(body.get("description") or "").strip()
-    staff = body.get("staff")
     if not agency:
         raise ApiError("agency is required for a token scoped to several agencies",
                        code="AGENCY_REQUIRED")
     if not isinstance(agency, str) or not isinstance(body.get("description") or "", str):
         raise ApiError("agency and description must be strings", code="INVALID_JSON")
-    require_agency(who, agency)
-    if code not in EOFFICE_CODES:
-        raise ApiError(f"status {code!r} cannot be reported by an eOffice (allowed: "
-                       f"{', '.join(sorted(EOFFICE_CODES))})", code="STATUS_CODE_INVALID")
+    try:
+        agency = check_text("agency", agency, MAX_AGENCY)
+        require_agency(who, agency)
+        if code not in EOFFICE_CODES:
+            raise ApiError(f"status {code[:8]!r} cannot be reported by an eOffice (allowed: "
+                           f"{', '.join(sorted(EOFFICE_CODES))})", code="STATUS_CODE_INVALID")
+        description = check_text("description", body.get("description") or "",
+                                 MAX_DESCRIPTION, multiline=True)
+        staff = check_staff(body.get("staff"))
+    except StatusError as exc:
+        raise ApiError(str(exc), code=exc.code, status=422, details=exc.details) from None
     if code in ("02", "16") and not description:
         raise ApiError(f"status {code} requires a reason in description",
                        code="STATUS_REASON_REQUIRED")
-    if staff is not None and not (isinstance(staff, dict)
-                                  and all(isinstance(v, str) for v in staff.values())):
-        raise ApiError("staff must be an object of strings", code="INVALID_JSON")
     description = description or _DEFAULT_TEXT.get(code, "")
-    # Two round trips, no transaction: the document's facts never change once stored, and the
-    # status, its axis message, the state move and the audit entry are one statement.
-    async with gw.pool.acquire() as conn:
-        row = await conn.fetchrow(
-            "SELECT d.id, d.sender_code, d.code_number, d.code_notation, d.promulgation_date,"
-            " d.edxml_document_id, d.correlation_id, d.axis, a.name AS agency_name"
-            " FROM documents d JOIN deliveries v ON v.document_id = d.id"
-            " LEFT JOIN agencies a ON a.code = v.agency_code"
-            " WHERE d.id = $1 AND v.agency_code = $2 AND d.direction = 'inbound'"
-            " AND d.state <> 'REJECTED'", doc_id, agency)
+    # One transaction: the delivery row is locked while the report is checked against what the
+    # agency reported before; the status, its axis message, the state move and the audit entry
+    # are then one statement.
+    async with gw.pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(_DOCUMENT, doc_id, agency)
         if row is None:
             raise NotFound(f"no document {doc_id} delivered to {agency}",
                            code="DOCUMENT_NOT_FOUND")
+        try:
+            duplicate = check_transition(code, row["reported"],
+                                         request_open=row["request_open"])
+        except StatusNotAllowed as exc:
+            raise Conflict(str(exc), code=exc.code, details=exc.details) from None
         ref = DocumentRef.from_row(row)
         axis = gw.axis_for(agency, ref.axis)
-        try:
-            fresh = await emit_status(
-                conn, ref, agency_code=agency, agency_name=row["agency_name"], code=code,
-                description=description, axis=axis, staff=staff,
-                advance_to=STATE_AFTER_STATUS.get(code),
-                audit_entry=audit.AuditEntry(who.actor(), "status.reported", str(doc_id),
-                                             {"agency": agency, "status": code}))
-        except StatusError as exc:
-            raise ApiError(str(exc), code=exc.code, status=422) from None
+        fresh = False
+        if not duplicate:
+            try:
+                fresh = await emit_status(
+                    conn, ref, agency_code=agency, agency_name=row["agency_name"], code=code,
+                    description=description, axis=axis, staff=staff,
+                    advance_to=STATE_AFTER_STATUS.get(code),
+                    audit_entry=audit.AuditEntry(who.actor(), "status.reported", str(doc_id),
+                                                 {"agency": agency, "status": code}))
+            except StatusError as exc:
+                raise ApiError(str(exc), code=exc.code, status=422,
+                               details=exc.details) from None
     if fresh:
         gw.wake_relays()
     # sent_to_axis False: no axis connection carries this agency's messages (recorded as

@@ -173,18 +173,18 @@ async def test_eoffice_status_reaches_the_sender(flow_gateway, aiohttp_client, d
     assert detail["state"] == "ACCEPTED"
     events = [e["event"] for e in detail["timeline"]]
     assert "received" in events and "routed" in events and "status.outbound.03" in events
-    # a new status moves the state forward, a late one is sent but never moves it back
-    for code in ("06", "05"):
+    # a new status moves the state forward; a step back is refused (gateway.status_rules)
+    for code, answer in (("05", 202), ("06", 202), ("04", 409)):
         resp = await client.post(f"/v1/documents/{doc_id}/status", headers=auth,
                                  json={"agency": D1.organ_id, "status": code})
-        assert resp.status == 202, await resp.text()
-    await wait_for(lambda: _count(axis, "05", 1), timeout=15)
+        assert resp.status == answer, await resp.text()
+    await wait_for(lambda: _count(axis, "06", 1), timeout=15)
     assert await db.fetchval("SELECT state FROM documents WHERE id = $1",
                              uuid.UUID(doc_id)) == "DONE"
-    # one audit entry per new status, none for the repeated 03; the chain holds
+    # one audit entry per new status, none for the repeated 03 or the refused 04; the chain holds
     reported = await db.fetch("SELECT detail FROM audit_log WHERE action = 'status.reported'"
                               " AND subject = $1 ORDER BY id", str(doc_id))
-    assert [r["detail"]["status"] for r in reported] == ["03", "06", "05"]
+    assert [r["detail"]["status"] for r in reported] == ["03", "05", "06"]
     assert await audit.verify_chain(db) is None
     # without an axis connection the status is recorded, not queued, and said so
     ref = DocumentRef.from_row(await db.fetchrow("SELECT * FROM documents WHERE id = $1",
