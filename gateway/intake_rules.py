@@ -25,6 +25,7 @@ REASONS_VI = {
     "SIGNATURE_INVALID": "chữ ký số trên văn bản không hợp lệ",
     "SIGNATURE_MISSING": "văn bản không có chữ ký số",
     "EDXML_SECRET_DOCUMENT": "văn bản mật không được gửi qua trục liên thông",
+    "EDXML_BAD_PAYLOAD": "tệp đính kèm bị hỏng (dữ liệu base64 hoặc tệp nén không hợp lệ)",
 }
 
 
