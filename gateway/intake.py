@@ -315,12 +315,15 @@ class Intake:
     # -- malformed packages -----------------------------------------------------------------
     async def _reject_malformed(self, raw: bytes, sha: str, exc: edxml.EdxmlError,
                                 arrival: Arrival, cid: str) -> IntakeResult:
+        from gateway.intake_rules import malformed_reason  # (imports kept in this method)
+        from gateway.statuses import StatusError
+
         key = f"inbound-raw:{sha}"
         async with self.gw.pool.acquire() as conn:
             if (seen := await self._existing(conn, key)) is not None:
                 return seen
         facts = await asyncio.to_thread(salvage, raw, exc)
-        reason = REASONS_VI.get(exc.code, f"gói tin edXML không hợp lệ: {exc.message}")
+        reason = malformed_reason(exc)
         detail = {"code": exc.code, "message": exc.message, "path": exc.path}
         doc_id = uuid.uuid4()
         sender = facts.get("sender") or arrival.sender_hint
@@ -344,13 +347,19 @@ class Intake:
             timeline.add("rejected", None, {"code": exc.code, "reason": reason,
                                             "path": exc.path})
             await timeline.write(conn)
-            if sender and facts.get("document_id"):
-                ref = DocumentRef(doc_id, sender, facts.get("code_number"),
-                                  facts.get("code_notation"), None, facts["document_id"],
-                                  cid, arrival.axis)
-                agency = arrival.receiver_hint or next(iter(facts.get("receivers", [])),
-                                                       self.settings.organ_id)
-                await self._status(conn, ref, agency, "02", describe_rejection(exc.code, reason))
+            if sender and facts.get("document_id"):  # the rules: an invalid document gets a 02
+                ref = DocumentRef(doc_id, sender, facts.get("code_number") or None,
+                                  facts.get("code_notation") or None, None,
+                                  facts["document_id"], cid, arrival.axis)
+                served = [r for r in facts.get("receivers", []) if r in self.served]
+                agency = arrival.receiver_hint or next(iter(served), self.settings.organ_id)
+                try:
+                    await self._status(conn, ref, agency, "02",
+                                       describe_rejection(exc.code, reason))
+                except StatusError as err:  # never let the answer block the rejection
+                    timeline.add("status.not_sent", agency, {"status_code": "02",
+                                                             "reason": err.code})
+                    await timeline.write(conn)
             await audit.append(conn, actor=f"axis:{arrival.axis}" if arrival.axis else "push",
                                action="document.rejected", subject=str(doc_id),
                                detail={"sha256": sha, **detail})

@@ -7,11 +7,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
 
+from lxml import etree
+
 from gateway import edxml
-from gateway.axis import edxml_peek
 from gateway.edxml import BussinessDocType, EdocMessage
 
 #: Packages up to this size are parsed on the event loop (≈0.3 ms per MB with the
@@ -27,6 +29,7 @@ REASONS_VI = {
     "EDXML_SECRET_DOCUMENT": "văn bản mật không được gửi qua trục liên thông",
     "DOCUMENT_ID_CONFLICT": "đã nhận một văn bản khác cùng mã định danh từ cơ quan gửi;"
                             " chờ cán bộ vận hành xử lý",
+    "EDXML_BAD_PAYLOAD": "tệp đính kèm bị hỏng (dữ liệu base64 hoặc tệp nén không hợp lệ)",
 }
 
 
@@ -128,21 +131,90 @@ def dedup_key(msg: EdocMessage, header: dict, digests: list[str]) -> str:
     return f"{base}:b{int(kind)}:{hashlib.sha256(material.encode()).hexdigest()[:16]}"
 
 
-_SALVAGE_MAX = 20 * 1024 * 1024
+#: The header of a package must end within its first bytes for a rejected package to be
+#: answered (MessageHeader precedes the body and the attachments; a long Content fits).
+SALVAGE_BYTES = 2 * 1024 * 1024
+_SALVAGE_CHUNK = 64 * 1024
+#: Longest OrganId / DocumentId (QCVN 102: DocumentId is an opaque string of at most 255) /
+#: other header value taken from a rejected package; longer is unreadable.
+_ORGAN_ID_MAX, _DOCUMENT_ID_MAX, _TEXT_MAX = 64, 255, 500
+#: Characters a status Description may not carry (XML 1.0 Char excludes C0 controls but TAB,
+#: LF, CR, and U+FFFE/U+FFFF; surrogates cannot be encoded).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 def salvage(raw: bytes, exc: edxml.EdxmlError) -> dict:
     """What a rejected package still tells (sender, DocumentId…) to answer it with a 02.
 
-    Hostile or oversized packages are not read again."""
-    if isinstance(exc, edxml.EdxmlSecurityError | edxml.EdxmlLimitError | edxml.EdxmlSyntaxError) \
-            or len(raw) > _SALVAGE_MAX:
+    Whatever the refusal (not well-formed after the header, a limit, a DOCTYPE, a bad
+    payload…), the ``MessageHeader`` is read again, safely: from the first
+    :data:`SALVAGE_BYTES` only, incrementally (parsing stops at the header's end tag), with no
+    entity expansion, no DTD loading and no network. A value that holds an entity reference,
+    a control character or is over its bound counts as unreadable. Empty dict: no header.
+    """
+    header = _read_header(memoryview(raw)[:SALVAGE_BYTES])
+    if header is None:
         return {}
+
+    def text(*path: str, bound: int = _TEXT_MAX) -> str:
+        node: etree._Element | None = header
+        for name in path:
+            node = next((c for c in node if _local(c, name)), None) if node is not None else None
+        return _plain(node, bound)
+
     return {
-        "sender": edxml_peek.header_text(raw, "From", "OrganId"),
-        "document_id": edxml_peek.header_text(raw, "DocumentId"),
-        "code_number": edxml_peek.header_text(raw, "Code", "CodeNumber"),
-        "code_notation": edxml_peek.header_text(raw, "Code", "CodeNotation"),
-        "subject": edxml_peek.header_text(raw, "Subject"),
-        "receivers": edxml_peek.receiver_organ_ids(raw),
+        "sender": text("From", "OrganId", bound=_ORGAN_ID_MAX),
+        "document_id": text("DocumentId", bound=_DOCUMENT_ID_MAX),
+        "code_number": text("Code", "CodeNumber"),
+        "code_notation": text("Code", "CodeNotation"),
+        "subject": text("Subject"),
+        "receivers": [v for to in header if _local(to, "To")
+                      for o in to if _local(o, "OrganId")
+                      if (v := _plain(o, _ORGAN_ID_MAX))],
     }
+
+
+def _read_header(data: memoryview) -> etree._Element | None:
+    """The ``MessageHeader`` element, parsed incrementally from ``data`` (None if the header is
+    not complete and well-formed within it)."""
+    parser = etree.XMLPullParser(events=("end",), resolve_entities=False, load_dtd=False,
+                                 no_network=True, huge_tree=False, remove_pis=True)
+    for pos in range(0, len(data), _SALVAGE_CHUNK):
+        broken = False
+        try:
+            parser.feed(bytes(data[pos:pos + _SALVAGE_CHUNK]))
+        except etree.XMLSyntaxError:
+            broken = True  # the events before the error are still good
+        for _event, element in parser.read_events():
+            if _local(element, "MessageHeader"):
+                return element
+        if broken:
+            return None
+    return None
+
+
+def _local(element: etree._Element, name: str) -> bool:
+    return isinstance(element.tag, str) and etree.QName(element).localname == name
+
+
+def _plain(element: etree._Element | None, bound: int) -> str:
+    """The element's text when it is plain (no child, hence no unexpanded entity reference),
+    printable and at most ``bound`` characters; else ``""``."""
+    if element is None or len(element):
+        return ""
+    value = " ".join((element.text or "").split())
+    if len(value) > bound or not value.isprintable():
+        return ""
+    return value
+
+
+def malformed_reason(exc: edxml.EdxmlError) -> str:
+    """The Vietnamese reason for a package the codec refused: a fixed text per known code,
+    else a generic one with the codec's message, cleaned of characters a status message could
+    not carry and bounded (it travels in the 02's ``Description``)."""
+    if exc.code in REASONS_VI:
+        return REASONS_VI[exc.code]
+    detail = _NOT_XML.sub(" ", exc.message)
+    if len(detail) > 300:
+        detail = detail[:300] + "…"
+    return f"gói tin edXML không hợp lệ: {detail}"

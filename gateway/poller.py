@@ -12,7 +12,12 @@ committed) → ``updateStatus(done)``, or ``fail`` only for a package that can n
 in at once (default 8), so that verification keeps every worker of the signing pool busy while
 other packages are being fetched, stored and acknowledged. A package whose
 intake failed for a passing reason (database down…) is not acknowledged: the axis lists it
-again next round.
+again next round; that item is retried with its own back-off (``poll_interval`` doubling up
+to :data:`RETRY_CAP`), so one item that keeps failing costs a few requests, not one per round.
+
+An item refused as malformed is remembered (:mod:`gateway.refused`): an axis that keeps listing
+it after ``fail`` does not make the poller fetch and parse it again; such an item is nothing new
+for the idle back-off, and only the ``fail`` acknowledgement is repeated until the axis took one.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import asyncpg
 
+from gateway import refused
 from gateway.axis import AckStatus, AxisClient, AxisError, MessageType
 from gateway.config import AxisConnection
 from gateway.intake import Arrival
@@ -33,6 +40,10 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 log = logging.getLogger(__name__)
+
+#: Longest wait (seconds) before an item whose fetch, intake or acknowledgement failed is tried
+#: again.
+RETRY_CAP = 300.0
 
 
 def lock_key(connection: str) -> int:
@@ -46,9 +57,11 @@ class AxisPoller:
         self.conn = conn
         self.client = client
         self.rounds = 0
-        self.listed = 0  # packages the last round listed
+        self.listed = 0  # packages the last round listed that were new work
         self._wait = conn.poll_interval
         self._slots = asyncio.Semaphore(conn.concurrency)
+        #: axis docId -> (failed attempts, monotonic time before which it is not tried again)
+        self._retry: dict[str, tuple[int, float]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -86,6 +99,7 @@ class AxisPoller:
         """One round over both message types; returns how many packages were taken in."""
         taken = 0
         self.listed = 0
+        listed_ids: set[str] = set()
         for kind in (MessageType.EDOC, MessageType.STATUS):
             try:
                 items = await self.client.list_received(kind)
@@ -96,18 +110,38 @@ class AxisPoller:
                 continue
             self.gw.metrics.axis_polls.labels(self.conn.name, "ok").inc()
             unique = {item.doc_id: item for item in items}  # the axis may list one twice
-            self.listed += len(unique)
-            results = await asyncio.gather(*(self._take_bounded(item.doc_id, item.from_)
-                                             for item in unique.values()))
-            taken += sum(results)
+            listed_ids.update(unique)
+            async with self.gw.pool.acquire() as db:
+                seen = await refused.known(db, self.conn.name, list(unique))
+            now = time.monotonic()
+            due = {d: i for d, i in unique.items() if self._retry.get(d, (0, now))[1] <= now}
+            fresh = [i for d, i in due.items() if d not in seen]
+            self.listed += len(fresh)
+            jobs = [self._take_bounded(item.doc_id, item.from_, kind) for item in fresh]
+            jobs += [self._ack_again(d, seen[d][1]) for d in due if d in seen and not seen[d][0]]
+            results = await asyncio.gather(*jobs)
+            taken += sum(results[:len(fresh)])
+        for doc_id in [d for d in self._retry if d not in listed_ids]:
+            del self._retry[doc_id]  # no longer listed: nothing to retry
         self.rounds += 1
         return taken
 
-    async def _take_bounded(self, doc_id: str, sender: str | None) -> bool:
-        async with self._slots:
-            return await self._take(doc_id, sender)
+    def _failed(self, doc_id: str) -> None:
+        """Put ``doc_id`` off: ``poll_interval`` doubled per failed attempt, at most RETRY_CAP."""
+        attempts = self._retry.get(doc_id, (0, 0.0))[0] + 1
+        delay = min(RETRY_CAP, self.conn.poll_interval * 2 ** min(attempts, 30))
+        self._retry[doc_id] = (attempts, time.monotonic() + delay)
 
-    async def _take(self, doc_id: str, sender: str | None) -> bool:
+    async def _take_bounded(self, doc_id: str, sender: str | None, kind: MessageType) -> bool:
+        async with self._slots:
+            taken = await self._take(doc_id, sender, kind)
+        if taken:
+            self._retry.pop(doc_id, None)
+        else:
+            self._failed(doc_id)
+        return taken
+
+    async def _take(self, doc_id: str, sender: str | None, kind: MessageType) -> bool:
         try:
             raw = await self.client.fetch(doc_id)
         except AxisError as exc:
@@ -124,12 +158,46 @@ class AxisPoller:
             return False
         status = AckStatus.FAIL if result.unprocessable else AckStatus.DONE
         description = result.reject_code if result.unprocessable else None
+        acked = True
         try:
             await self.client.ack(doc_id, status, description)
         except AxisError as exc:  # stored already: the next round dedupes and acks again
+            acked = False
             log.warning("axis ack failed", extra={"axis": self.conn.name,
                                                   "axis_doc_id": doc_id, "error": str(exc)})
+        if result.unprocessable:
+            sha = hashlib.sha256(raw).hexdigest() if len(raw) <= 1 << 20 \
+                else await asyncio.to_thread(lambda: hashlib.sha256(raw).hexdigest())
+            try:
+                async with self.gw.pool.acquire() as db:
+                    await refused.remember(db, refused.Refusal(
+                        self.conn.name, doc_id, kind.value, sha,
+                        result.reject_code or "EDXML_ERROR", result.document_id, acked))
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # not remembered: the next listing fetches it again and intake deduplicates
+                log.warning("could not record a refused axis item",
+                            extra={"axis": self.conn.name, "axis_doc_id": doc_id,
+                                   "error": str(exc)})
+                return True
+            log.warning("axis item refused; it will not be fetched again",
+                        extra={"axis": self.conn.name, "axis_doc_id": doc_id, "sha256": sha,
+                               "reject_code": result.reject_code})
         return True
+
+    async def _ack_again(self, doc_id: str, code: str) -> bool:
+        """Repeat ``fail`` for a refused item whose acknowledgement the axis has not taken."""
+        try:
+            await self.client.ack(doc_id, AckStatus.FAIL, code)
+        except AxisError as exc:
+            self._failed(doc_id)
+            log.warning("axis ack failed", extra={"axis": self.conn.name,
+                                                  "axis_doc_id": doc_id, "error": str(exc)})
+            return False
+        self._retry.pop(doc_id, None)
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            async with self.gw.pool.acquire() as db:  # else: acknowledged once more later
+                await refused.mark_acked(db, self.conn.name, doc_id)
+        return False
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

@@ -35,7 +35,7 @@ SERVED = ("000.00.01.H99", "000.00.02.H99")
 
 DATA_TABLES = ("audit_log", "status_events", "document_events", "signature_reports", "deliveries",
                "attachments", "documents", "outbox", "processed_messages", "api_clients",
-               "agencies")
+               "agencies", "axis_refused")
 
 
 _LOOP: list[asyncio.AbstractEventLoop] = []

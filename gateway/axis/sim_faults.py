@@ -11,7 +11,9 @@ Tests set faults on ``simulator.faults``; each ``*_next(n)`` arms the next ``n``
 - ``garble_next(n)``: answer HTTP 200 with a body that is not JSON;
 - ``duplicate_next(n)``: the next ``n`` ``getReceivedEdocList`` answers list every entry twice;
 - ``redeliver_after_ack(n)``: the next ``n`` ``updateStatus done|fail`` answer success but leave the
-  package queued, so it is listed (delivered) again.
+  package queued, so it is listed (delivered) again;
+- ``keep_failed`` (permanent): every ``updateStatus fail`` answers success but leaves the package
+  queued (nothing says the national axis drops what a receiver marked ``fail``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Faults:
     _garble: list[_Armed] = field(default_factory=list, repr=False)
     _duplicate: int = 0
     _redeliver: int = 0
+    keep_failed: bool = False
     injected: dict[str, int] = field(default_factory=dict)
 
     def slow_next(self, n: int, seconds: float, *, operation: str | None = None) -> None:
@@ -68,6 +71,7 @@ class Faults:
         self._garble.clear()
         self._duplicate = 0
         self._redeliver = 0
+        self.keep_failed = False
 
     # ----------------------------------------------------------- used by the simulator
 
@@ -119,7 +123,10 @@ class Faults:
         self._count("duplicate")
         return True
 
-    def take_redeliver(self) -> bool:
+    def take_redeliver(self, status: str = "done") -> bool:
+        if status == "fail" and self.keep_failed:
+            self._count("keep_failed")
+            return True
         if self._redeliver <= 0:
             return False
         self._redeliver -= 1

@@ -353,7 +353,7 @@ class AxisSimulator:
         status = p.get("status", "")
         if status not in ("done", "fail", "processing"):
             raise SimFailure("400", "status must be done, fail or processing")
-        keep = status != "processing" and self.faults.take_redeliver()
+        keep = status != "processing" and self.faults.take_redeliver(status)
         self.state.ack(agency.organ_id, copy.doc_id, status, p.get("description", ""),
                        self.clock(), keep_queued=keep)
         return _envelope(None)

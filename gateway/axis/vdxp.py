@@ -26,7 +26,6 @@ deduplicate on the edXML ``DocumentId`` (spec section 5, receive loop).
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import json
 import logging
@@ -52,7 +51,7 @@ from gateway.axis.base import (
 )
 from gateway.axis.edxml_peek import sender_organ_id
 from gateway.axis.vdxp_auth import USER_AGENT, hash_file, sign_headers, verify_headers
-from gateway.edxml.payload import b64decode_strict
+from gateway.edxml.payload import decode_base64
 
 __all__ = ["VdxpClient", "parse_envelope", "sign_headers", "verify_headers"]
 
@@ -363,16 +362,9 @@ _INLINE_BYTES = 1 << 20
 
 
 def _decode_package(data: str) -> bytes:
-    """Strict base64 (white-space allowed). The usual single-line answer goes through
-    :func:`~gateway.edxml.payload.b64decode_strict` (SIMD when available): well-formed base64
-    has one decoding, so its result is the stdlib's; anything else (line breaks, errors) goes
-    to the stdlib path with white-space removed."""
-    if data.isascii():
-        try:
-            return b64decode_strict(data.encode("ascii"))
-        except ValueError:
-            pass
-    return base64.b64decode("".join(data.split()), validate=True)
+    """Strict base64 with line breaks allowed (:func:`~gateway.edxml.payload.decode_base64`,
+    SIMD when available): a character outside the alphabet is an error, never skipped."""
+    return decode_base64(data)
 
 
 def parse_envelope(operation: str, http_status: int, body: bytes) -> dict[str, Any]:

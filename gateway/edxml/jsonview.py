@@ -30,6 +30,7 @@ from .model import (
     StatusMessage,
     TraceHeader,
 )
+from .payload import decode_base64
 
 
 def _value(value: Any) -> Any:
@@ -115,7 +116,7 @@ def from_json(data: dict[str, Any], attachments: tuple[Attachment, ...] = ()) ->
     common = {
         "from_organ": _organ,
         "trace_headers": lambda v: tuple(_trace(t) for t in v),
-        "signature": lambda v: None if v is None else base64.b64decode(v),
+        "signature": lambda v: None if v is None else decode_base64(v),
         "staff_info": lambda v: _obj(StaffInfo, v),
     }
     if kind == "status":

@@ -144,9 +144,11 @@ def cut_payloads(data: bytes) -> Skeleton:
 def decode_payload(encoded, limits: Limits, path: str, budget: int) -> bytes:
     """Base64-decode ``encoded`` (bytes, memoryview or str) and unzip a single-entry zip.
 
-    ``budget`` is what is left of ``limits.max_total_attachment_size``. Decoding follows
-    ``binascii.a2b_base64``: line breaks, whitespace and other bytes outside the alphabet are
-    skipped; bad padding or a length that is not a whole number of quads is an error.
+    ``budget`` is what is left of ``limits.max_total_attachment_size``. Decoding is strict
+    (:func:`decode_base64`): a payload with a byte outside the alphabet, bad padding or a
+    length that is not a whole number of quads is ``EDXML_BAD_PAYLOAD``, never decoded around;
+    so is a zip whose first bytes were damaged (see :func:`_damaged_zip`), which would otherwise
+    be taken as a "raw" attachment of garbage.
     """
     size_cap = min(limits.max_attachment_size, budget)
     # Base64 yields 3 bytes per 4 characters: refuse before decoding what cannot fit even
@@ -158,13 +160,16 @@ def decode_payload(encoded, limits: Limits, path: str, budget: int) -> bytes:
     if isinstance(encoded, str):
         encoded = encoded.encode("ascii", "replace")
     try:
-        raw = _b64decode(encoded)
+        raw = decode_base64(encoded)
     except binascii.Error as exc:
-        raise EdxmlAttachmentError("EDXML_BAD_BASE64", f"invalid base64: {exc}", path) from exc
+        raise EdxmlAttachmentError("EDXML_BAD_PAYLOAD", f"invalid base64: {exc}", path) from exc
     if raw[:4] == ZIP_MAGIC:
         unzipped = _unzip_single(raw, limits, size_cap, path)
         if unzipped is not None:
             return unzipped
+    elif _damaged_zip(raw):
+        raise EdxmlAttachmentError(
+            "EDXML_BAD_PAYLOAD", "the payload is a zip whose first bytes are damaged", path)
     if len(raw) > size_cap:
         raise EdxmlLimitError(
             "EDXML_ATTACHMENT_TOO_LARGE", f"attachment of {len(raw)} bytes exceeds {size_cap}",
@@ -172,25 +177,52 @@ def decode_payload(encoded, limits: Limits, path: str, budget: int) -> bytes:
     return raw
 
 
-def _b64decode(encoded) -> bytes:
-    """``binascii.a2b_base64`` (lenient: skips bytes outside the alphabet), SIMD-accelerated.
-
-    pybase64's strict mode accepts only well-formed base64 (on a second try with ASCII
-    whitespace ignored, which binascii skips as well), and such input has one decoding, so
-    whatever it accepts decodes exactly as binascii would; anything it refuses is decoded by
-    binascii itself, with binascii's leniency and errors.
+def decode_base64(encoded: bytes | memoryview | str) -> bytes:
+    """Strict base64 (RFC 4648 §3.3: data outside the alphabet is rejected, not skipped) that
+    allows the line breaks of MIME-wrapped text (RFC 2045 §6.8) and XML white space (space,
+    tab, CR, LF — XML 1.0 production ``S``) anywhere. After removing that white space the text
+    must be a whole number of quads of the alphabet with at most two ``=`` at its end; anything
+    else raises :class:`binascii.Error`. SIMD-accelerated when pybase64 is present: well-formed
+    base64 has exactly one decoding, so both paths give the same bytes and refuse the same
+    input.
     """
-    fast = _pybase64
-    if fast is not None:
+    if isinstance(encoded, str):
+        encoded = encoded.encode("ascii", "replace")  # "?" is outside the alphabet
+    if len(encoded) % 4 == 0:  # the usual one-line payload: no copy, no white space to drop
         try:
-            return fast.b64decode(encoded, validate=True)
-        except ValueError:
-            pass
-        try:
-            return fast.b64decode(encoded, validate=True, ignorechars=_B64_SPACE)
-        except ValueError:
-            pass
-    return binascii.a2b_base64(encoded)
+            return _strict(encoded)
+        except ValueError:  # binascii.Error is one
+            pass  # may still be wrapped text whose line breaks add up to a multiple of 4
+    compact = bytes(encoded).translate(None, _B64_SPACE)
+    if len(compact) % 4:
+        raise binascii.Error(
+            f"{len(compact)} base64 characters (white space removed) are not a whole number of"
+            " 4-character groups")
+    try:
+        return _strict(compact)
+    except ValueError as exc:  # pybase64 raises binascii.Error, a ValueError; keep one type
+        raise binascii.Error(str(exc)) from None
+
+
+def _strict(text: bytes | memoryview) -> bytes:
+    """Only the alphabet and final padding (``validate=True``): no white space at all."""
+    if _pybase64 is not None:
+        return _pybase64.b64decode(text, validate=True)
+    return base64.b64decode(text, validate=True)
+
+
+def _damaged_zip(raw: bytes) -> bool:
+    """Whether ``raw`` (which does not start with a zip local header) is a single-archive zip
+    whose start was damaged: its end-of-central-directory record is intact and places an entry
+    at an offset where no local header is. A file that merely contains a zip further on (a
+    self-extracting archive) has its entries' local headers where the directory says."""
+    if len(raw) < 22 or raw.rfind(b"PK\x05\x06", max(0, len(raw) - 65557)) < 0:
+        return False  # cheap test first: no end record in the last 64 KiB
+    try:
+        infos = zipfile.ZipFile(io.BytesIO(raw)).infolist()
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError):
+        return False  # not a zip at all: a raw attachment
+    return any(raw[i.header_offset:i.header_offset + 4] != ZIP_MAGIC for i in infos)
 
 
 def b64decode_strict(encoded: str | bytes) -> bytes:

@@ -133,6 +133,26 @@ def test_package_base64_decoding_is_the_stdlibs(monkeypatch):
     assert [outcome(c) for c in cases] == fast
 
 
+@pytest.mark.parametrize("text", ["QUJD=", "QUJD\u2003REVG", "QUJDREVG\x0b", "QUJD\xa0REVG",
+                                  "QUJD\x1cREVG", "QUJD====", "$QUJD"])
+def test_package_base64_outside_the_alphabet_is_refused(text):
+    """getEdoc's ``data`` is strict: only the alphabet, final padding and XML white space (the
+    old decoder also dropped Unicode spaces and form feeds and accepted a stray final "=")."""
+    import binascii
+
+    from gateway.axis import vdxp
+
+    with pytest.raises(binascii.Error):
+        vdxp._decode_package(text)
+
+
+def test_package_base64_with_line_breaks_is_accepted():
+    from gateway.axis import vdxp
+
+    assert vdxp._decode_package("QUJD\r\nREVG\r\n") == b"ABCDEF"
+    assert vdxp._decode_package(" QUJD\tREVG\n") == b"ABCDEF"
+
+
 @pytest.mark.parametrize(("header", "expected"), [
     ("multipart/form-data; boundary=abc", True), ("Multipart/Form-Data;boundary=x", True),
     ("  multipart/mixed", True), ("application/xml", False), ("application/multipart", False),

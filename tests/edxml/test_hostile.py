@@ -163,7 +163,48 @@ def test_corrupt_zip_crc_is_refused():
 
 def test_bad_base64_is_refused():
     err = code_of(_with_payload(b"QUJ" * 201))  # length not a multiple of 4
-    assert err.code == "EDXML_BAD_BASE64"
+    assert err.code == "EDXML_BAD_PAYLOAD"
+
+
+def _the_payload(data: bytes = DOC) -> bytes:
+    start = data.index(b"<edXML:ContentTransferEncoded>") + len(b"<edXML:ContentTransferEncoded>")
+    return data[start:data.index(b"</edXML:ContentTransferEncoded>", start)]
+
+
+@pytest.mark.parametrize("junk", [b"****", b"%%", b"\x00\x00\x00\x00", b"\x0b\x0c"])
+def test_payload_whose_first_characters_are_junk_is_refused(junk):
+    """Issue 11 item 10: a lenient decoder skipped the junk and decoded the shifted rest into a
+    garbage "raw" attachment that was then routed."""
+    good = _the_payload()
+    for corrupt in (junk + good[len(junk):], junk + good):
+        err = code_of(_with_payload(corrupt))
+        assert err.code == "EDXML_BAD_PAYLOAD", corrupt[:8]
+        assert err.path.endswith("/ContentTransferEncoded")
+
+
+@pytest.mark.parametrize("bad", [b"AAAA", b"X", b"UEsE"])
+def test_zip_payload_whose_first_characters_are_changed_is_refused(bad):
+    """Characters of the alphabet in place of the first ones decode, but not to a zip local
+    header, while the zip's end record is intact: a damaged zip, not a raw file."""
+    good = _the_payload()
+    assert base64.b64decode(good)[:4] == b"PK\x03\x04"
+    err = code_of(_with_payload(bad + good[len(bad):]))
+    assert err.code == "EDXML_BAD_PAYLOAD"
+
+
+@pytest.mark.parametrize("sep", [b"\r\n", b"\n", b" ", b"\t"])
+def test_wrapped_payload_is_still_accepted(sep):
+    """RFC 2045 line breaks (and XML white space) inside the base64 are legitimate."""
+    good = _the_payload()
+    wrapped = sep + sep.join(good[i:i + 76] for i in range(0, len(good), 76)) + sep
+    assert parse(_with_payload(wrapped)) == parse(DOC)
+
+
+def test_raw_payload_with_a_zip_inside_is_still_taken_raw():
+    """A file that merely holds a zip after other bytes (a self-extracting archive) is raw."""
+    data = b"MZ" + bytes(300) + _zip(b"inner " * 100)
+    doc = parse(_with_payload(base64.b64encode(data)))
+    assert doc.attachments[0].data == data
 
 
 def test_base64_with_char_references_goes_through_lxml():
@@ -315,3 +356,16 @@ def test_duplicated_single_element():
 def test_fixtures_all_parse():
     for path in FIXTURES.glob("*.edxml"):
         parse(path.read_bytes())
+
+
+def test_json_signature_base64_is_strict():
+    """``from_json`` (``edxml build``) decodes the signature with the same strict rule."""
+    import binascii
+
+    from gateway.edxml import from_json, to_json
+
+    meta = to_json(dataclasses.replace(new_document(), attachments=(), signature=b"<Sig/>"))
+    assert from_json(meta).signature == b"<Sig/>"
+    meta["signature"] = "**" + meta["signature"]
+    with pytest.raises(binascii.Error):
+        from_json(meta)
