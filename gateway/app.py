@@ -42,6 +42,7 @@ GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
 #: Modules adding routes: each has ``setup(app)``. Missing ones are skipped.
 ROUTE_MODULES = ("gateway.api.documents", "gateway.api.statuses", "gateway.api.signing",
                  "gateway.api.axis_inbox", "gateway.api.deliveries", "gateway.api.axis_refused",
+                 "gateway.api.holds",
                  "gateway.ops.console")
 
 

@@ -172,3 +172,53 @@ async def test_pdf_over_the_job_limits_rejects_the_document(make_gateway, db):
     assert row["edxml"]  # kept for inspection
     report = await db.fetchval("SELECT report FROM signature_reports")
     assert report["error"]["code"] == "PDF_TOO_COMPLEX"
+
+
+async def test_operator_routes_a_held_document_and_rejects_a_conflict(make_gateway, db, pki):
+    _, client, headers = await make_gateway(intake={"unknown_sender": "hold"})
+    operator = {"Authorization": "Bearer " + (await create_client(
+        db, name="ops", role="operator")).token}
+    eoffice = {"Authorization": "Bearer " + (await create_client(
+        db, name="eo", role="eoffice", agencies=[D1.organ_id])).token}
+    pdf = await signed_pdf(pki, "Cho quyet dinh")
+    msg = edoc(SENDER, [D1, D2], pdf, number=7010)
+    held = await push(client, headers, package(msg))
+    assert held["state"] == "HELD"
+    url = f"/v1/documents/{held['document_id']}/resolution"
+
+    refused = await client.post(url, json={"action": "route"}, headers=eoffice)
+    assert refused.status == 403
+    bad = await client.post(url, json={"action": "reject"}, headers=operator)  # no reason
+    assert bad.status == 422 and (await bad.json())["error"]["code"] == "RESOLUTION_INVALID"
+    for hostile in (b"[" * 100_000, b"\xff\xfe", b'{"action": 1}'):
+        resp = await client.post(url, data=hostile, headers=operator)
+        assert resp.status in (400, 413, 422)
+    ok = await client.post(url, json={"action": "route", "reason": "đã xác minh"},
+                           headers=operator)
+    assert ok.status == 200, await ok.text()
+    assert (await ok.json())["state"] == "ROUTED"
+    doc_id = uuid.UUID(held["document_id"])
+    agencies = {r["agency_code"] for r in await db.fetch(
+        "SELECT agency_code FROM deliveries WHERE document_id = $1", doc_id)}
+    assert agencies == {D1.organ_id, D2.organ_id}
+    assert await db.fetchval("SELECT count(*) FROM outbox WHERE destination = 'amqp'") == 2
+    again = await client.post(url, json={"action": "route"}, headers=operator)
+    assert again.status == 409 and (await again.json())["error"]["code"] == "DOCUMENT_NOT_HELD"
+
+    # a conflict, rejected: 01 then 02 to the sender, nothing routed
+    forged = dataclasses.replace(msg, subject="Khác nội dung")
+    conflict = await push(client, headers, package(forged))
+    assert conflict["state"] == "CONFLICT"
+    url = f"/v1/documents/{conflict['document_id']}/resolution"
+    resp = await client.post(url, json={"action": "reject", "reason": "gói tin giả mạo"},
+                             headers=operator)
+    assert resp.status == 200 and (await resp.json())["state"] == "REJECTED"
+    cid = uuid.UUID(conflict["document_id"])
+    codes = sorted(r["status_code"] for r in await db.fetch(
+        "SELECT status_code FROM status_events WHERE document_id = $1", cid))
+    assert codes == ["01", "01", "02", "02"]
+    assert await db.fetchval("SELECT count(*) FROM deliveries WHERE document_id = $1", cid) == 0
+    events_ = [e for e, _ in await events(db, cid)]
+    assert "resolved" in events_
+    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'document.resolve'"
+                             ) == 2

@@ -1,0 +1,57 @@
+"""Operators decide on held and conflicting documents:
+``POST /v1/documents/{id}/resolution`` with ``{"action": "route"|"reject", "reason": "…"}``
+(roles operator, admin). See :mod:`gateway.holds`."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from aiohttp import web
+
+from gateway.api.auth import Role, principal
+from gateway.api.errors import ApiError, Conflict, NotFound
+from gateway.api.jsonutil import json_response
+from gateway.holds import ResolutionError, resolve_document
+
+MAX_BODY = 16 * 1024
+
+
+async def post_resolution(request: web.Request) -> web.Response:
+    from gateway.app import GATEWAY
+
+    gw = request.app[GATEWAY]
+    who = principal(request, Role.OPERATOR)
+    try:
+        doc_id = uuid.UUID(request.match_info["id"])
+    except ValueError:
+        raise NotFound("no such document", code="DOCUMENT_NOT_FOUND") from None
+    if (request.content_length or 0) > MAX_BODY:
+        raise ApiError("body too large", code="PAYLOAD_TOO_LARGE", status=413)
+    raw = await request.content.read(MAX_BODY + 1)
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ApiError("body must be a JSON object", code="INVALID_JSON") from None
+    if len(raw) > MAX_BODY or not isinstance(body, dict) or not isinstance(
+            body.get("action"), str) or not isinstance(body.get("reason", ""), str | None):
+        raise ApiError("body must be {\"action\": \"route\"|\"reject\", \"reason\": text}",
+                       code="RESOLUTION_INVALID", status=422)
+    served = {a.code: a.name for a in gw.settings.agencies}
+    try:
+        async with gw.pool.acquire() as conn:
+            result = await resolve_document(
+                conn, gw.router, doc_id, action=body["action"], reason=body.get("reason"),
+                actor=who.actor(), served=served, status_axis=gw.axis_for)
+    except ResolutionError as exc:
+        if exc.code == "DOCUMENT_NOT_FOUND":
+            raise NotFound(exc.message, code=exc.code) from None
+        if exc.code == "DOCUMENT_NOT_HELD":
+            raise Conflict(exc.message, code=exc.code) from None
+        raise ApiError(exc.message, code=exc.code, status=422) from None
+    gw.wake_relays()
+    return json_response(result)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/v1/documents/{id}/resolution", post_resolution)
