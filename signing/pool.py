@@ -35,6 +35,7 @@ import contextlib
 import logging
 import multiprocessing
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -94,6 +95,7 @@ class _Worker:
         self.process: multiprocessing.process.BaseProcess | None = None
         self.conn = None
         self.lane: Lane | None = None  # the lane of the job it runs, None when idle
+        self.busy_since: float | None = None  # monotonic time its current job was sent
         self._lock = threading.Lock()
 
     def _start(self) -> None:
@@ -206,6 +208,7 @@ class SigningPool:
         self._initargs = (str(key_config_path) if key_config_path else None, services)
         self.restarts = 0  # workers replaced after a crash, a timeout or a memory overrun
         self.timeouts = 0
+        self.start_failures = 0  # worker starts that failed in a row
         self._workers = [_Worker(self, i) for i in range(max_workers)]
         self._idle: list[_Worker] = list(reversed(self._workers))
         self._waiting: dict[Lane, collections.deque[asyncio.Future]] = {
@@ -257,6 +260,7 @@ class SigningPool:
 
     def _release(self, worker: _Worker) -> None:
         worker.lane = None
+        worker.busy_since = None
         self._idle.append(worker)
         self._dispatch()
 
@@ -311,9 +315,12 @@ class SigningPool:
         try:
             await loop.run_in_executor(self._threads, worker.ensure_started)
         except _Died:
+            self.start_failures += 1
             self._replace(worker, "worker did not start")
             raise WorkerCrashed("a worker process could not be started") from None
+        self.start_failures = 0
         call = loop.run_in_executor(self._threads, worker.exchange, (fn, args))
+        worker.busy_since = time.monotonic()
         try:
             answer = await asyncio.wait_for(asyncio.shield(call), limit)
         except TimeoutError:
@@ -348,7 +355,13 @@ class SigningPool:
             "reason": why, "pid": worker.pid, "restart": self.restarts})
         if kill:
             worker.kill()
-        self._threads.submit(worker.discard)
+        self._discard_later(worker)
+
+    def _discard_later(self, worker: _Worker) -> None:
+        try:
+            self._threads.submit(worker.discard)
+        except RuntimeError:  # closed: its threads are gone
+            worker.kill()
 
     async def sign(self, pdf: bytes, request: SignRequest, alias: str, *,
                    lane: Lane = "api") -> SignedPdf:
@@ -375,12 +388,29 @@ class SigningPool:
         tests, e.g. a function that kills its worker or never returns)."""
         return await self._submit(fn, *args, lane=lane, limit=limit)
 
+    def health(self) -> dict[str, Any]:
+        """For readiness and metrics: ``problem`` is None when the pool can take work, else
+        why not (closed; workers that cannot start; a job past its limit that was not
+        stopped — which the limits make a bug, not a load)."""
+        now = time.monotonic()
+        overdue = [w for w in self._workers if w.busy_since is not None
+                   and now - w.busy_since > self.job_timeout + 30]
+        problem = ("closed" if self._closed
+                   else "workers cannot start" if self.start_failures
+                   else f"{len(overdue)} worker(s) stuck past the job limit" if overdue
+                   else None)
+        return {"workers": self.max_workers, "busy": self.busy, "queued": self.queued(),
+                "restarts": self.restarts, "timeouts": self.timeouts, "problem": problem}
+
     def worker_pids(self) -> list[int]:
         """PIDs of the worker processes running now."""
         return [w.pid for w in self._workers if w.pid is not None and w.process.is_alive()]
 
     def close(self, wait: bool = True) -> None:
-        """Stop taking jobs, fail waiting ones, end every worker (busy ones are killed)."""
+        """Stop taking jobs, fail waiting ones, end every worker (busy ones are killed).
+        Closing twice does nothing more."""
+        if self._closed:
+            return
         self._closed = True
         for lane in LANES:
             while self._waiting[lane]:
@@ -398,7 +428,7 @@ class SigningPool:
                 worker.discard()
         else:
             for worker in self._workers:
-                self._threads.submit(worker.discard)
+                self._discard_later(worker)
         self._threads.shutdown(wait=wait, cancel_futures=False)
 
     async def __aenter__(self) -> SigningPool:

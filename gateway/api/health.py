@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,8 +16,23 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def signing_check(gw) -> str:
+    """The judge's pool can take work and every configured trust bundle and key file is there
+    (a missing bundle makes every verdict wrong: a server fault, not the documents')."""
+    signing = gw.settings.signing
+    for path in signing.trust_bundles:
+        if not os.access(path, os.R_OK):
+            return f"trust bundle unreadable: {path}"
+    if signing.keys_file and not os.access(signing.keys_file, os.R_OK):
+        return f"keys file unreadable: {signing.keys_file}"
+    if gw.judge is not None and (problem := gw.judge.pool.health()["problem"]):
+        return f"verification pool: {problem}"
+    return "ok"
+
+
 async def readyz(request: web.Request) -> web.Response:
-    """PostgreSQL reachable with migrations current, RabbitMQ connected; 503 naming what fails."""
+    """PostgreSQL reachable with migrations current, RabbitMQ connected, the signing pool able
+    to take work with its trust material in place; 503 naming what fails."""
     from gateway.app import GATEWAY
 
     gw = request.app[GATEWAY]
@@ -30,6 +46,7 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:  # any failure means not ready
         checks["database"] = f"unreachable: {type(exc).__name__}"
     checks["rabbitmq"] = "ok" if gw.publisher.is_connected else "disconnected"
+    checks["signing"] = signing_check(gw)
     ready = all(v == "ok" for v in checks.values())
     failing = [k for k, v in checks.items() if v != "ok"]
     body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
