@@ -111,6 +111,10 @@ class SigningSettings(BaseModel):
     api_verify_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     #: Verifications one token may run at once on ``/v1/verify`` (more: 429 with Retry-After).
     api_verify_per_token: int = Field(default=2, ge=1)
+    #: Refuse (422 ``EXISTING_SIGNATURES_INVALID``) to sign a PDF whose existing signatures are
+    #: not intact (a ByteRange digest or signature value that does not match); otherwise sign
+    #: and warn with ``X-Existing-Signatures: invalid``.
+    refuse_invalid_existing: bool = False
     #: Revocation policy of every verification (ETSI EN 319 102-1, see
     #: :mod:`signing.verify.revocation`). ``hard-fail``: a signature whose certificates have no
     #: usable revocation data — embedded in the PDF (DSS), in the CRL cache, or from the CAs'

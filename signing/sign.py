@@ -13,6 +13,15 @@ Rules implemented here:
   at the top right of page 1 (see :mod:`signing.appearance`).
 * The signature container space is reserved from the key's certificates (no dry-run signature);
   when a TSA answer does not fit, signing is retried once with pyHanko's own estimate.
+* Signing into a field that is already signed is refused (:class:`FieldAlreadySigned`, code
+  ``FIELD_ALREADY_SIGNED``), into a field that is not a signature field too
+  (``FIELD_NOT_SIGNATURE``); a PDF nested too deeply for the parser is ``PDF_TOO_COMPLEX``.
+* With ``check_existing`` the signatures the PDF already carries are checked for integrity
+  first (:func:`existing_signatures`: each one's ByteRange digest against its signed
+  ``messageDigest`` and its signature value against its certificate; no trust, no revocation)
+  and the verdict (``none``/``intact``/``invalid``) is returned with the signed PDF;
+  with ``refuse_invalid_existing`` an ``invalid`` verdict refuses the job
+  (:class:`ExistingSignaturesInvalid`).
 * Memory: :func:`sign_pdf` holds the input and one signed copy (about 2x the PDF's size, the
   least a bytes-in, bytes-out API can do); :func:`sign_pdf_file` signs a copy of the file in
   place and digests it in chunks, so its memory does not grow with the PDF's size.
@@ -39,10 +48,11 @@ from pyhanko.sign.general import SigningError as PyHankoSigningError
 
 from signing import appearance as ap
 from signing import fields as form
-from signing.errors import PdfUnreadableError, SigningError
+from signing.errors import PdfTooComplexError, PdfUnreadableError, SigningError
 from signing.fields import DATE_FIELD, NUMBER_FIELD, Box, SignRequestError
 from signing.fields import FormFieldsMissing as FormFieldsMissing  # re-exported
 from signing.fields import prepare_form_fields as prepare_form_fields  # re-exported
+from signing.integrity import existing_signatures
 from signing.keys import KeySource, SignerRole
 
 DEFAULT_FIELD_NAMES = {
@@ -57,6 +67,18 @@ class SignatureFailed(SigningError):
     """pyHanko or the key failed while producing the signature."""
 
     code = "SIGN_FAILED"
+
+
+class FieldAlreadySigned(SigningError):
+    """The requested signature field is already signed (a signature is never overwritten)."""
+
+    code = "FIELD_ALREADY_SIGNED"
+
+
+class ExistingSignaturesInvalid(SigningError):
+    """The PDF's existing signatures are not intact and the caller refuses to sign over them."""
+
+    code = "EXISTING_SIGNATURES_INVALID"
 
 
 class PadesLevel(enum.StrEnum):
@@ -90,6 +112,8 @@ class SignRequest:
     number_box: Box | None = None
     date_box: Box | None = None
     visible: bool = True
+    check_existing: bool = False  # judge the existing signatures' integrity (SignedPdf says)
+    refuse_invalid_existing: bool = False  # ... and refuse when one is not intact
 
     def __post_init__(self):
         object.__setattr__(self, "role", SignerRole(self.role))
@@ -107,6 +131,8 @@ class SignedPdf:
     signing_time: datetime
     role: SignerRole
     level: PadesLevel
+    #: ``none`` | ``intact`` | ``invalid`` when the request asked (``check_existing``), else None
+    existing_signatures: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,9 +178,22 @@ def _check_services(level: PadesLevel, timestamper, validation_context) -> None:
         raise SignRequestError(f"level {level} needs a validation context", code="SIGN_NO_VC")
 
 
+def _check_target_field(writer, name: str) -> None:
+    existing = form.field_named(writer, name)
+    if existing is None:
+        return
+    if existing.get("/FT") != "/Sig":
+        raise SignRequestError(f"field {name!r} exists and is not a signature field",
+                               code="FIELD_NOT_SIGNATURE", detail={"field": name})
+    if existing.get("/V") is not None:
+        raise FieldAlreadySigned(f"field {name!r} is already signed", detail={"field": name})
+
+
 def _prepare(writer, request: SignRequest, signer, when, timestamper, validation_context):
     """Form fields of this revision and the configured pyHanko signer: (PdfSigner, field name)."""
     level = request.level
+    if request.field_name:
+        _check_target_field(writer, request.field_name)
     agency_fills = request.role is SignerRole.AGENCY and (
         request.document_number or request.document_date
     )
@@ -233,6 +272,21 @@ async def async_sign_pdf(
 ) -> SignedPdf:
     """Sign ``pdf`` (async: use inside an event loop that owns the TSA/fetcher sessions)."""
     _check_services(request.level, timestamper, validation_context)
+    try:
+        return await _async_sign_pdf(pdf, request, key, timestamper, validation_context)
+    except RecursionError:
+        raise PdfTooComplexError("the PDF's objects are nested too deeply to be processed"
+                                 ) from None
+
+
+async def _async_sign_pdf(pdf: bytes, request: SignRequest, key: KeySource, timestamper,
+                          validation_context) -> SignedPdf:
+    existing = None
+    if request.check_existing:
+        existing = existing_signatures(form.open_writer(pdf).prev)
+        if existing == "invalid" and request.refuse_invalid_existing:
+            raise ExistingSignaturesInvalid(
+                "the PDF's existing signatures are not intact; refusing to sign over them")
     signer = key.signer()
     when = ap.vietnam_time()
     signed: list[bytes] = []
@@ -255,6 +309,7 @@ async def async_sign_pdf(
         signing_time=when,
         role=request.role,
         level=request.level,
+        existing_signatures=existing,
     )
 
 

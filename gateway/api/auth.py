@@ -10,7 +10,8 @@ their SHA-256 (a fast hash is right for high-entropy secrets). Roles:
 ``axis``      an axis or peer that pushes documents to ``/v1/axis/inbox``
 
 No token or an unknown/revoked/expired one gives 401; a valid token whose role or
-scope does not allow the call gives 403.
+scope does not allow the call gives 403. A bearer value that is not an RFC 6750 §2.1 ``b64token``
+(non-ASCII bytes, spaces, control characters) is 401 ``AUTH_INVALID`` without a database lookup.
 
 Each gateway process remembers an authenticated token for :data:`AUTH_CACHE_TTL` seconds
 (10 s) instead of asking the database on every request (:class:`PrincipalCache`): a revoked
@@ -23,6 +24,7 @@ at most once per :data:`LAST_USED_RESOLUTION` seconds (60 s) per client.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 import uuid
@@ -164,12 +166,23 @@ class PrincipalCache:
         return who
 
 
+#: RFC 6750 §2.1: ``b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="``
+#: (bounded: our tokens are 48 characters).
+_B64TOKEN = re.compile(r"[A-Za-z0-9._~+/-]{1,256}=*")
+
+
 def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()
+
+
+def well_formed_token(token: str) -> bool:
+    """True when ``token`` has the RFC 6750 ``b64token`` syntax (so it can be hashed and looked
+    up); anything else (non-ASCII, undecodable bytes, controls) is refused unseen."""
+    return _B64TOKEN.fullmatch(token) is not None
 
 
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)

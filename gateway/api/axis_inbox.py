@@ -1,7 +1,10 @@
 """``POST /v1/axis/inbox``: axes and peers that push edXML packages (role ``axis``).
 
-The body is the .edxml file (``application/xml`` or ``application/octet-stream``; a multipart
-``file_doc`` part as VDXP's ``sendEdoc`` sends it is accepted too). The answer comes after the
+The body is the .edxml file, as ``application/xml``, ``text/xml``, ``application/octet-stream``
+(also what a body without ``Content-Type`` is taken for, RFC 9110 §8.3) or an
+``application/…edxml…+xml`` type; or ``multipart/form-data`` with a ``file_doc`` part as VDXP's
+``sendEdoc`` sends it. Any other type is 415 ``UNSUPPORTED_MEDIA_TYPE`` (a form, JSON or HTML
+body is a client mistake, not a package to judge and keep). The answer comes after the
 document is committed:
 
 * 200 ``{"document_id", "state": "ROUTED", "duplicate": false, ...}`` — stored and routed;
@@ -20,23 +23,47 @@ from aiohttp import web
 from gateway.api.auth import Role, principal
 from gateway.api.errors import ApiError, ServiceUnavailable
 from gateway.api.jsonutil import json_response
-from gateway.axis import is_multipart
+from gateway.api.uploads import (
+    UnsupportedMediaType,
+    form_parts,
+    is_form_data,
+    read_body,
+    read_part,
+)
 from gateway.intake_rules import Arrival
 from signing.errors import SigningError
 
+#: Largest other part of a multipart package (read and dropped).
+MAX_OTHER_PART = 64 * 1024
+#: Media types of a raw .edxml body.
+PACKAGE_TYPES = frozenset({"application/xml", "text/xml", "application/octet-stream"})
+
+
+def _package_type(media_type: str) -> bool:
+    if media_type in PACKAGE_TYPES:
+        return True
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and subtype.endswith("+xml") and "edxml" in subtype
+
 
 async def _read_package(request: web.Request, limit: int) -> bytes:
-    if is_multipart(request.headers.get("Content-Type")):
-        reader = await request.multipart()
-        async for part in reader:
-            if getattr(part, "name", None) in ("file_doc", "file"):
-                # aiohttp bounds part.read() by client_max_size (max_document_bytes): 413
-                data = await part.read()
-                if len(data) > limit:
-                    raise ApiError("package too large", code="PAYLOAD_TOO_LARGE", status=413)
-                return bytes(data)
-        raise ApiError("multipart body without a file_doc part", code="PACKAGE_MISSING")
-    data = await request.read()
+    too_large = ApiError("package too large", code="PAYLOAD_TOO_LARGE", status=413)
+    if is_form_data(request):
+        package = b""
+        async for part in form_parts(request):  # to the closing delimiter: truncation is 400
+            if part.name in ("file_doc", "file") and not package:
+                package = await read_part(part, limit, too_large)
+            else:
+                await read_part(part, MAX_OTHER_PART, too_large)
+        if not package:
+            raise ApiError("multipart body without a (non-empty) file_doc part",
+                           code="PACKAGE_MISSING")
+        return package
+    if not _package_type(request.content_type):
+        raise UnsupportedMediaType(
+            "send the .edxml file as application/xml, text/xml or application/octet-stream, or"
+            " multipart/form-data with a file_doc part")
+    data = await read_body(request, limit, too_large)
     if not data:
         raise ApiError("empty body: send the .edxml file", code="PACKAGE_MISSING")
     return data

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -40,7 +40,9 @@ async def list_documents(request: web.Request) -> web.Response:
     try:
         limit = max(1, min(int(params.get("limit", "50")), 500))
         before = datetime.fromisoformat(params["before"]) if "before" in params else None
-    except ValueError:
+        if before is not None:  # as asyncpg sends it; one that leaves years 1..9999 is refused
+            before = before.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ApiError("limit must be an integer and before an ISO 8601 time",
                        code="INVALID_QUERY") from None
     async with request.app[GATEWAY].pool.acquire() as conn:

@@ -74,9 +74,12 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None,
 def error_response(status: int, code: str, message: str, *, details: dict[str, Any] | None = None,
                    request_id: str | None = None, headers: dict[str, str] | None = None
                    ) -> web.Response:
+    # messages may quote what the client sent: a lone surrogate must not make the answer fail
+    text = json.dumps(error_body(code, message, details, request_id), ensure_ascii=False)
     return web.Response(
         status=status,
-        text=json.dumps(error_body(code, message, details, request_id), ensure_ascii=False),
+        body=text.encode("utf-8", "replace"),
         content_type="application/json",
+        charset="utf-8",
         headers=headers,
     )

@@ -1,13 +1,30 @@
-"""JSON responses that serialise UUIDs, dates and datetimes the same way everywhere."""
+"""JSON responses that serialise UUIDs, dates and datetimes the same way everywhere, and JSON
+request bodies read with bounds.
+
+Rules implemented here (request bodies):
+
+* The body is UTF-8 (RFC 8259 §8.1: JSON exchanged between systems MUST be UTF-8; a ``charset``
+  parameter is ignored), at most :data:`MAX_JSON_BYTES` (413 ``PAYLOAD_TOO_LARGE``), and a JSON
+  object; nesting too deep for the parser is 400 ``INVALID_JSON``, like any syntax error.
+* No string (key or value) may hold a lone surrogate (``"\\ud800"``: valid JSON, but no UTF-8
+  encoding exists, so nothing downstream — PostgreSQL, the edXML status, the logs — could
+  store it) or U+0000 (PostgreSQL text cannot hold it): 400 ``INVALID_JSON`` with
+  ``details.path`` naming where.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
+
+#: Largest JSON request body (bytes); the API's JSON bodies are a few hundred bytes.
+MAX_JSON_BYTES = 1024 * 1024
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _default(value: Any) -> Any:
@@ -28,13 +45,38 @@ def json_response(data: Any, *, status: int = 200) -> web.Response:
     return web.Response(text=dumps(data), status=status, content_type="application/json")
 
 
+def unstorable_path(data: Any) -> str | None:
+    """The path (``$.staff.name``) of the first string holding a lone surrogate or NUL."""
+    stack: list[tuple[str, Any]] = [("$", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if _UNSTORABLE.search(value):
+                return path
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _UNSTORABLE.search(key):
+                    return f"{path}.<key>"
+                stack.append((f"{path}.{key}", item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+    return None
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
     from gateway.api.errors import ApiError
+    from gateway.api.uploads import read_body
 
+    raw = await read_body(request, MAX_JSON_BYTES, ApiError(
+        f"the JSON body exceeds {MAX_JSON_BYTES} bytes", code="PAYLOAD_TOO_LARGE", status=413))
     try:
-        data = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError("the request body is not valid JSON", code="INVALID_JSON") from None
+        data = json.loads(raw.decode("utf-8-sig"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError("the request body is not valid JSON (UTF-8)", code="INVALID_JSON") from None
     if not isinstance(data, dict):
         raise ApiError("the request body must be a JSON object", code="INVALID_JSON")
+    if (path := unstorable_path(data)) is not None:
+        path = path[:200]
+        raise ApiError(f"{path}: a lone surrogate or NUL cannot be stored", code="INVALID_JSON",
+                       details={"path": path})
     return data

@@ -120,3 +120,32 @@ class SignRateLimits:
             raise RateLimited(
                 f"key {alias!r} may sign at most {self.keys.per_minute:g} documents per minute",
                 retry_after=wait, scope="key")
+
+
+class ConcurrencyLimit:
+    """At most ``per_key`` requests running at once per key (e.g. per token), per process.
+
+    ``acquire`` takes a slot or answers False at once (the caller answers 429); ``release``
+    gives it back. Keys without a running request hold no memory.
+    """
+
+    def __init__(self, per_key: int) -> None:
+        self.per_key = per_key
+        self._running: dict[Hashable, int] = {}
+
+    def acquire(self, key: Hashable) -> bool:
+        running = self._running.get(key, 0)
+        if running >= self.per_key:
+            return False
+        self._running[key] = running + 1
+        return True
+
+    def running(self, key: Hashable) -> int:
+        return self._running.get(key, 0)
+
+    def release(self, key: Hashable) -> None:
+        running = self._running.get(key, 0) - 1
+        if running > 0:
+            self._running[key] = running
+        else:
+            self._running.pop(key, None)

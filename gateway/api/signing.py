@@ -15,7 +15,18 @@ Rules implemented here:
   alias is looked up so that aliases cannot be probed); an alias the key file does not configure is
   404 ``KEY_UNKNOWN``; a key whose configured role does not allow the requested role is 422
   ``KEY_ROLE_MISMATCH``; a body that is not a readable PDF is 422 ``PDF_UNREADABLE``; a body over
-  ``max_document_bytes`` is 413 ``PDF_TOO_LARGE``; a busy signing pool is 503 with Retry-After.
+  ``max_document_bytes`` is 413 ``PDF_TOO_LARGE`` (refused while it streams); a field that is
+  already signed is 409 ``FIELD_ALREADY_SIGNED``; a PDF over a job limit is 422
+  ``PDF_TOO_COMPLEX``/``PDF_TIMEOUT``; a busy, crashed (``POOL_WORKER_CRASHED``) or closed pool
+  is 503 with Retry-After, on ``/v1/verify`` alike.
+* Text parameters (``key``, ``reason``, ``location``, ``number``, ``date`` …) holding a C0/C1
+  control, a bidirectional control (U+202A-U+202E, U+2066-U+2069) or a lone surrogate are 422
+  ``PARAM_INVALID`` naming the parameter; ``box`` coordinates must be finite and within
+  ±14,400 points (400 ``INVALID_PARAMETER``).
+* The PDF's existing signatures are checked for integrity in the worker before signing
+  (:mod:`signing.integrity`) and the answer says so in ``X-Existing-Signatures``
+  (``none``/``intact``/``invalid``); with ``signing.refuse_invalid_existing`` an ``invalid``
+  PDF is refused with 422 ``EXISTING_SIGNATURES_INVALID``.
 * Rate limits per token and per key (see :mod:`gateway.api.ratelimit`; per process), from
   ``EDOC_SIGN_RATE_PER_TOKEN`` / ``EDOC_SIGN_RATE_PER_KEY`` (requests per minute, default 30/60).
 * Every signature is appended to the hash-chained audit log (``pdf.sign``: who, input and output
@@ -33,6 +44,10 @@ Rules implemented here:
 ``POST /v1/verify`` (roles officer, eoffice, operator, admin) takes a PDF the same way and answers
 the validation report JSON of the gateway's judge pool; ``?etsi=1`` adds the ETSI TS 119 102-2 XML
 of each signature. Unreadable is 422 with the error code (``PDF_UNREADABLE``, ``PDF_ENCRYPTED``).
+A PDF over ``signing.api_verify_max_bytes`` is 413 ``PDF_TOO_LARGE`` (refused while it
+streams); more than ``signing.api_verify_per_token`` verifications of one token at once (per
+process) is 429 ``VERIFY_CONCURRENCY_LIMIT`` with Retry-After. The judge pool is asked with
+its default lane (``api``), so capacity reserved for intake stays reserved.
 
 PINs, passphrases and document bodies are never logged or audited; only their hashes.
 """
@@ -44,6 +59,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import tomllib
@@ -53,17 +69,30 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from gateway.api.auth import Principal, Role, principal
-from gateway.api.errors import ApiError, Forbidden, NotFound, ServiceUnavailable
+from gateway.api.errors import ApiError, Forbidden, NotFound, ServiceUnavailable, TooManyRequests
 from gateway.api.jsonutil import json_response
 from gateway.api.middleware import REQUEST_ID_KEY
-from gateway.api.ratelimit import DEFAULT_PER_KEY, DEFAULT_PER_TOKEN, RateLimited, SignRateLimits
+from gateway.api.ratelimit import (
+    DEFAULT_PER_KEY,
+    DEFAULT_PER_TOKEN,
+    ConcurrencyLimit,
+    RateLimited,
+    SignRateLimits,
+)
+from gateway.api.uploads import (
+    UnsupportedMediaType,
+    form_parts,
+    is_form_data,
+    read_body,
+    read_part,
+)
 from gateway.db import audit
 from signing.errors import SigningError
 from signing.keys import KeyAlias, KeyConfigError, SignerRole, load_key_config
-from signing.pool import PoolOverloaded, SigningPool, check_role
+from signing.pool import SigningPool, WorkerCrashed, check_role
 from signing.sign import PadesLevel, SignedPdf, SigningServices, SignRequest
 
 log = logging.getLogger(__name__)
@@ -75,13 +104,17 @@ TEXT_PARAMS = ("reason", "location", "number", "date", "signer_name", "position"
                "copy_form", "agency_name")
 PARAMS = ("key", "role", "level", "page", "box", "field", "etsi", *TEXT_PARAMS)
 MAX_PARAM_BYTES = 2048
-CHUNK = 256 * 1024
 RETRY_AFTER_BUSY = 1
+#: A worker died or the pool was shut down: a new pool is up within seconds.
+RETRY_AFTER_RESTART = 5
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 #: HTTP status of a signing error code (anything else about the request or PDF: 422).
 STATUS_BY_CODE = {
     "PDF_TOO_LARGE": 413,
+    "PDF_TOO_COMPLEX": 422,
+    "PDF_TIMEOUT": 422,
+    "FIELD_ALREADY_SIGNED": 409,
     "KEY_UNKNOWN": 404,
     "POOL_OVERLOADED": 503,
     "POOL_CLOSED": 503,
@@ -104,23 +137,24 @@ class Busy(ServiceUnavailable):
 
 
 def api_error(exc: SigningError) -> ApiError:
-    """The API error for a :class:`SigningError` (status from its code, 422 by default)."""
+    """The API error for a :class:`SigningError` (status from its code, 422 by default; every
+    503 with Retry-After)."""
     code = API_CODES.get(exc.code, exc.code)
-    if isinstance(exc, PoolOverloaded):
-        return Busy(str(exc))
-    return ApiError(str(exc), code=code, status=STATUS_BY_CODE.get(code, 422))
+    status = STATUS_BY_CODE.get(code, 422)
+    if status == 503:
+        wait = RETRY_AFTER_BUSY if code == "POOL_OVERLOADED" else RETRY_AFTER_RESTART
+        return Busy(str(exc), code=code, retry_after=wait)
+    details = {k: v for k, v in exc.detail.items() if isinstance(v, str | int | float | bool)}
+    return ApiError(str(exc), code=code, status=status, details=details)
+
+
+def pool_crashed(exc: BrokenProcessPool) -> Busy:
+    """503: a worker process died running this job (the pool retried it once already)."""
+    return Busy("a signing/verification worker died running this job; retry later",
+                code=getattr(exc, "code", "POOL_BROKEN"), retry_after=RETRY_AFTER_RESTART)
 
 
 # --- request bodies ----------------------------------------------------------------------------
-
-
-async def _read_part(part: BodyPartReader, limit: int, error: ApiError) -> bytes:
-    out = bytearray()
-    while chunk := await part.read_chunk(CHUNK):
-        out += chunk
-        if len(out) > limit:
-            raise error
-    return bytes(out)
 
 
 def _too_large(limit: int) -> ApiError:
@@ -130,44 +164,45 @@ def _too_large(limit: int) -> ApiError:
 async def read_upload(request: web.Request, limit: int) -> tuple[bytes, dict[str, str]]:
     """(PDF bytes, parameters): multipart ``file`` part + fields, or a raw PDF body + query.
 
-    Query parameters are read in both cases; form fields override them.
+    Query parameters are read in both cases; form fields override them. The PDF is refused
+    (413 ``PDF_TOO_LARGE``) as soon as ``limit`` bytes are passed, before the rest is read.
     """
     params = {k: v for k, v in request.query.items() if k in PARAMS}
-    if request.content_type.startswith("multipart/form-data"):
+    if is_form_data(request):
         data = None
-        reader = await request.multipart()
-        async for part in reader:
-            if not isinstance(part, BodyPartReader):
-                raise ApiError("nested multipart bodies are not accepted", code="INVALID_BODY")
+        async for part in form_parts(request):
             if part.name == "file":
                 if data is not None:
                     raise ApiError("send exactly one file part", code="INVALID_BODY")
-                data = await _read_part(part, limit, _too_large(limit))
+                data = await read_part(part, limit, _too_large(limit))
             elif part.name in PARAMS:
-                raw = await _read_part(part, MAX_PARAM_BYTES, ApiError(
+                raw = await read_part(part, MAX_PARAM_BYTES, ApiError(
                     f"parameter {part.name} is too long", code="INVALID_PARAMETER"))
                 try:
                     params[part.name] = raw.decode("utf-8")
                 except UnicodeDecodeError:
-                    raise ApiError(f"parameter {part.name} is not UTF-8",
-                                   code="INVALID_PARAMETER") from None
+                    params[part.name] = _surrogates_or_fail(part.name, raw)
+                    continue
         if data is None:
             raise ApiError("the multipart body has no file part", code="PDF_MISSING")
         return data, params
     if request.content_type not in RAW_PDF_TYPES:
-        raise ApiError("send multipart/form-data with a file part or an application/pdf body",
-                       code="UNSUPPORTED_MEDIA_TYPE", status=415)
-    if request.content_length is not None and request.content_length > limit:
-        raise _too_large(limit)
-    try:
-        data = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise _too_large(limit) from None
-    if len(data) > limit:
-        raise _too_large(limit)
+        raise UnsupportedMediaType(
+            "send multipart/form-data with a file part or an application/pdf body")
+    data = await read_body(request, limit, _too_large(limit))
     if not data:
         raise ApiError("the body is empty: send the PDF", code="PDF_MISSING")
     return data, params
+
+
+def _surrogates_or_fail(name: str, raw: bytes) -> str:
+    """A parameter that is not UTF-8: its text when only encoded surrogates made it so (refused
+    later as :func:`check_text`), else 400 ``INVALID_PARAMETER``."""
+    try:
+        return raw.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        raise ApiError(f"parameter {name} is not UTF-8", code="INVALID_PARAMETER",
+                       details={"parameter": name}) from None
 
 
 def looks_like_pdf(data: bytes) -> bool:
@@ -182,18 +217,43 @@ def _bad(name: str, message: str) -> ApiError:
     return ApiError(f"{name}: {message}", code="INVALID_PARAMETER", details={"parameter": name})
 
 
+#: Characters no signature text may hold: C0 controls and DEL, C1 controls, the bidirectional
+#: embedding/override/isolate controls (U+202A-U+202E, U+2066-U+2069: they reorder what a reader
+#: sees, the "Trojan Source" trick) and lone surrogates (no UTF-8 form: nothing could store them).
+_FORBIDDEN_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def check_text(name: str, value: str) -> None:
+    """422 ``PARAM_INVALID`` naming ``name`` when ``value`` holds a forbidden character."""
+    found = _FORBIDDEN_TEXT.search(value)
+    if found is not None:
+        raise ApiError(f"{name}: character U+{ord(found.group()):04X} is not allowed (control,"
+                       " bidirectional control or lone surrogate)", code="PARAM_INVALID",
+                       status=422, details={"parameter": name})
+
+
+#: Largest coordinate of a signature box (ISO 32000-1 Annex C: user space is at most
+#: 14,400 units wide).
+MAX_COORDINATE = 14_400.0
+
+
 def _box(text: str) -> tuple[float, float, float, float]:
     try:
         x1, y1, x2, y2 = (float(v) for v in text.split(","))
     except ValueError:
         raise _bad("box", "must be x1,y1,x2,y2 in points") from None
+    if not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in (x1, y1, x2, y2)):
+        raise _bad("box", f"coordinates must be finite points within ±{MAX_COORDINATE:g}")
     if not (x2 > x1 and y2 > y1):
         raise _bad("box", "needs x2 > x1 and y2 > y1")
     return x1, y1, x2, y2
 
 
 def sign_request_from(params: dict[str, str]) -> tuple[str, SignRequest]:
-    """(key alias, :class:`SignRequest`) from the request parameters; 400 when malformed."""
+    """(key alias, :class:`SignRequest`) from the request parameters; 400 when malformed, 422
+    ``PARAM_INVALID`` when a text holds a character :func:`check_text` refuses."""
+    for name in ("key", *TEXT_PARAMS):
+        check_text(name, params.get(name) or "")
     alias = params.get("key", "").strip()
     if not alias:
         raise ApiError("key: the key alias is required", code="PARAMETER_MISSING",
@@ -331,7 +391,8 @@ async def write_audit(gw, who: Principal, alias: str, action: str, detail: dict[
 def _signed_detail(base: dict[str, Any], signed: SignedPdf) -> dict[str, Any]:
     return {**base, "output_sha256": signed.sha256, "output_size": len(signed.data),
             "field": signed.field_name, "signer_subject": signed.signer_subject,
-            "signing_time": signed.signing_time.isoformat()}
+            "signing_time": signed.signing_time.isoformat(),
+            "existing_signatures": signed.existing_signatures}
 
 
 # --- handlers ----------------------------------------------------------------------------------
@@ -358,11 +419,11 @@ async def _sign(gw, backend: SigningBackend, data: bytes, request: SignRequest, 
         return await backend.pool.sign(data, request, alias)
     except SigningError as exc:
         raise api_error(exc) from None
-    except BrokenProcessPool:
-        log.error("signing pool broken; restarting it", extra={"alias": alias})
-        discard_backend(gw, backend)
-        raise Busy("a signing worker died; the pool is being restarted",
-                   code="POOL_BROKEN") from None
+    except BrokenProcessPool as exc:
+        log.error("signing worker died", extra={"alias": alias, "error": type(exc).__name__})
+        if not isinstance(exc, WorkerCrashed):  # WorkerCrashed: the pool replaced itself
+            discard_backend(gw, backend)
+        raise pool_crashed(exc) from None
 
 
 async def post_sign(request: web.Request) -> web.Response:
@@ -374,6 +435,9 @@ async def post_sign(request: web.Request) -> web.Response:
     limits.take_token(who.client_id)
     data, params = await read_upload(request, gw.settings.max_document_bytes)
     alias, sign_req = sign_request_from(params)
+    sign_req = dataclasses.replace(
+        sign_req, check_existing=True,
+        refuse_invalid_existing=gw.settings.signing.refuse_invalid_existing)
     base = {"input_sha256": hashlib.sha256(data).hexdigest(), "input_size": len(data),
             "role": sign_req.role.value, "level": sign_req.level.value,
             "request_id": request.get(REQUEST_ID_KEY)}
@@ -405,6 +469,8 @@ async def post_sign(request: web.Request) -> web.Response:
         "X-Signed-SHA256": signed.sha256,
         "X-Signature-Field": signed.field_name,
         "X-Audit-Id": str(audit_id),
+        # none | intact | invalid: the signatures the PDF carried before this one
+        "X-Existing-Signatures": signed.existing_signatures or "unchecked",
     })
 
 
@@ -412,12 +478,33 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def verify_limits(gw) -> ConcurrencyLimit:
+    limits = gw.extensions.get("verify_limits")
+    if limits is None:
+        limits = gw.extensions["verify_limits"] = ConcurrencyLimit(
+            gw.settings.signing.api_verify_per_token)
+    return limits
+
+
 async def post_verify(request: web.Request) -> web.Response:
     from gateway.app import GATEWAY
 
     gw = request.app[GATEWAY]
-    principal(request, *VERIFY_ROLES)
-    data, params = await read_upload(request, gw.settings.max_document_bytes)
+    who = principal(request, *VERIFY_ROLES)
+    limits = verify_limits(gw)
+    if not limits.acquire(who.client_id):
+        raise TooManyRequests(
+            f"this token may run at most {limits.per_key} verifications at once",
+            code="VERIFY_CONCURRENCY_LIMIT", retry_after=RETRY_AFTER_BUSY,
+            details={"scope": "token", "limit": limits.per_key})
+    try:
+        return await _verify(gw, request)
+    finally:
+        limits.release(who.client_id)
+
+
+async def _verify(gw, request: web.Request) -> web.Response:
+    data, params = await read_upload(request, gw.settings.signing.api_verify_max_bytes)
     judge = gw.judge
     if judge is None:
         raise ServiceUnavailable("the verifier is not running", code="VERIFIER_UNAVAILABLE")
@@ -428,6 +515,9 @@ async def post_verify(request: web.Request) -> web.Response:
         report = await judge.pool.verify(data, policy)
     except SigningError as exc:
         raise api_error(exc) from None
+    except BrokenProcessPool as exc:
+        log.error("verification worker died", extra={"error": type(exc).__name__})
+        raise pool_crashed(exc) from None
     return json_response(report.to_json())
 
 
