@@ -119,10 +119,14 @@ STATUS_BY_CODE = {
     "POOL_OVERLOADED": 503,
     "POOL_CLOSED": 503,
     "KEY_TOKEN": 503,
-    "KEY_LOAD": 500,
-    "KEY_CONFIG": 500,
-    "POOL_NO_KEYS": 500,
-    "SIGN_FAILED": 500,
+    # the gateway's own configuration is at fault, not the caller: 503 with Retry-After (and
+    # /readyz says what is missing), never a 4xx blaming the request nor a bare 500
+    "KEY_LOAD": 503,
+    "KEY_CONFIG": 503,
+    "POOL_NO_KEYS": 503,
+    "TRUST_CONFIG": 503,
+    # pyHanko could not produce a signature for this PDF (its parse errors are PDF_UNREADABLE)
+    "SIGN_FAILED": 422,
 }
 #: Library codes renamed for the API.
 API_CODES = {"KEY_UNKNOWN_ALIAS": "KEY_UNKNOWN"}

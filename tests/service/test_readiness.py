@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.api.auth import create_client
 from gateway.app import Gateway
 from signing.pool import WorkerCrashed
+from signing.testpki.pdfs import make_pdf
 from tests.conftest import make_settings
 
 
@@ -31,6 +33,15 @@ async def test_missing_trust_bundle_and_closed_pool_are_not_ready(
         assert status == 503
         assert body["checks"]["signing"].startswith("trust bundle unreadable")
         assert body["error"]["code"] == "NOT_READY"
+        # the gateway's fault, not the caller's: 503 with Retry-After, not a 422
+        token = (await create_client(db, name="eo", role="eoffice",
+                                     agencies=["000.00.01.H99"])).token
+        client = await aiohttp_client(gw.web_app())
+        resp = await client.post("/v1/verify", data=make_pdf(1, "x"), headers={
+            "Authorization": f"Bearer {token}", "Content-Type": "application/pdf"})
+        assert resp.status == 503, await resp.text()
+        assert (await resp.json())["error"]["code"] == "TRUST_CONFIG"
+        assert resp.headers["Retry-After"]
         bundle.write_text("-----BEGIN CERTIFICATE-----\n")
         gw.judge.pool.close(wait=False)
         status, body = await _ready(gw, aiohttp_client)
