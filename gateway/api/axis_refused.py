@@ -24,7 +24,8 @@ async def get_refused(request: web.Request) -> web.Response:
     if axis is not None and axis not in {c.name for c in gw.settings.axis}:
         raise ApiError("axis must name a configured axis connection", code="INVALID_QUERY")
     raw_limit = request.query.get("limit", "100")
-    if not (raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= 1000):
+    if not (raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 4
+            and 1 <= int(raw_limit) <= 1000):  # int() of 4,301+ digits raises
         raise ApiError("limit must be an integer from 1 to 1000", code="INVALID_QUERY")
     async with gw.pool.acquire() as conn:
         rows = await list_refused(conn, axis=axis, limit=int(raw_limit))

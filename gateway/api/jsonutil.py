@@ -63,12 +63,15 @@ def unstorable_path(data: Any) -> str | None:
     return None
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
+async def read_json(request: web.Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    """The request's JSON object, read up to ``limit`` bytes (413 ``PAYLOAD_TOO_LARGE`` past
+    it); 400 ``INVALID_JSON`` for bad UTF-8 or syntax, nesting deeper than the parser recurses,
+    a non-object, or a lone surrogate or NUL anywhere (``details.path`` says where)."""
     from gateway.api.errors import ApiError
     from gateway.api.uploads import read_body
 
-    raw = await read_body(request, MAX_JSON_BYTES, ApiError(
-        f"the JSON body exceeds {MAX_JSON_BYTES} bytes", code="PAYLOAD_TOO_LARGE", status=413))
+    raw = await read_body(request, limit, ApiError(
+        f"the JSON body exceeds {limit} bytes", code="PAYLOAD_TOO_LARGE", status=413))
     try:
         data = json.loads(raw.decode("utf-8-sig"))
     except (ValueError, UnicodeDecodeError, RecursionError):

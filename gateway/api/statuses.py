@@ -14,15 +14,13 @@ reported, with any text, changes nothing and answers the same (200, ``"duplicate
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Any
 
 from aiohttp import web
 
 from gateway.api.auth import Role, principal, require_agency
 from gateway.api.errors import ApiError, Conflict, NotFound
-from gateway.api.jsonutil import json_response
+from gateway.api.jsonutil import json_response, read_json
 from gateway.db import audit
 from gateway.status_rules import MAX_DESCRIPTION, check_staff, check_text, check_transition
 from gateway.statuses import (
@@ -58,27 +56,6 @@ FOR UPDATE OF v
 """
 
 
-async def _read_body(request: web.Request) -> dict[str, Any]:
-    """The JSON object of the request, read only up to :data:`MAX_BODY` bytes."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise ApiError(f"a status report is at most {MAX_BODY} bytes", code="PAYLOAD_TOO_LARGE",
-                       status=413)
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(16384):
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise ApiError(f"a status report is at most {MAX_BODY} bytes",
-                           code="PAYLOAD_TOO_LARGE", status=413)
-        chunks.append(chunk)
-    try:
-        data = json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError("the request body is not valid JSON", code="INVALID_JSON") from None
-    if not isinstance(data, dict):
-        raise ApiError("the request body must be a JSON object", code="INVALID_JSON")
-    return data
-
-
 async def post_status(request: web.Request) -> web.Response:
     from gateway.app import GATEWAY
 
@@ -88,7 +65,7 @@ async def post_status(request: web.Request) -> web.Response:
         doc_id = uuid.UUID(request.match_info["id"])
     except ValueError:
         raise NotFound("no such document", code="DOCUMENT_NOT_FOUND") from None
-    body = await _read_body(request)
+    body = await read_json(request, MAX_BODY)
     agency = body.get("agency") or (who.agencies[0] if len(who.agencies) == 1 else None)
     code = str(body.get("status", "")).strip()
     if not agency:
