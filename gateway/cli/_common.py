@@ -34,8 +34,21 @@ def run_loop(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
 
 
+#: PostgreSQL refusing the connection itself (no such database, role or password, shutting
+#: down, full): the service is unreachable for us (exit 3), unlike a failed statement (exit 1).
+_PG_UNREACHABLE = (
+    asyncpg.exceptions.InvalidCatalogNameError,
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.PostgresConnectionError,  # also a connection lost on the way
+)
+
+
 def run(coro: Coroutine[Any, Any, int]) -> int:
-    """Run a coroutine, turning unreachable services into one clear line."""
+    """Run a coroutine, turning unreachable services into one clear line (exit 3) and a failed
+    statement into one line (exit 1)."""
     from gateway.app import StartupError
 
     try:
@@ -44,5 +57,9 @@ def run(coro: Coroutine[Any, Any, int]) -> int:
         raise CliError(str(exc), 3) from None
     except (OSError, TimeoutError) as exc:
         raise CliError(f"cannot reach a service: {exc}", 3) from None
-    except asyncpg.PostgresError as exc:
+    except _PG_UNREACHABLE as exc:
         raise CliError(f"PostgreSQL: {exc}", 3) from None
+    except asyncpg.exceptions.UndefinedTableError as exc:
+        raise CliError(f"PostgreSQL: {exc} (run 'edoc-gateway migrate')", 2) from None
+    except (asyncpg.PostgresError, asyncpg.exceptions.InterfaceError) as exc:
+        raise CliError(f"PostgreSQL: {exc}", 1) from None

@@ -17,12 +17,14 @@ import logging
 import os
 import secrets
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 from gateway.cli import CliError
 from gateway.cli._common import run_loop
+from gateway.cli._text import bounded_int, port, positive_float, safe, word
 
 KINDS = ("webhook", "folder", "sim")
 
@@ -31,7 +33,8 @@ def register(sub) -> None:
     p = sub.add_parser("adapter", help="run an adapter that delivers an agency's documents")
     adapter_sub = p.add_subparsers(dest="adapter_command", metavar="ACTION")
     run = adapter_sub.add_parser("run", help="consume one agency queue until interrupted")
-    run.add_argument("--agency", required=True, metavar="CODE", help="agency code (OrganId)")
+    run.add_argument("--agency", required=True, metavar="CODE", type=word,
+                     help="agency code (OrganId)")
     run.add_argument("--kind", required=True, choices=KINDS, help="adapter kind")
     run.add_argument("--url", help="eOffice webhook URL (webhook)")
     run.add_argument("--secret-file", metavar="F", help="file with the webhook HMAC secret")
@@ -41,16 +44,16 @@ def register(sub) -> None:
     run.add_argument("--token-file", metavar="F", help="file with the gateway API token")
     run.add_argument("--state-dir", metavar="DIR", default=".edoc-adapter",
                      help="where the dedup database lives (default .edoc-adapter)")
-    run.add_argument("--prefetch", type=int, default=8, metavar="N",
-                     help="messages in hand at once (default 8)")
-    run.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+    run.add_argument("--prefetch", type=bounded_int(1, 65535), default=8, metavar="N",
+                     help="messages in hand at once (1 to 65535, default 8)")
+    run.add_argument("--timeout", type=positive_float(3600), default=10.0, metavar="SECONDS",
                      help="webhook request timeout (default 10)")
     sim = run.add_argument_group("simulator (--kind sim)")
     sim.add_argument("--sim-host", default="127.0.0.1", help="simulator address")
-    sim.add_argument("--sim-port", type=int, default=0, help="simulator port (0 = any free)")
+    sim.add_argument("--sim-port", type=port, default=0, help="simulator port (0 = any free)")
     sim.add_argument("--answer", choices=("03", "02", "none"), default="03",
                      help="business status the simulated eOffice reports (default 03)")
-    sim.add_argument("--fail-first", type=int, default=0, metavar="N",
+    sim.add_argument("--fail-first", type=bounded_int(0, 1_000_000), default=0, metavar="N",
                      help="answer 503 to the first N webhooks")
     run.set_defaults(func=_run)
     p.set_defaults(func=lambda args: _usage(p))
@@ -74,9 +77,8 @@ def _read_secret(path: str | None, what: str) -> str | None:
 
 
 def check_args(args: Any) -> None:
-    """Raise CliError for a combination of options that cannot work."""
-    if args.prefetch < 1:
-        raise CliError("--prefetch must be at least 1", 2)
+    """Raise CliError for a combination of options that cannot work (each value alone was
+    checked by its argparse type)."""
     if args.kind == "webhook" and not (args.url and args.secret_file):
         raise CliError("--kind webhook needs --url and --secret-file", 2)
     if args.kind == "folder" and not args.folder:
@@ -94,6 +96,10 @@ def _run(args: Any) -> int:
     setup_logging(settings.log_level)
     secret = _read_secret(args.secret_file, "secret")
     token = _read_secret(args.token_file, "token")
+    try:
+        Path(args.state_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"--state-dir {args.state_dir}: {exc.strerror}", 2) from None
     try:
         return run_loop(_serve(args, settings, secret, token))
     except OSError as exc:
@@ -157,10 +163,13 @@ async def _serve(args: Any, settings: Any, secret: str | None, token: str | None
             except OSError as exc:
                 raise CliError(f"cannot listen on {args.sim_host}:{args.sim_port}: {exc}",
                                3) from None
-            print(f"eoffice-sim listening on {url}", flush=True)
+            print(safe(f"eoffice-sim listening on {url}"), flush=True)
         adapter = WebhookAdapter(url, key, timeout=args.timeout)
         target = url
-    dedup = SqliteDedupStore(Path(args.state_dir) / f"dedup-{args.kind}-{args.agency}.sqlite3")
+    try:
+        dedup = SqliteDedupStore(Path(args.state_dir) / f"dedup-{args.kind}-{args.agency}.sqlite3")
+    except (OSError, sqlite3.Error) as exc:
+        raise CliError(f"--state-dir {args.state_dir}: {exc}", 2) from None
     runner = AdapterRunner(adapter, amqp_url=settings.amqp_url.get_secret_value(),
                            topology=topology, agency=args.agency, gateway_token=token,
                            dedup=dedup, prefetch=args.prefetch, gateway_url=gateway_url)
@@ -169,8 +178,8 @@ async def _serve(args: Any, settings: Any, secret: str | None, token: str | None
             await runner.start()
         except RunnerError as exc:
             raise CliError(str(exc), 3) from None
-        print(f"adapter {args.kind} for {args.agency} consuming "
-              f"{topology.agency_queue(args.agency)} -> {target}", flush=True)
+        print(safe(f"adapter {args.kind} for {args.agency} consuming "
+                   f"{topology.agency_queue(args.agency)} -> {target}"), flush=True)
         await stop.wait()
     finally:
         await runner.stop()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from gateway.cli import CliError
 from gateway.cli._common import run_loop
+from gateway.cli._text import port, positive_float, safe, word
 
 _FIELDS = ("system_id", "secret", "organ_id", "name")
 
@@ -25,13 +26,13 @@ _FIELDS = ("system_id", "secret", "organ_id", "name")
 def register(sub) -> None:
     p = sub.add_parser("axis-sim", help="run a VDXP axis simulator (for tests and demos)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8700, help="port (default 8700, 0 = any free)")
+    p.add_argument("--port", type=port, default=8700, help="port (default 8700, 0 = any free)")
     p.add_argument("--agencies", metavar="FILE.json", help="JSON list of agencies")
     p.add_argument("--agency", action="append", default=[],
                    metavar="SYSTEMID:SECRET:ORGANID:NAME", help="one agency (repeatable)")
-    p.add_argument("--organ-id", default="000.00.00.H00",
+    p.add_argument("--organ-id", default="000.00.00.H00", type=word,
                    help="OrganId the axis writes in its TraceHeader")
-    p.add_argument("--max-skew", type=float, default=300.0, metavar="SECONDS",
+    p.add_argument("--max-skew", type=positive_float(86400), default=300.0, metavar="SECONDS",
                    help="accepted clock difference of signed timestamps (default 300)")
     p.set_defaults(func=_run)
 
@@ -91,10 +92,10 @@ async def _serve(args, agencies) -> int:
             loop.add_signal_handler(signum, stop.set)
     base_url = await simulator.start(args.host, args.port)
     try:
-        print(f"axis-sim listening on {base_url}", flush=True)
+        print(safe(f"axis-sim listening on {base_url}"), flush=True)
         for agency in agencies:
-            print(f"  agency {agency.organ_id} system_id={agency.system_id} ({agency.name})",
-                  flush=True)
+            print("  " + safe(f"agency {agency.organ_id} system_id={agency.system_id}"
+                              f" ({agency.name})"), flush=True)
         await stop.wait()
     finally:
         await simulator.stop()

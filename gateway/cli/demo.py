@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from gateway.cli._text import positive_float
+
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="run the demo exchange: axis, gateway, adapters, eOffices")
     p.add_argument("--once", action="store_true",
                    help="exit after one round; exit code 1 if anything went missing")
-    p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the round")
+    p.add_argument("--timeout", type=positive_float(86400), default=90.0,
+                   help="seconds to wait for the round")
     p.set_defaults(func=_demo)
 
 

@@ -1,4 +1,8 @@
-"""``edoc-gateway edxml``: parse, validate and build edXML messages (QCVN 102:2016)."""
+"""``edoc-gateway edxml``: parse, validate and build edXML messages (QCVN 102:2016).
+
+Every field of a parsed message comes from outside: the summary and the JSON are printed with
+control and bidi characters escaped (:mod:`gateway.cli._text`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import uuid
 from pathlib import Path
 
 from gateway.cli import CliError
+from gateway.cli._text import json_text, safe
 from gateway.edxml import (
     Attachment,
     EdocMessage,
@@ -55,39 +60,46 @@ def _parse(args) -> int:
     except EdxmlError as exc:
         raise CliError(str(exc), 2) from None
     if args.json:
-        print(json.dumps(to_json(msg), ensure_ascii=False, indent=2))
+        print(json_text(to_json(msg), indent=2))
     else:
         _print_summary(msg)
     return 0
 
 
 def _print_summary(msg) -> None:
+    for line in _summary(msg):
+        print(safe(line))
+
+
+def _summary(msg) -> list[str]:
+    """The message as ``field: value`` lines (raw; the caller escapes them)."""
     summary = to_json(msg)
-    print(f"message_type: {msg.message_type}")
-    print(f"from: {msg.from_organ.organ_id} {msg.from_organ.organ_name or ''}".rstrip())
+    lines = [f"message_type: {msg.message_type}"]
+    lines.append(f"from: {msg.from_organ.organ_id} {msg.from_organ.organ_name or ''}".rstrip())
     if isinstance(msg, EdocMessage):
         for organ in msg.to_organs:
-            print(f"to: {organ.organ_id} {organ.organ_name or ''}".rstrip())
-        print(f"document_id: {msg.document_id}")
-        print(f"code: {msg.code}")
-        print(f"promulgation: {msg.promulgation_info.place} "
-              f"{summary['promulgation_info']['promulgation_date']}")
-        print(f"type: {msg.document_type.type_name}")
-        print(f"subject: {msg.subject}")
+            lines.append(f"to: {organ.organ_id} {organ.organ_name or ''}".rstrip())
+        lines.append(f"document_id: {msg.document_id}")
+        lines.append(f"code: {msg.code}")
+        lines.append(f"promulgation: {msg.promulgation_info.place} "
+                     f"{summary['promulgation_info']['promulgation_date']}")
+        lines.append(f"type: {msg.document_type.type_name}")
+        lines.append(f"subject: {msg.subject}")
         if msg.bussiness is not None:
-            print(f"bussiness: {msg.bussiness.bussiness_doc_type.name.lower()} "
-                  f"{msg.bussiness.document_id or ''}".rstrip())
+            lines.append(f"bussiness: {msg.bussiness.bussiness_doc_type.name.lower()} "
+                         f"{msg.bussiness.document_id or ''}".rstrip())
         for att in summary["attachments"]:
-            print(f"attachment: {att['name']} {att['content_type']} {att['size']} bytes "
-                  f"sha256={att['sha256']}")
+            lines.append(f"attachment: {att['name']} {att['content_type']} {att['size']}"
+                         f" bytes sha256={att['sha256']}")
     else:
-        print(f"response_for: {msg.response_for.document_id}")
+        lines.append(f"response_for: {msg.response_for.document_id}")
         meaning = summary.get("status_meaning_en")
-        print(f"status: {summary['status_code']}" + (f" ({meaning})" if meaning else ""))
-        print(f"description: {msg.description}")
-        print(f"timestamp: {summary['timestamp']}")
+        lines.append(f"status: {summary['status_code']}" + (f" ({meaning})" if meaning else ""))
+        lines.append(f"description: {msg.description}")
+        lines.append(f"timestamp: {summary['timestamp']}")
     for trace in summary["trace_headers"]:
-        print(f"trace: {trace['organ_id'] or '-'} {trace['timestamp']}")
+        lines.append(f"trace: {trace['organ_id'] or '-'} {trace['timestamp']}")
+    return lines
 
 
 def _build(args) -> int:
@@ -95,6 +107,8 @@ def _build(args) -> int:
         meta = json.loads(_read(args.meta).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CliError(f"{args.meta}: not JSON: {exc}", 2) from None
+    except RecursionError:
+        raise CliError(f"{args.meta}: JSON nested too deeply", 2) from None
     if not isinstance(meta, dict):
         raise CliError(f"{args.meta}: expected a JSON object", 2)
     attachments = []
@@ -112,8 +126,11 @@ def _build(args) -> int:
         parse(out)  # refuse to write what we would not accept
     except EdxmlError as exc:
         raise CliError(str(exc), 2) from None
-    except (TypeError, ValueError) as exc:
+    # from_json answers AttributeError for a nested object of the wrong type ("from_organ": 5)
+    except (TypeError, ValueError, AttributeError) as exc:
         raise CliError(f"{args.meta}: invalid message: {exc}", 2) from None
+    except RecursionError:
+        raise CliError(f"{args.meta}: invalid message: nested too deeply", 2) from None
     try:
         Path(args.output).write_bytes(out)
     except OSError as exc:

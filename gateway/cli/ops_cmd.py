@@ -7,10 +7,18 @@ verifies the hash chain of the audit log.
 
 from __future__ import annotations
 
+import argparse
 import uuid
 
-from gateway.cli import CliError
 from gateway.cli._common import run, settings_from
+from gateway.cli._text import bounded_int, safe, word
+
+
+def _delivery_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a delivery id: {text!r}") from None
 
 
 def register(sub) -> None:
@@ -18,11 +26,12 @@ def register(sub) -> None:
     osub = p.add_subparsers(dest="ops_command", metavar="ACTION", required=True)
     ls = osub.add_parser("deliveries", help="list deliveries (newest first)")
     ls.add_argument("--state", choices=["PENDING", "PUBLISHED", "RETRYING", "DELIVERED", "DEAD"])
-    ls.add_argument("--agency")
-    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--agency", type=word, metavar="CODE")
+    ls.add_argument("--limit", type=bounded_int(1, 10_000), default=50,
+                    help="at most this many (1 to 10000, default 50)")
     ls.set_defaults(func=_list)
     rp = osub.add_parser("replay", help="replay DEAD deliveries (same message id)")
-    rp.add_argument("ids", nargs="+", metavar="DELIVERY_ID")
+    rp.add_argument("ids", nargs="+", metavar="DELIVERY_ID", type=_delivery_id)
     rp.set_defaults(func=_replay)
     au = osub.add_parser("audit", help="verify the audit log's hash chain")
     au.set_defaults(func=_audit)
@@ -44,17 +53,13 @@ async def _list_main(settings, args) -> int:
         await conn.close()
     for r in rows:
         code = f"{r['code_number'] or ''}/{r['code_notation'] or ''}"
-        print(f"{r['id']}  {r['state']:<9} {r['agency_code']:<16} attempts={r['attempts']}"
-              f"  {code}  {(r['last_error'] or '')[:60]}")
+        print(safe(f"{r['id']}  {r['state']:<9} {r['agency_code']:<16}"
+                   f" attempts={r['attempts']}  {code}  {(r['last_error'] or '')[:60]}"))
     return 0
 
 
 def _replay(args) -> int:
-    try:
-        ids = [uuid.UUID(i) for i in args.ids]
-    except ValueError as exc:
-        raise CliError(f"not a delivery id: {exc}", 2) from None
-    return run(_replay_main(settings_from(args), ids))
+    return run(_replay_main(settings_from(args), args.ids))
 
 
 async def _replay_main(settings, ids) -> int:
@@ -72,7 +77,7 @@ async def _replay_main(settings, ids) -> int:
                 print(f"{delivery_id} PENDING (the relay publishes it)")
             except ReplayError as exc:
                 failed += 1
-                print(f"{delivery_id} refused: {exc.code}: {exc.message}")
+                print(safe(f"{delivery_id} refused: {exc.code}: {exc.message}"))
     finally:
         await conn.close()
     return 1 if failed else 0

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from gateway.cli._common import run, settings_from
+from gateway.cli._text import port
 
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="run the gateway service")
     p.add_argument("--host", help="listen address (EDOC_HTTP_HOST)")
-    p.add_argument("--port", type=int, help="listen port (EDOC_HTTP_PORT)")
+    p.add_argument("--port", type=port, help="listen port (EDOC_HTTP_PORT)")
     p.set_defaults(func=_serve)
 
 

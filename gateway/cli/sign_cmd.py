@@ -16,10 +16,12 @@ B-T and above need ``--tsa URL``; B-LT/B-LTA also ``--trust PEM`` (roots for the
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
 from gateway.cli import CliError
+from gateway.cli._text import bounded_int, safe, word
 
 ROLES = ("competent_person", "agency", "attachment", "copy")
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
@@ -30,7 +32,7 @@ def _box(text: str) -> tuple[float, float, float, float]:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != 4:
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
         raise argparse.ArgumentTypeError("box must be x1,y1,x2,y2 in points")
     return values  # type: ignore[return-value]
 
@@ -43,7 +45,8 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", type=Path, help="PDF to sign")
-    p.add_argument("--key", required=True, metavar="ALIAS", help="key alias in the key file")
+    p.add_argument("--key", required=True, metavar="ALIAS", type=word,
+                   help="key alias in the key file")
     p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument("--level", default="B-B", choices=LEVELS)
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.pdf")
@@ -60,7 +63,8 @@ def register(subparsers) -> None:
     p.add_argument("--reason")
     p.add_argument("--location")
     p.add_argument("--field", help="signature field name")
-    p.add_argument("--page", type=int, default=0, help="1-based page (default: last)")
+    p.add_argument("--page", type=bounded_int(0, 1_000_000), default=0,
+                   help="1-based page (default 0: the last)")
     p.add_argument("--box", type=_box, help="x1,y1,x2,y2 in points (default: automatic)")
     p.add_argument("--image", type=Path, help="PNG (blue signature / red seal)")
     p.add_argument("--invisible", action="store_true", help="no appearance")
@@ -69,7 +73,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from signing.errors import SigningError
-    from signing.keys import KeyStore, SignerRole
+    from signing.keys import KeyConfigError, KeyStore, SignerRole
     from signing.pool import check_role
     from signing.sign import SigningServices, SignRequest, sign_with_services
 
@@ -79,11 +83,11 @@ def run(args) -> int:
     try:
         pdf = args.file.read_bytes()
     except OSError as exc:
-        raise CliError(f"cannot read {args.file}: {exc.strerror}") from exc
+        raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
     try:
         image = args.image.read_bytes() if args.image else None
     except OSError as exc:
-        raise CliError(f"cannot read {args.image}: {exc.strerror}") from exc
+        raise CliError(f"cannot read {args.image}: {exc.strerror}") from None
     try:
         store = KeyStore.from_file(keys_file)
         key = store.get(args.key)
@@ -108,11 +112,16 @@ def run(args) -> int:
         )
         services = SigningServices(tsa_url=args.tsa, trust_roots=tuple(args.trust))
         result = sign_with_services(pdf, request, key, services)
+    except KeyConfigError as exc:  # the key file or --key is wrong: bad input, not a failure
+        raise CliError(f"{exc.code}: {exc}", 2) from None
     except SigningError as exc:
-        raise CliError(f"{exc.code}: {exc}", 1) from exc
-    args.output.write_bytes(result.data)
-    print(
+        raise CliError(f"{exc.code}: {exc}", 1) from None
+    try:
+        args.output.write_bytes(result.data)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror}", 2) from None
+    print(safe(
         f"signed {args.output} field={result.field_name} level={result.level.value} "
         f"time={result.signing_time.isoformat()} sha256={result.sha256}"
-    )
+    ))
     return 0

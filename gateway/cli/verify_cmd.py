@@ -3,16 +3,18 @@
 Exit codes: 0 every document valid; 1 any invalid or indeterminate; 2 unreadable input (the
 other files are still checked). With ``--json`` one report per line (JSON Lines), each with
 ``file`` set to the path given. Trust material and revocation caches are built once for all files.
+File names and everything read from a PDF (signature field names, signer names) are printed with
+control and bidi characters escaped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from pathlib import Path
 
 from gateway.cli import CliError
+from gateway.cli._text import json_text, safe
 
 
 def register(subparsers) -> None:
@@ -38,8 +40,8 @@ def _read_file(path: str) -> bytes:
 
 def _line(path: str, report) -> str:
     sigs = ", ".join(f"{s.field}={s.verdict.value}" for s in report.signatures)
-    return f"{path}: {report.verdict.value.upper()} — {report.summary_vi}" + (
-        f" [{sigs}]" if sigs else "")
+    return safe(f"{path}: {report.verdict.value.upper()} — {report.summary_vi}" + (
+        f" [{sigs}]" if sigs else ""))
 
 
 async def _run(args) -> int:
@@ -71,15 +73,15 @@ async def _run(args) -> int:
             except (OSError, PdfError) as exc:
                 code = getattr(exc, "code", "IO_ERROR")
                 if args.json:
-                    print(json.dumps({"file": path, "verdict": "error", "error":
-                                      {"code": code, "message": str(exc)}}, ensure_ascii=False))
+                    print(json_text({"file": path, "verdict": "error", "error":
+                                     {"code": code, "message": str(exc)}}))
                 else:
-                    print(f"{path}: ERROR {code}: {exc}")
+                    print(safe(f"{path}: ERROR {code}: {exc}"))
                 worst = 2
                 continue
             report.file = path
             if args.json:
-                print(json.dumps(report.to_json(), ensure_ascii=False), flush=False)
+                print(json_text(report.to_json()), flush=False)
             else:
                 print(_line(path, report))
             if report.verdict is not Verdict.VALID and worst == 0:

@@ -191,7 +191,15 @@ def load_key_config(path: str | Path) -> dict[str, KeyAlias]:
     if not isinstance(keys, dict) or not keys:
         raise KeyConfigError(f"key config {path} has no [keys.ALIAS] tables")
     base = path.resolve().parent
-    return {alias: KeyAlias.from_mapping(alias, spec, base) for alias, spec in keys.items()}
+    aliases = {}
+    for alias, spec in keys.items():
+        if not isinstance(spec, dict):
+            raise KeyConfigError(f"key config {path}: keys.{alias} must be a table")
+        try:
+            aliases[alias] = KeyAlias.from_mapping(alias, spec, base)
+        except (TypeError, ValueError) as exc:  # e.g. path = 5: a value of the wrong type
+            raise KeyConfigError(f"key config {path}: key {alias!r}: {exc}") from None
+    return aliases
 
 
 def read_secret(path: Path | None) -> bytes | None:

@@ -42,3 +42,14 @@ def test_cli_refuses_wrong_role_and_missing_tsa(tmp_path, test_pki, plain_pdf, c
     assert main([*base, "--role", "agency", "--level", "B-LT"]) == 1
     assert "SIGN_NO_TSA" in capsys.readouterr().err
     assert not (tmp_path / "o.pdf").exists()
+
+
+def test_cli_output_into_a_missing_folder_is_one_line(tmp_path, test_pki, plain_pdf, capsys):
+    src = tmp_path / "in.pdf"
+    src.write_bytes(plain_pdf)
+    out = tmp_path / "no" / "such" / "out.pdf"
+    rc = main(["sign", str(src), "--keys", str(_keys(tmp_path, test_pki)), "--key", "seal",
+               "--role", "attachment", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith(f"edoc-gateway: cannot write {out}") and err.count("\n") == 1
