@@ -31,7 +31,7 @@ from gateway.intake import Intake
 from gateway.ops.metrics import Metrics
 from gateway.outcomes import consume_outcomes
 from gateway.poller import AxisPoller
-from gateway.revocation import refresh_crls
+from gateway.revocation import LearnedCrlUrls, refresh_crls
 from gateway.routing import Router
 from gateway.verification import PdfJudge
 
@@ -76,6 +76,9 @@ class Gateway:
         self.axis_relays: dict[str, OutboxRelay] = {}
         self.pollers: dict[str, AxisPoller] = {}
         self.judge: PdfJudge | None = None
+        #: CRL distribution points learned from verified signers (fed by intake, read by the
+        #: CRL refresher).
+        self.learned_crl_urls = LearnedCrlUrls()
         self.router = Router(self.topology, self.public_url, settings.bus.inline_threshold)
         self.intake: Intake = None  # type: ignore[assignment]
         self.stopping = asyncio.Event()

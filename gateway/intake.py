@@ -156,6 +156,7 @@ class Intake:
         for file in verdict.files.values():
             self.gw.metrics.signatures.labels(file.verdict).inc()
         reports = [f.report for f in verdict.files.values()]
+        self.gw.learned_crl_urls.from_reports(reports)
         sender = check_sender(msg.from_organ.organ_id, reports, self.bindings)
         decision = decide(findings(verdict.verdict, reports, sender), self.settings.intake,
                           detail=verdict.summary_vi)

@@ -8,7 +8,9 @@ together with the PDF's own DSS data, online or offline, and refreshes it in the
 
 * **Which CRLs**: the HTTP(S) CRL distribution points of every certificate in the trust
   bundles (a CA's distribution point is written on the certificates it issues: an intermediate
-  in the bundle names its root's CRL), plus ``signing.crl_urls``. Files an operator copies into
+  in the bundle names its root's CRL), those of verified signers' certificates that a bundle CA
+  issued (:class:`LearnedCrlUrls`: the issuing CA's own CRL, which no bundle certificate
+  names), plus ``signing.crl_urls``. Files an operator copies into
   the folder are taken in at each refresh.
 * **Checked before cached** (:func:`signing.trust.check_crl`): the CRL's signature verifies
   with the key of a bundle CA named as its issuer, it is not dated in the future, and it is not
@@ -55,6 +57,8 @@ MAX_CRL_BYTES = 64 * 1024 * 1024
 FETCH_TIMEOUT = 60.0
 #: Seconds before failed URLs are tried again (when shorter than the refresh interval).
 RETRY_AFTER = 300.0
+#: Seconds within which a URL learned from a verified signer is fetched.
+LEARN_CHECK = 2.0
 #: ``Gateway.extensions`` key of an ``aiohttp.ClientSession`` to fetch CRLs with (otherwise
 #: the refresher opens its own): a deployment behind a proxy, or the test PKI in-process.
 HTTP_SESSION = "revocation.http_session"
@@ -64,13 +68,44 @@ class CrlFetchError(SigningError):
     code = "CRL_FETCH_FAILED"
 
 
+class LearnedCrlUrls:
+    """CRL distribution points learned from the signers of verified documents.
+
+    A signer's certificate names where its issuing CA publishes its CRL; a trust bundle that
+    holds the issuing CA does not (a CA's distribution point is on the certificates it
+    issues). The verifier reports a signer's distribution points only when a bundle CA signed
+    the certificate (:func:`signing.trust.issued_by_bundle`: a URL from any other certificate
+    is the sender's choice), so what is learned here is the CAs' own. At most :attr:`limit`
+    URLs are kept; a new one wakes the refresher."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self.limit = limit
+        self.urls: dict[str, None] = {}
+        self.changed = asyncio.Event()
+
+    def learn(self, urls) -> None:
+        for url in urls:
+            if url in self.urls or len(self.urls) >= self.limit:
+                continue
+            if isinstance(url, str) and url.lower().startswith(("http://", "https://")):
+                self.urls[url] = None
+                self.changed.set()
+
+    def from_reports(self, reports) -> None:
+        """Learn from the verification reports (JSON form) of one document's PDFs."""
+        for report in reports:
+            for sig in report.get("signatures") or ():
+                self.learn((sig.get("signer") or {}).get("crl_urls") or ())
+
+
 class CrlRefresher:
     """Refreshes ``cache`` from the CRL distribution points of ``trust_paths``' certificates."""
 
     def __init__(self, cache: RevocationCache, trust_paths: Sequence[str], *,
                  extra_urls: Sequence[str] = (), session: aiohttp.ClientSession | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, learned: LearnedCrlUrls | None = None) -> None:
         self.cache = cache
+        self.learned = learned
         self.trust_paths = tuple(trust_paths)
         self.extra_urls = tuple(extra_urls)
         self.session = session
@@ -84,7 +119,8 @@ class CrlRefresher:
         """The CRL URLs to keep fresh: the bundle certificates' distribution points, then
         ``crl_urls``."""
         urls = crl_distribution_urls(cas)
-        return urls + [u for u in self.extra_urls if u not in urls]
+        learned = tuple(self.learned.urls) if self.learned is not None else ()
+        return urls + [u for u in (*self.extra_urls, *learned) if u not in urls]
 
     async def refresh(self) -> dict[str, str]:
         """One round: fetch, check and cache every CRL. Returns ``{url: outcome}`` with outcome
@@ -157,13 +193,20 @@ class CrlRefresher:
             gauge.labels(issuer).set_function(lambda s=stamp: time.time() - s)
 
     async def run(self, stop: asyncio.Event, interval: float) -> None:
-        """Refresh now, then every ``interval`` seconds (sooner after an error) until ``stop``."""
+        """Refresh now, then every ``interval`` seconds (sooner after an error, and within
+        :data:`LEARN_CHECK` seconds of a newly learned URL) until ``stop``."""
         while not stop.is_set():
+            if self.learned is not None:
+                self.learned.changed.clear()
             outcomes = await self.refresh()
             failed = any(o not in ("updated", "unchanged") for o in outcomes.values())
-            wait = min(interval, RETRY_AFTER) if failed else interval
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait)
+            deadline = time.monotonic() + (min(interval, RETRY_AFTER) if failed else interval)
+            while not stop.is_set() and time.monotonic() < deadline:
+                if self.learned is not None and self.learned.changed.is_set():
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(),
+                                           min(LEARN_CHECK, deadline - time.monotonic()))
 
 
 async def refresh_crls(gateway: Gateway, stop: asyncio.Event) -> None:
@@ -176,5 +219,5 @@ async def refresh_crls(gateway: Gateway, stop: asyncio.Event) -> None:
         return
     refresher = CrlRefresher(cache, settings.trust_bundles, extra_urls=settings.crl_urls,
                              session=gateway.extensions.get(HTTP_SESSION),  # type: ignore[arg-type]
-                             metrics=gateway.metrics)
+                             metrics=gateway.metrics, learned=gateway.learned_crl_urls)
     await refresher.run(stop, settings.crl_refresh_interval)

@@ -69,6 +69,9 @@ class SignerInfo:
     not_before: datetime | None = None
     not_after: datetime | None = None
     sha256: str = ""
+    #: HTTP(S) CRL distribution points of the certificate, only when a CA of the trust bundle
+    #: issued it (:func:`signing.trust.issued_by_bundle`): where its issuing CA's CRL lives.
+    crl_urls: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +83,7 @@ class SignerInfo:
             "not_before": _iso(self.not_before),
             "not_after": _iso(self.not_after),
             "sha256": self.sha256,
+            "crl_urls": list(self.crl_urls),
         }
 
 

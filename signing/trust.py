@@ -40,6 +40,7 @@ from typing import Any
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import pem, x509
+from cryptography.exceptions import InvalidSignature
 
 from signing.errors import SigningError, TrustConfigError
 
@@ -158,6 +159,28 @@ def crl_distribution_urls(certs: Iterable[x509.Certificate]) -> list[str]:
             if url.lower().startswith(("http://", "https://")) and url not in urls:
                 urls.append(url)
     return urls
+
+
+def issued_by_bundle(cert: x509.Certificate, bundle: TrustBundle) -> bool:
+    """Whether a CA of ``bundle`` signed ``cert`` (issuer name and signature, RFC 5280 §6.1.3):
+    only such a certificate's CRL distribution points may be fetched — a URL from any other
+    certificate is chosen by whoever made it (a request to it would be the sender's, not the
+    CA's)."""
+    from cryptography import x509 as cx509
+
+    try:
+        subject = cx509.load_der_x509_certificate(cert.dump())
+        for ca in (*bundle.intermediates, *bundle.anchors):
+            if ca.subject != cert.issuer:
+                continue
+            try:
+                subject.verify_directly_issued_by(cx509.load_der_x509_certificate(ca.dump()))
+                return True
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+    except (ValueError, TypeError):
+        return False
+    return False
 
 
 def _dp_urls(dp) -> list[str]:

@@ -147,11 +147,28 @@ class Verifier:
         self._trust_manager = SimpleTrustManager.build(trust_roots=self.bundle.anchors)
         self._fetchers = None
         self._own_session = None
+        self._crl_urls: dict[bytes, tuple[str, ...]] = {}
         self._loops = threading.local()
         if self.policy.fast_hex:
             fastpath.install()
 
     # -- plumbing ---------------------------------------------------------------------------
+    def crl_urls_of(self, cert: x509.Certificate) -> tuple[str, ...]:
+        """The CRL distribution points of a signer's certificate when a CA of the bundle issued
+        it (the refresher may then keep that CA's CRL fresh); nothing otherwise. Memoised per
+        certificate: the same signers arrive all day."""
+        key = cert.sha256
+        urls = self._crl_urls.get(key)
+        if urls is None:
+            from signing.trust import crl_distribution_urls, issued_by_bundle
+
+            urls = tuple(crl_distribution_urls([cert])) if issued_by_bundle(
+                cert, self.bundle) else ()
+            if len(self._crl_urls) >= 4096:
+                self._crl_urls.clear()
+            self._crl_urls[key] = urls
+        return urls
+
     def _get_fetchers(self):
         if self.policy.offline:
             return None

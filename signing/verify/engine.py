@@ -82,7 +82,7 @@ def _validation_context(verifier: Verifier, emb: _Embedded) -> ValidationContext
     return ValidationContext(**kwargs)
 
 
-def _fill_common(rep: SignatureReport, status) -> None:
+def _fill_common(rep: SignatureReport, status, verifier=None) -> None:
     rep.intact = bool(status.intact)
     rep.valid = bool(status.valid)
     rep.trusted = bool(status.trusted)
@@ -95,6 +95,8 @@ def _fill_common(rep: SignatureReport, status) -> None:
     from signing.verify import _signer_info
 
     rep.signer = _signer_info(status.signing_cert)
+    if verifier is not None:
+        rep.signer.crl_urls = verifier.crl_urls_of(status.signing_cert)
     path = status.validation_path
     if path is not None:
         certs = list(path.iter_certs(include_root=True))
@@ -264,7 +266,7 @@ async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
     rep.status = status
     if verifier.policy.etsi_xml and rep.kind == "signature":
         rep.etsi_xml = await _etsi_xml(verifier, vc, emb_sig, rep)
-    _fill_common(rep, status)
+    _fill_common(rep, status, verifier if rep.kind == "signature" else None)
     docmdp = emb_sig.docmdp_level
     _judge(rep, status, docmdp, await missing_revinfo(vc, status))
     if rep.kind == "document_timestamp":

@@ -142,3 +142,37 @@ async def test_a_failed_or_forged_refresh_keeps_the_previous_crl(pki, pki_http, 
                         forged_url: "CRL_SIGNATURE_INVALID"}
     assert sorted(c.dump() for c in cache.crls) == before
     assert sorted(c.dump() for c in RevocationCache(tmp_path / "crls").crls) == before
+
+
+async def test_issuing_ca_crl_is_learned_from_a_verified_signer(
+        database_url, bus_prefix, pki, axis, db, docs, pki_http, bundle, tmp_path):
+    """The bundle names only the root's CRL; the issuing CA's is on the certificates it issued.
+    A document signed by a bundle-issued certificate teaches the refresher that URL: the next
+    document's signer is checked against it. A certificate from outside the bundle teaches
+    nothing (its URLs are the sender's choice)."""
+    from gateway.demo.samples import edoc, package
+    from gateway.intake_rules import Arrival
+    from tests.flows.conftest import D1, SENDER
+
+    settings = flow_settings(database_url, bus_prefix, pki, axis, signing={
+        "trust_bundles": [str(bundle)], "offline": True, "workers": 1,
+        "revocation_cache_dir": str(tmp_path / "crls"), "crl_refresh_interval": 3600})
+    gw = Gateway(settings)
+    gw.extensions[HTTP_SESSION] = pki_http
+    await gw.start()
+    try:
+        await wait_for(lambda: _age(gw, ROOT) is not None, timeout=20)
+        assert _age(gw, INTERM) is None  # nothing in the bundle names the issuing CA's CRL
+
+        stranger = await sign_sample(make_pdf(1, "Stranger"), pki, "stranger")
+        before = await gw.judge.judge({0: stranger})
+        assert _sig(before.files[0])["signer"]["crl_urls"] == []
+        first = await gw.intake.take(package(edoc(SENDER, [D1], docs["good"], number=7101)),
+                                     Arrival())
+        assert first.state == "ROUTED"
+        assert list(gw.learned_crl_urls.urls) == [CRL_URL.format("interm")]
+        await wait_for(lambda: _age(gw, INTERM) is not None, timeout=20)
+        after = await gw.judge.judge({0: docs["good"]})
+        assert after.files[0].verdict == "valid", _sig(after.files[0])
+    finally:
+        await gw.stop()
