@@ -105,7 +105,8 @@ class SigningSettings(BaseModel):
     #: ``PDF_TIMEOUT``, never retried.
     job_timeout: float = Field(default=60.0, gt=0)
     #: Workers of the judge pool that only intake may use (API verification never takes the
-    #: last ones): inbound documents never starve behind ``/v1/verify`` callers.
+    #: last ones): inbound documents never starve behind ``/v1/verify`` callers. With a single
+    #: worker nothing can be reserved: API jobs share it, and intake still goes first.
     intake_reserved_workers: int = Field(default=1, ge=0)
     #: Largest PDF ``/v1/verify`` accepts (bytes); larger ones are 413 ``PDF_TOO_LARGE``.
     api_verify_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)

@@ -15,6 +15,9 @@ Rules implemented here (the worker side is :mod:`signing.worker`):
 * **No job runs twice.** A worker that dies during a job (segfault, ``os._exit``, the OOM killer)
   fails that job with :class:`WorkerCrashed` (``POOL_WORKER_CRASHED``); the pool starts a new
   worker in its place and stays usable. A poison PDF costs one worker start, never two.
+* **The pool's faults are not the document's**: a worker that cannot be started is
+  :class:`PoolUnavailable` (``POOL_UNAVAILABLE``), a pool closed under a job :class:`PoolClosed`
+  — both "try again later", never a verdict on the PDF.
 * **Capacity**: at most ``max_pending`` jobs per lane are submitted or running (API callers
   filling their lane never make intake jobs wait for room); past that new work is refused at
   once with :class:`PoolOverloaded` (``POOL_OVERLOADED``), so that callers answer "busy"
@@ -75,6 +78,14 @@ class PoolClosed(SigningError):
     code = "POOL_CLOSED"
 
 
+class PoolUnavailable(SigningError):
+    """No worker could be started (spawn failed, out of processes or file descriptors, a start
+    that never became ready): the gateway's fault, never the document's. Callers answer "try
+    again later" (HTTP 503; intake lets the axis offer the package again)."""
+
+    code = "POOL_UNAVAILABLE"
+
+
 class WorkerCrashed(BrokenProcessPool):
     """A worker process died while running the job. The job is not run again (a PDF that kills
     its worker would kill the next one too); the pool has started a new worker.
@@ -114,9 +125,9 @@ class _Worker:
             if self.process is not None and self.process.is_alive():
                 return
             self._discard()
-            self._start()
-            conn = self.conn
             try:
+                self._start()
+                conn = self.conn
                 if not conn.poll(START_TIMEOUT) or conn.recv() != _w.READY:
                     raise _Died(None)
             except (EOFError, OSError) as exc:
@@ -127,14 +138,19 @@ class _Worker:
         conn = self.conn
         if conn is None:
             raise _Died(None)
+        started = False
         try:
             conn.send(job)
+            started = conn.recv() == _w.STARTED
+            if not started:
+                raise EOFError("no start acknowledgement")
             return conn.recv()
         except (EOFError, OSError) as exc:
             process = self.process
             if process is not None:
                 process.join(2)
-            raise _Died(process.exitcode if process is not None else None) from exc
+            exitcode = process.exitcode if process is not None else None
+            raise (_Died(exitcode) if started else _NotStarted(exitcode)) from exc
 
     def _discard(self) -> None:
         conn, process = self.conn, self.process
@@ -174,6 +190,29 @@ class _Died(Exception):
         return bool(self.args) and self.args[0] == _w.EXIT_OUT_OF_MEMORY
 
 
+class _NotStarted(_Died):
+    """The worker was gone before it took the job (killed while idle): the job never ran and
+    may go to a fresh worker."""
+
+
+def _fail_closed(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_exception(PoolClosed("signing pool is closed"))
+
+
+def _call_on_its_loop(future: asyncio.Future, fn, *args) -> None:
+    """``fn(*args)`` on ``future``'s event loop (``close()`` may run in another thread)."""
+    loop = future.get_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        fn(*args)
+    elif not loop.is_closed():
+        loop.call_soon_threadsafe(fn, *args)
+
+
 def _retrieve(job: asyncio.Future) -> None:
     """Mark the outcome of a job whose caller gave up as seen (no "never retrieved" noise)."""
     if not job.cancelled():
@@ -199,7 +238,9 @@ class SigningPool:
         self.max_pending = max_pending if max_pending is not None else 4 * max_workers
         self.memory_bytes = memory_mb * 1024 * 1024 if memory_mb else None
         self.job_timeout = job_timeout
-        #: API jobs may occupy at most this many workers at once (at least one).
+        #: API jobs may occupy at most this many workers at once: all but the reserved ones,
+        #: and at least one (with a single worker there is nothing to reserve; intake still
+        #: goes first whenever it frees).
         self.api_capacity = max(1, max_workers - reserved_for_intake)
         self._pending = 0
         self._lane_pending: dict[Lane, int] = dict.fromkeys(LANES, 0)
@@ -308,54 +349,89 @@ class SigningPool:
             self._pending -= 1
             self._lane_pending[lane] -= 1
 
+    async def _in_thread(self, fn, *args):
+        """``fn(*args)`` in a helper thread; a pool closed meanwhile is :class:`PoolClosed`."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
+        except RuntimeError:  # the helper threads were shut down by close()
+            raise PoolClosed("signing pool is closed") from None
+
     async def _run(self, worker: _Worker, fn, args, limit: float):
         if self._closed:
             raise PoolClosed("signing pool is closed")
-        loop = asyncio.get_running_loop()
+        for attempt in (1, 2):
+            await self._start(worker)
+            try:
+                return await self._exchange(worker, fn, args, limit)
+            except _NotStarted:
+                # the process was gone before it took the job (killed while idle): the job never
+                # ran, so it may go to a fresh worker — once
+                if self._closed:
+                    raise PoolClosed("signing pool is closed") from None
+                await self._replace(worker, "worker found dead before its job")
+                if attempt == 2:
+                    raise PoolUnavailable("signing workers die before taking jobs") from None
+        raise AssertionError("unreachable")
+
+    async def _start(self, worker: _Worker) -> None:
         try:
-            await loop.run_in_executor(self._threads, worker.ensure_started)
+            await self._in_thread(worker.ensure_started)
         except _Died:
+            if self._closed:
+                raise PoolClosed("signing pool is closed") from None
             self.start_failures += 1
-            self._replace(worker, "worker did not start")
-            raise WorkerCrashed("a worker process could not be started") from None
+            await self._replace(worker, "worker did not start")
+            raise PoolUnavailable("a signing worker could not be started") from None
         self.start_failures = 0
-        call = loop.run_in_executor(self._threads, worker.exchange, (fn, args))
+
+    async def _exchange(self, worker: _Worker, fn, args, limit: float):
+        call = asyncio.ensure_future(self._in_thread(worker.exchange, (fn, args)))
         worker.busy_since = time.monotonic()
         try:
             answer = await asyncio.wait_for(asyncio.shield(call), limit)
         except TimeoutError:
             self.timeouts += 1
-            self._replace(worker, f"job {fn.__name__} over its {limit:g} s limit")
+            worker.kill()
             with contextlib.suppress(_Died, Exception):
                 await call  # the helper thread returns once the process is gone
+            await self._replace(worker, f"job {fn.__name__} over its {limit:g} s limit")
             raise PdfTimeoutError(
                 f"the PDF took longer than {limit:g} s to process",
                 detail={"limit_seconds": limit}) from None
+        except _NotStarted:
+            raise
         except _Died as died:
             if self._closed:
                 raise PoolClosed("signing pool is closed") from None
-            self._replace(worker, f"worker died running {fn.__name__}")
+            await self._replace(worker, f"worker died running {fn.__name__}")
             if died.out_of_memory:
                 raise PdfTooComplexError(
                     "the PDF needs more memory than a job may use") from None
             raise WorkerCrashed(
                 f"a worker process died running {fn.__name__} (not retried)") from None
+        finally:
+            worker.busy_since = None
         if answer[0] == "raised":
             raise answer[1]
         if answer[0] == "error":
             if answer[3] == "PDF_TOO_COMPLEX":  # the worker exits after a MemoryError
-                self._replace(worker, "job over its memory limit", kill=False)
+                await self._replace(worker, "job over its memory limit", kill=False)
             _w._raise_portable(answer)
         return answer[1]
 
-    def _replace(self, worker: _Worker, why: str, *, kill: bool = True) -> None:
-        """Kill ``worker``'s process (if asked) and let the next job start a fresh one."""
+    async def _replace(self, worker: _Worker, why: str, *, kill: bool = True) -> None:
+        """Kill ``worker``'s process (if asked) and wait until it is gone and its pipe closed,
+        before the worker slot is released: the next job starts a fresh process, which a late
+        clean-up could otherwise kill."""
         self.restarts += 1
         log.error("signing pool worker replaced", extra={
             "reason": why, "pid": worker.pid, "restart": self.restarts})
         if kill:
             worker.kill()
-        self._discard_later(worker)
+        try:
+            await self._in_thread(worker.discard)
+        except PoolClosed:
+            worker.kill()
 
     def _discard_later(self, worker: _Worker) -> None:
         try:
@@ -415,8 +491,7 @@ class SigningPool:
         for lane in LANES:
             while self._waiting[lane]:
                 waiter = self._waiting[lane].popleft()
-                if not waiter.done():
-                    waiter.set_exception(PoolClosed("signing pool is closed"))
+                _call_on_its_loop(waiter, _fail_closed, waiter)
         for worker in self._workers:
             if worker.lane is not None:
                 worker.kill()

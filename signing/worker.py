@@ -297,8 +297,9 @@ def _picklable(exc: BaseException) -> BaseException:
 #: ``MemoryError`` raised again while handling the first): the pool reads it as PDF_TOO_COMPLEX.
 EXIT_OUT_OF_MEMORY = 86
 
-#: What a worker sends once it is ready for jobs.
+#: What a worker sends once it is ready for jobs, and as soon as it has a job.
 READY = "ready"
+STARTED = "started"
 
 #: Freed on the first ``MemoryError`` so that the answer can still be built and sent.
 _RESERVE: bytearray | None = None
@@ -329,6 +330,7 @@ def _serve(conn) -> None:
             return
         if job is None:
             return
+        conn.send(STARTED)  # from here on the job counts as run: it is never sent again
         answer, keep_going = _run_job(*job)
         try:
             conn.send(answer)

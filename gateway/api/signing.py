@@ -118,6 +118,7 @@ STATUS_BY_CODE = {
     "KEY_UNKNOWN": 404,
     "POOL_OVERLOADED": 503,
     "POOL_CLOSED": 503,
+    "POOL_UNAVAILABLE": 503,
     "KEY_TOKEN": 503,
     # the gateway's own configuration is at fault, not the caller: 503 with Retry-After (and
     # /readyz says what is missing), never a 4xx blaming the request nor a bare 500
@@ -341,7 +342,8 @@ def signing_backend(gw) -> SigningBackend:
     except (OSError, ValueError) as exc:
         raise ApiError(f"key config unreadable: {exc}", code="KEY_CONFIG", status=500) from None
     pool = SigningPool(max_workers=cfg.workers, key_config_path=cfg.keys_file,
-                       max_pending=cfg.max_queue, services=services)
+                       max_pending=cfg.max_queue, services=services,
+                       memory_mb=cfg.job_memory_mb, job_timeout=cfg.job_timeout)
     backend = SigningBackend(pool, keys, services)
     gw.extensions["signing_backend"] = backend
     gw.extensions["signing_pool"] = pool

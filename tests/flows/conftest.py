@@ -12,7 +12,7 @@ from gateway.axis import make_axis_client
 from gateway.axis.simulator import AxisSimulator, SimAgency
 from gateway.demo.exchange import CITY, DISTRICT1, DISTRICT2, organ
 from signing.testpki import build_test_pki
-from tests.conftest import make_settings
+from tests.conftest import make_settings, wait_for
 
 OTHER = SimAgency("sys-other", "secret-other", "000.00.09.H99", "UBND huyện Khác")
 SENDER, D1, D2 = organ(CITY), organ(DISTRICT1), organ(DISTRICT2)
@@ -76,3 +76,20 @@ async def city_client(axis):
                               secret=CITY.secret, organ_id=CITY.organ_id, timeout=5)
     yield client
     await client.close()
+
+
+async def outbox_empty(db) -> bool:
+    return await db.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+@pytest.fixture
+async def drained_agency_queues(flow_gateway, amqp, db):
+    """Leave the run's agency queues empty (they outlive a test; nothing consumes them here),
+    once the relay has published everything the test queued."""
+    yield
+    await wait_for(lambda: outbox_empty(db), timeout=15)
+    channel = await amqp.channel()
+    for agency in (D1.organ_id, D2.organ_id):
+        queue = await channel.get_queue(flow_gateway.topology.agency_queue(agency), ensure=False)
+        await queue.purge()
+    await channel.close()

@@ -27,21 +27,7 @@ TEXT = {D1.organ_id: "D1 đã vào sổ số 11", D2.organ_id: "D2 đã vào s�
 ERROR = {D1.organ_id: "adapter D1 refused: disk full", D2.organ_id: "adapter D2 refused: 503"}
 
 
-@pytest.fixture(autouse=True)
-async def _drain_agency_queues(flow_gateway, amqp, db):
-    """Leave the run's agency queues empty (they outlive a test; nothing consumes them here),
-    once the relay has published everything this test queued."""
-    yield
-    await wait_for(lambda: _outbox_empty(db), timeout=15)
-    channel = await amqp.channel()
-    for agency in (D1.organ_id, D2.organ_id):
-        queue = await channel.get_queue(flow_gateway.topology.agency_queue(agency), ensure=False)
-        await queue.purge()
-    await channel.close()
-
-
-async def _outbox_empty(db) -> bool:
-    return await db.fetchval("SELECT count(*) FROM outbox") == 0
+pytestmark = pytest.mark.usefixtures("drained_agency_queues")
 
 
 def _secrets(agency: str) -> list[str]:

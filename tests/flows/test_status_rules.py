@@ -17,8 +17,7 @@ from gateway.api.auth import create_client
 from gateway.demo.samples import edoc, package, signed_pdf
 from gateway.edxml import Bussiness, BussinessDocType, Organ, ResponseFor, StaffInfo, StatusMessage
 from gateway.statuses import record_inbound_status
-from tests.conftest import wait_for
-from tests.flows.conftest import CITY, D1, D2, SENDER
+from tests.flows.conftest import CITY, D1, SENDER
 
 #: The documented limits (gateway.statuses.MAX_DESCRIPTION, MAX_STAFF_NAME), spelled out here
 #: so that these tests also run (and fail) against code that has none.
@@ -26,21 +25,7 @@ MAX_DESCRIPTION = 2000
 MAX_STAFF_NAME = 255
 
 
-@pytest.fixture(autouse=True)
-async def _drain_agency_queues(flow_gateway, amqp, db):
-    """Leave the run's agency queues empty (they outlive a test; nothing consumes them here),
-    once the relay has published everything this test queued."""
-    yield
-    await wait_for(lambda: _outbox_empty(db), timeout=15)
-    channel = await amqp.channel()
-    for agency in (D1.organ_id, D2.organ_id):
-        queue = await channel.get_queue(flow_gateway.topology.agency_queue(agency), ensure=False)
-        await queue.purge()
-    await channel.close()
-
-
-async def _outbox_empty(db) -> bool:
-    return await db.fetchval("SELECT count(*) FROM outbox") == 0
+pytestmark = pytest.mark.usefixtures("drained_agency_queues")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 
 from gateway.api.auth import create_client
 from gateway.app import Gateway
-from signing.pool import WorkerCrashed
+from signing.pool import PoolUnavailable
 from signing.testpki.pdfs import make_pdf
 from tests.conftest import make_settings
 
@@ -63,7 +63,7 @@ async def test_pool_whose_workers_cannot_start_is_not_ready(
     try:
         pool = gw.judge.pool
         pool._initargs = (str(broken), None)  # every new worker fails in its initializer
-        with pytest.raises(WorkerCrashed):
+        with pytest.raises(PoolUnavailable):
             await pool.call(never_starts)
         status, body = await _ready(gw, aiohttp_client)
         assert status == 503

@@ -205,3 +205,33 @@ async def test_close_kills_a_busy_worker_at_once(key_config):
         await job
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def test_a_worker_killed_while_idle_does_not_fail_the_next_job(key_config):
+    """SIGKILL between jobs (the OOM killer, an operator): the next job never reached that
+    process, so it runs on a fresh worker instead of failing as if its PDF had crashed it."""
+    import signal
+
+    p = SigningPool(max_workers=1, key_config_path=key_config)
+    try:
+        pid = await p.call(os.getpid, limit=60)
+        os.kill(pid, signal.SIGKILL)
+        assert await p.call(abs, -7) == 7
+        assert pid not in p.worker_pids()
+    finally:
+        p.close()
+
+
+async def test_workers_that_cannot_start_are_the_pools_fault(tmp_path):
+    from signing.pool import PoolUnavailable
+
+    broken = tmp_path / "keys.json"
+    broken.write_text("{not json")
+    p = SigningPool(max_workers=1, key_config_path=broken)
+    try:
+        with pytest.raises(PoolUnavailable) as err:
+            await p.call(abs, 1)
+        assert err.value.code == "POOL_UNAVAILABLE"
+        assert p.health()["problem"] == "workers cannot start"
+    finally:
+        p.close()
