@@ -115,9 +115,25 @@ class PdfJudge:
                            report.to_json(), 0)
 
     async def judge(self, pdfs: dict[int, bytes]) -> DocumentVerdict:
-        ordinals = list(pdfs)
-        results = await asyncio.gather(*(self.judge_file(pdfs[o]) for o in ordinals))
-        files = dict(zip(ordinals, results, strict=True))
+        """Every PDF's verdict, judged concurrently. Once one PDF is stopped by a job limit
+        (PDF_TOO_COMPLEX, PDF_TIMEOUT, a crash) the document's decision is made: the PDFs not
+        yet started are not judged (``PDF_NOT_VERIFIED``), so that a package of fifty
+        hostile PDFs costs one round of job limits, not fifty."""
+        tasks = {o: asyncio.ensure_future(self.judge_file(pdfs[o])) for o in pdfs}
+        try:
+            for done in asyncio.as_completed(list(tasks.values())):
+                if _stopped_by_limit(await done):
+                    for task in tasks.values():
+                        task.cancel()
+                    break
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+        finally:
+            for task in tasks.values():
+                task.cancel()
+        files = {o: (t.result() if not t.cancelled() else _error_verdict(
+            "indeterminate", _NotVerified("not verified: another PDF of the document was"
+                                          " stopped by a job limit"), pdfs[o]))
+                 for o, t in tasks.items()}
         return DocumentVerdict(combine(list(files.values())), files)
 
     def close(self) -> None:
@@ -127,6 +143,19 @@ class PdfJudge:
 
 class _Crash(SigningError):
     code = "PDF_VERIFICATION_CRASHED"
+
+
+class _NotVerified(SigningError):
+    code = "PDF_NOT_VERIFIED"
+
+
+#: Codes of a PDF a job limit stopped.
+LIMIT_CODES = frozenset({"PDF_TOO_COMPLEX", "PDF_TIMEOUT", "PDF_VERIFICATION_CRASHED"})
+
+
+def _stopped_by_limit(file: FileVerdict) -> bool:
+    error = file.report.get("error")
+    return isinstance(error, dict) and error.get("code") in LIMIT_CODES
 
 
 def _error_verdict(verdict: str, exc: SigningError, data: bytes) -> FileVerdict:

@@ -111,7 +111,9 @@ def walk_pages(root) -> Iterator:
                 raise PdfUnreadableError(f"the page tree is deeper than {MAX_TREE_DEPTH} levels")
             kids = node.raw_get("/Kids") if "/Kids" in node else []
             kids = kids.get_object() if hasattr(kids, "get_object") else kids
-            stack.extend((kid, depth + 1) for kid in reversed(list(kids)))
+            if not isinstance(kids, list):
+                raise PdfUnreadableError("a page tree node's /Kids is not an array")
+            stack.extend((kid, depth + 1) for kid in reversed(kids))
             continue
         count += 1
         if count > MAX_PAGES:

@@ -36,7 +36,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from signing.errors import PdfTooComplexError, SigningError
+from signing.errors import PdfTooComplexError, PdfUnreadableError, SigningError
 from signing.keys import KeyStore, SignerRole
 from signing.sign import SigningServices, SignRequest, sign_with_services
 
@@ -106,6 +106,17 @@ def _portable_error(exc: SigningError) -> tuple:
     return ("error", cls.__module__, cls.__qualname__, exc.code, str(exc), exc.detail)
 
 
+def _unexpected(exc: Exception) -> tuple:
+    """An exception the libraries raised on this PDF that no rule expected (pyHanko's
+    ``TypeError`` on ``/AcroForm 5``, an ``IndexError`` on a two-number ``/Rect``…): the input
+    is one the library cannot process — ``PDF_UNREADABLE``, never a server error, and never a
+    fault that makes intake fetch the package again forever. Logged with its traceback."""
+    log.warning("unexpected error on a PDF", exc_info=exc)
+    return _portable_error(PdfUnreadableError(
+        f"cannot process the PDF ({type(exc).__name__}: {str(exc)[:200]})",
+        detail={"exception": type(exc).__name__}))
+
+
 def _worker_sign(pdf: bytes, request: SignRequest, alias: str):
     try:
         if _STORE is None:
@@ -115,6 +126,10 @@ def _worker_sign(pdf: bytes, request: SignRequest, alias: str):
         return ("ok", sign_with_services(pdf, request, key, _SERVICES))
     except SigningError as exc:
         return _portable_error(exc)
+    except (MemoryError, RecursionError):
+        raise  # answered PDF_TOO_COMPLEX by the job loop
+    except Exception as exc:
+        return _unexpected(exc)
 
 
 _CERT_FIELDS = ("trust_roots", "intermediates")
@@ -222,6 +237,10 @@ def _worker_verify(pdf: bytes, policy):
         return ("ok", _portable_report(_verifier_for(policy).verify(pdf)))
     except SigningError as exc:
         return _portable_error(exc)
+    except (MemoryError, RecursionError):
+        raise  # answered PDF_TOO_COMPLEX by the job loop
+    except Exception as exc:
+        return _unexpected(exc)
 
 
 def _worker_stats() -> dict:

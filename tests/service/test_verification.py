@@ -77,3 +77,29 @@ async def test_broken_timestamp_only_pdf_is_invalid(judge, judge_pki):
     stamped[stamped.index(b"/MediaBox") + 1] ^= 0x20  # "/mediaBox": a covered byte changed
     file = await judge.judge_file(bytes(stamped))
     assert file.verdict == "invalid"
+
+
+async def test_a_pdf_stopped_by_a_limit_ends_the_documents_judgement(judge, judge_pki):
+    """Once one PDF is stopped by a job limit the decision is made: the PDFs still waiting are
+    not judged, so a package of many hostile PDFs costs one round of limits."""
+    from tests.signing.hostile_pdfs import xref_stream_bomb
+
+    plain = make_pdf(1, "Công văn")
+    pdfs = {0: xref_stream_bomb(), **{i: plain for i in range(1, 6)}}
+    verdict = await judge.judge(pdfs)
+    assert verdict.files[0].report["error"]["code"] == "PDF_TOO_COMPLEX"
+    skipped = [o for o, f in verdict.files.items()
+               if f.report.get("error", {}).get("code") == "PDF_NOT_VERIFIED"]
+    assert len(skipped) >= 3  # one worker: the bomb ran first, at most one other started
+    assert verdict.verdict == "invalid"
+    assert judge.pool.pending == 0 or await _settles(judge.pool)
+
+
+async def _settles(pool) -> bool:
+    import asyncio
+
+    for _ in range(100):
+        if pool.pending == 0:
+            return True
+        await asyncio.sleep(0.05)
+    return False

@@ -71,3 +71,27 @@ def infinite_box() -> bytes:
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 1e300 842] >>",
     ], trailer=b"<< /Size 4 /Root 1 0 R >>")
+
+
+def _page_catalog(catalog_extra: bytes, pages: bytes = b"<< /Type /Pages /Kids [3 0 R]"
+                  b" /Count 1 >>") -> bytes:
+    return _assemble([
+        b"<< /Type /Catalog /Pages 2 0 R " + catalog_extra + b" >>",
+        pages,
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
+    ], trailer=b"<< /Size 4 /Root 1 0 R >>")
+
+
+def acroform_not_a_dictionary() -> bytes:
+    """``/AcroForm 5``: pyHanko's field enumeration raises TypeError on it."""
+    return _page_catalog(b"/AcroForm 5")
+
+
+def field_not_a_dictionary() -> bytes:
+    """``/AcroForm << /Fields [1] >>``: a field that is a number."""
+    return _page_catalog(b"/AcroForm << /Fields [1] >>")
+
+
+def kids_not_an_array() -> bytes:
+    """A page tree node whose ``/Kids`` is a number."""
+    return _page_catalog(b"", pages=b"<< /Type /Pages /Kids 5 /Count 1 >>")

@@ -96,3 +96,18 @@ async def test_timeout_answers_and_the_next_job_runs(key_config, plain_pdf):
         assert signed.field_name == "CompetentPerson"
     finally:
         p.close()
+
+
+@pytest.mark.parametrize("make", [hostile.acroform_not_a_dictionary,
+                                  hostile.field_not_a_dictionary, hostile.kids_not_an_array])
+async def test_structures_of_the_wrong_type_are_unreadable_not_a_crash(pool, policy, make):
+    """Library exceptions no rule expected (TypeError, AttributeError…) are the input's
+    PDF_UNREADABLE: never a 500, never a fault that makes intake fetch again forever."""
+    pdf = make()
+    with pytest.raises(PdfUnreadableError):
+        await bounded(pool.sign(pdf, SignRequest(role="competent_person"), "officer"))
+    try:
+        report = await bounded(pool.verify(pdf, policy))
+    except PdfUnreadableError:
+        return
+    assert report.signature_count == 0
