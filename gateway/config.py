@@ -172,6 +172,9 @@ class IntakePolicy(BaseModel):
     too_complex: IntakeAction = "reject"
     #: The agency seal belongs to another agency than the package's From (SIGNER_NOT_SENDER).
     signer_not_sender: IntakeAction = "reject"
+    #: The sender has a seal binding (``[[senders]]``) but the package carries no agency seal
+    #: (SEAL_MISSING): held, since a forgery signed by any trusted person looks like this.
+    unsealed: IntakeAction = "hold"
     #: A signature is indeterminate (untrusted CA, no usable revocation data, expired).
     indeterminate: IntakeAction = "route"
     #: No PDF carries a signature.

@@ -42,7 +42,14 @@ from gateway.db import audit
 from gateway.db.outbox import args as outbox_args
 from gateway.db.outbox import insert_when
 from gateway.edxml import EdocMessage, StatusMessage
-from gateway.intake_policy import Decision, SenderCheck, check_sender, decide, findings
+from gateway.intake_policy import (
+    Decision,
+    SenderCheck,
+    check_sender,
+    decide,
+    findings,
+    organ_key,
+)
 from gateway.intake_rules import (
     INLINE_PARSE_BYTES,
     REASONS_VI,
@@ -74,7 +81,7 @@ class Intake:
         self.settings = gateway.settings
         self.served = {a.code: a for a in gateway.settings.agencies}
         self.limits = edxml.Limits(max_document_size=gateway.settings.max_document_bytes)
-        self.bindings = {b.agency: b for b in gateway.settings.senders}
+        self.bindings = {organ_key(b.agency): b for b in gateway.settings.senders}
 
     # -- entry point ----------------------------------------------------------------------
     async def take(self, raw: bytes, arrival: Arrival) -> IntakeResult:

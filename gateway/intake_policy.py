@@ -10,7 +10,9 @@ code                        policy field           when
 ``PDF_TIMEOUT``                                    time) or killed its worker
 ``SIGNATURE_INVALID``       ``invalid``            a PDF signature is invalid
 ``SIGNER_NOT_SENDER``       ``signer_not_sender``  an agency seal is not a certificate of the
-                                                   package's ``From`` agency
+                                                   package's ``From`` agency (or is another
+                                                   agency's, when ``From`` has no binding)
+``SEAL_MISSING``            ``unsealed``           ``From`` has a binding, the package no seal
 ``SIGNATURE_INDETERMINATE`` ``indeterminate``      a signature cannot be decided now
 ``SIGNATURE_MISSING``       ``unsigned``           no PDF signature at all
 ``SENDER_NOT_BOUND``        ``unknown_sender``     no seal certificate configured for ``From``
@@ -23,7 +25,9 @@ The sender check (Decree 30/2020 Art. 5 and Appendix I: the agency's digital sig
 organisation's own): every signature a report classes as the agency's seal must be a
 certificate bound to the ``From`` agency in ``[[senders]]`` — by SHA-256, or by an ``O=`` /
 ``CN=`` pattern. A seal of the city on a package claiming to come from a district is
-``SIGNER_NOT_SENDER``, whoever signed it.
+``SIGNER_NOT_SENDER``, whoever signed it. Subject patterns count only for certificates that
+chain to a trust anchor (a self-made certificate can name any organisation); pinned SHA-256
+fingerprints count as they are.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ REASONS_VI = {
     "PDF_TOO_COMPLEX": "tệp PDF quá phức tạp để kiểm tra (vượt giới hạn bộ nhớ hoặc thời gian)",
     "SIGNATURE_INVALID": "chữ ký số trên văn bản không hợp lệ",
     "SIGNER_NOT_SENDER": "chữ ký số của cơ quan không thuộc cơ quan gửi văn bản",
+    "SEAL_MISSING": "văn bản không có chữ ký số của cơ quan gửi",
     "SIGNATURE_INDETERMINATE": "chưa xác định được hiệu lực của chữ ký số",
     "SIGNATURE_MISSING": "văn bản không có chữ ký số",
     "SENDER_NOT_BOUND": "chưa đăng ký chứng thư số của cơ quan gửi",
@@ -89,13 +94,18 @@ def agency_seals(reports: Iterable[Mapping]) -> list[dict]:
                 signer = sig.get("signer") or {}
                 seals.append({"field": sig.get("field"), "sha256": signer.get("sha256") or "",
                               "organization": signer.get("organization"),
-                              "common_name": signer.get("common_name")})
+                              "common_name": signer.get("common_name"),
+                              "trusted": sig.get("trusted") is True})
     return seals
 
 
 def _matches(seal: Mapping, binding: SenderBinding) -> bool:
+    """A pinned certificate matches as it is; a subject pattern only on a certificate that
+    chains to a trust anchor (anyone can make a certificate that says ``O=<any agency>``)."""
     if seal["sha256"] and seal["sha256"].lower() in binding.certificate_sha256:
         return True
+    if not seal.get("trusted"):
+        return False
     for pattern in binding.subjects:
         attr, _, glob = pattern.partition("=")
         value = seal["organization"] if attr.strip().upper() == "O" else seal["common_name"]
@@ -104,14 +114,31 @@ def _matches(seal: Mapping, binding: SenderBinding) -> bool:
     return False
 
 
+def organ_key(code: str) -> str:
+    """Agency codes compare without case and surrounding space (``000.00.01.h99`` is
+    ``000.00.01.H99``: a sender must not escape its binding by spelling)."""
+    return code.strip().casefold()
+
+
 def check_sender(sender: str, reports: Iterable[Mapping],
                  bindings: Mapping[str, SenderBinding]) -> SenderCheck:
-    """Are the agency seals on the package the ``sender``'s own?"""
+    """Are the agency seals on the package the ``sender``'s own? ``bindings`` by
+    :func:`organ_key`.
+
+    * ``mismatch``: a seal is not bound to the sender — or, when the sender has no binding,
+      a seal is bound to *another* agency (the city's seal on a package from an unknown code);
+    * ``missing``: the sender has a binding but the package carries no agency seal at all;
+    * ``unbound``: seals, none bound to anyone, and no binding for the sender;
+    * ``no_seal``: no seal and no binding; ``ok``: every seal is the sender's."""
     seals = agency_seals(reports)
+    binding = bindings.get(organ_key(sender))
     if not seals:
-        return SenderCheck("no_seal")
-    binding = bindings.get(sender)
+        return SenderCheck("missing" if binding is not None else "no_seal")
     if binding is None:
+        others = tuple({**s, "bound_to": [b.agency for b in bindings.values() if _matches(s, b)]}
+                       for s in seals)
+        if any(s["bound_to"] for s in others):
+            return SenderCheck("mismatch", others)
         return SenderCheck("unbound", tuple(seals))
     marked = tuple({**s, "bound": _matches(s, binding)} for s in seals)
     return SenderCheck("ok" if all(s["bound"] for s in marked) else "mismatch", marked)
@@ -131,6 +158,8 @@ def findings(verdict: str, file_reports: Iterable[Mapping], sender: SenderCheck)
     if sender.result == "mismatch":
         out.append(Finding("SIGNER_NOT_SENDER", "signer_not_sender",
                            REASONS_VI["SIGNER_NOT_SENDER"]))
+    if sender.result == "missing":
+        out.append(Finding("SEAL_MISSING", "unsealed", REASONS_VI["SEAL_MISSING"]))
     if verdict == "indeterminate":
         out.append(Finding("SIGNATURE_INDETERMINATE", "indeterminate",
                            REASONS_VI["SIGNATURE_INDETERMINATE"]))

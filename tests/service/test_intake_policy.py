@@ -1,0 +1,70 @@
+"""The pure rules of intake's decision (gateway.intake_policy): the sender check and the
+policy. Reports are the verification reports' JSON form, as intake sees them."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config import IntakePolicy, SenderBinding
+from gateway.intake_policy import check_sender, decide, findings, organ_key
+
+CITY, DISTRICT = "000.00.01.H99", "000.00.02.H99"
+BINDINGS = {organ_key(b.agency): b for b in (
+    SenderBinding(agency=CITY, subjects=["O=UBND thành phố*"]),
+    SenderBinding(agency=DISTRICT, certificate_sha256=["ab" * 32]),
+)}
+
+
+def report(*sigs: dict) -> dict:
+    return {"signatures": list(sigs)}
+
+
+def seal(org: str, *, trusted: bool = True, sha256: str = "cd" * 32) -> dict:
+    return {"kind": "signature", "role": "agency", "trusted": trusted,
+            "signer": {"organization": org, "common_name": org, "sha256": sha256}}
+
+
+def person(org: str) -> dict:
+    return {"kind": "signature", "role": "competent_person", "trusted": True,
+            "signer": {"organization": org, "common_name": "Nguyễn Văn A", "sha256": "ef" * 32}}
+
+
+@pytest.mark.parametrize(("sender", "reports", "result"), [
+    (CITY, [report(person("UBND thành phố X"), seal("UBND thành phố X"))], "ok"),
+    (CITY.lower(), [report(seal("UBND thành phố X"))], "ok"),  # codes compare without case
+    # a self-made certificate can name any organisation: patterns need a trusted chain
+    (CITY, [report(seal("UBND thành phố X", trusted=False))], "mismatch"),
+    (DISTRICT, [report(seal("Anything", trusted=False, sha256="ab" * 32))], "ok"),  # pinned
+    (DISTRICT, [report(seal("UBND thành phố X"))], "mismatch"),
+    # the city's seal on a package from a code nobody bound
+    ("000.00.77.H99", [report(seal("UBND thành phố X"))], "mismatch"),
+    ("000.00.77.H99", [report(seal("UBND huyện Lạ"))], "unbound"),
+    # a bound sender, a package signed only by a person: no seal at all
+    (CITY, [report(person("UBND thành phố X"))], "missing"),
+    ("000.00.77.H99", [report(person("UBND thành phố X"))], "no_seal"),
+    # every seal must be the sender's, in every PDF
+    (CITY, [report(seal("UBND thành phố X")), report(seal("UBND huyện Lạ"))], "mismatch"),
+])
+def test_sender_check(sender, reports, result):
+    assert check_sender(sender, reports, BINDINGS).result == result
+
+
+def test_strictest_action_wins_and_names_its_finding():
+    reports = [report(person("UBND thành phố X"))]
+    check = check_sender(CITY, reports, BINDINGS)
+    found = findings("indeterminate", reports, check)
+    assert [f.code for f in found] == ["SEAL_MISSING", "SIGNATURE_INDETERMINATE"]
+    decision = decide(found, IntakePolicy())
+    assert (decision.state, decision.code) == ("HELD", "SEAL_MISSING")
+    assert decision.flags == ("SEAL_MISSING", "SIGNATURE_INDETERMINATE")
+    assert decide(found, IntakePolicy(unsealed="route")).state == "ROUTED"
+    assert decide(found, IntakePolicy(unsealed="route", indeterminate="reject")).code == \
+        "SIGNATURE_INDETERMINATE"
+
+
+def test_a_pdf_stopped_by_a_limit_is_too_complex_whatever_else():
+    reports = [{"error": {"code": "PDF_TIMEOUT"}, "signatures": []},
+               report(seal("UBND thành phố X"))]
+    found = findings("invalid", reports, check_sender(CITY, reports, BINDINGS))
+    assert found[0].code == "PDF_TIMEOUT"
+    assert decide(found, IntakePolicy()).state == "REJECTED"
