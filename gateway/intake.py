@@ -116,16 +116,18 @@ class Intake:
 
     async def _known(self, conn: asyncpg.Connection,
                      ident: PackageIdentity) -> tuple[IntakeResult | None, uuid.UUID | None]:
-        """``(seen, conflicting)``: the stored package with this identity and content (a
-        duplicate: answer as before), else the first stored package with this identity and
-        other content (the new one conflicts with it), else ``(None, None)``. Rows stored
-        before content was recorded count as the same content."""
+        """``(seen, conflicting)``: this very package stored before (a duplicate: answer as
+        before), else the first stored package that owns this identity with other content (the
+        new one conflicts with it), else ``(None, None)``. Rows stored before content was
+        recorded count as the same content; rejected packages own no identity."""
+        keys = ident.stored_keys()
         rows = await conn.fetch(
             "SELECT id, state, reject_code, reject_reason, correlation_id, dedup_key,"
-            " content_sha256 FROM documents WHERE identity_key = $1 ORDER BY created_at, id",
-            ident.identity_key)
+            " identity_key, content_sha256 FROM documents"
+            " WHERE identity_key = $1 OR dedup_key = ANY($2::text[]) ORDER BY created_at, id",
+            ident.identity_key, keys)
         for row in rows:
-            if row["dedup_key"] == ident.dedup_key or row["content_sha256"] is None:
+            if row["dedup_key"] in keys or row["content_sha256"] is None:
                 return _result_of(row), None
         return None, (rows[0]["id"] if rows else None)
 
@@ -142,7 +144,7 @@ class Intake:
         async with self.gw.pool.acquire() as conn:
             seen, _ = await self._known(conn, ident)
         if seen is not None:
-            return await self._extend(seen, receivers)
+            return await self._extend(seen, receivers, header)
         try:
             return await self._store_edoc(msg, raw, sha, arrival, cid, header, digests, ident,
                                           receivers)
@@ -191,9 +193,9 @@ class Intake:
                                             arrival, cid, receivers, verdict, sender,
                                             decision, conflicting)
                 else:  # a package stored under another identity scheme has this key
-                    seen = await self._existing(conn, ident.dedup_key)
+                    seen = await self._existing(conn, _key_of(ident, decision))
         if seen is not None:
-            return await self._extend(seen, receivers)
+            return await self._extend(seen, receivers, header)
         self.gw.metrics.documents_received.labels(decision.state).inc()
         if decision.state == "CONFLICT":
             self.gw.metrics.intake_conflicts.inc()
@@ -261,9 +263,10 @@ class Intake:
         kind = bussiness_kind(msg)
         reports = [(uuid.uuid4(), attachments[o]["id"], f.verdict, f.summary_vi, f.report)
                    for o, f in verdict.files.items()]
+        owns_identity = decision.state != "REJECTED"
         return await conn.fetchval(
             _DOCUMENT_WITH_PARTS,
-            doc_id, ident.dedup_key, msg.document_id, arrival.axis, arrival.axis_doc_id,
+            doc_id, _key_of(ident, decision), msg.document_id, arrival.axis, arrival.axis_doc_id,
             msg.from_organ.organ_id, msg.from_organ.organ_name, msg.code.code_number,
             msg.code.code_notation, msg.subject, msg.document_type.type_name,
             msg.promulgation_info.promulgation_date, msg.due_date,
@@ -272,7 +275,7 @@ class Intake:
             *_columns(attachments, ("id", "ordinal", "content_id", "name", "description",
                                     "content_type", "size", "sha256", "data")),
             *_columns(reports, range(5)),
-            ident.identity_key, ident.content_sha256, conflicting,
+            ident.identity_key if owns_identity else None, ident.content_sha256, conflicting,
         ) or False
 
     async def _route(self, conn, m: RoutingMaterial, receivers: list[str],
@@ -293,28 +296,44 @@ class Intake:
                           agency_name=served.name if served else None, code=code,
                           description=text, axis=axis)
 
-    async def _extend(self, seen: IntakeResult, receivers: list[str]) -> IntakeResult:
+    async def _extend(self, seen: IntakeResult, receivers: list[str],
+                      header: dict) -> IntakeResult:
         """A package seen before: nothing new, unless it names a served agency the first copy
-        did not (a sender may send one package per receiver with the same DocumentId); then that
-        agency gets its delivery and its 01, in one transaction, as if it had come first."""
-        if seen.state != "ROUTED" or not receivers or seen.document_id is None:
+        did not (a sender may send one package per receiver with the same DocumentId). A routed
+        document gets that agency's delivery and 01 in one transaction, as if it had come first;
+        a held or conflicting one records the agency among its receivers (acknowledged with 01
+        when held), so that the operator's decision reaches it too."""
+        if seen.state not in ("ROUTED", "HELD", "CONFLICT") or not receivers \
+                or seen.document_id is None:
             return seen
         doc_id = seen.document_id
         async with self.gw.pool.acquire() as conn, conn.transaction():
             doc = await conn.fetchrow(
-                "SELECT id, sender_code, code_number, code_notation, promulgation_date,"
-                " edxml_document_id, correlation_id, axis FROM documents WHERE id = $1"
+                "SELECT id, state, sender_code, code_number, code_notation, promulgation_date,"
+                " edxml_document_id, correlation_id, axis, header FROM documents WHERE id = $1"
                 " FOR UPDATE", doc_id)
-            have = {r["agency_code"] for r in await conn.fetch(
-                "SELECT agency_code FROM deliveries WHERE document_id = $1", doc_id)}
+            if doc["state"] in ("HELD", "CONFLICT"):
+                named = {o.get("organ_id") for o in doc["header"].get("to_organs") or ()}
+                have = named & set(self.served)
+            else:
+                have = {r["agency_code"] for r in await conn.fetch(
+                    "SELECT agency_code FROM deliveries WHERE document_id = $1", doc_id)}
             missing = [r for r in receivers if r not in have]
             if not missing:
                 return seen
             timeline = Timeline(doc_id)
-            await self._route(conn, await load_material(conn, doc_id), missing, timeline)
             ref = DocumentRef.from_row(doc)
-            for code in missing:
-                await self._status(conn, ref, code, "01", RECEIVED_TEXT)
+            if doc["state"] in ("HELD", "CONFLICT"):
+                added = [o for o in header.get("to_organs") or () if o.get("organ_id") in missing]
+                await conn.execute(
+                    "UPDATE documents SET header = jsonb_set(header, '{to_organs}',"
+                    " coalesce(header->'to_organs', '[]'::jsonb) || $2::jsonb),"
+                    " updated_at = now() WHERE id = $1", doc_id, added)
+            else:
+                await self._route(conn, await load_material(conn, doc_id), missing, timeline)
+            if doc["state"] != "CONFLICT":  # a conflict is acknowledged when decided
+                for code in missing:
+                    await self._status(conn, ref, code, "01", RECEIVED_TEXT)
             timeline.add("receivers.added", None, {"agencies": missing})
             await timeline.write(conn)
         self.gw.wake_relays()
@@ -381,6 +400,15 @@ class Intake:
         async with self.gw.pool.acquire() as conn:
             doc_id = await record_inbound_status(conn, msg)  # on the timeline as status.inbound
         return IntakeResult(doc_id, "STATUS_RECORDED", False, cid)
+
+
+def _key_of(ident: PackageIdentity, decision: Decision) -> str:
+    """The ``dedup_key`` a package is stored under, by what intake decided."""
+    if decision.state != "REJECTED":
+        return ident.dedup_key
+    if decision.code == "NOT_ADDRESSED_TO_US":
+        return ident.unaddressed_key
+    return ident.rejected_key
 
 
 def _result_of(row) -> IntakeResult:

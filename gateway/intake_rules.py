@@ -104,6 +104,10 @@ class PackageIdentity:
     #: A revoke/update/replace: its identity already names its content (:func:`dedup_key`).
     business_action: bool = False
 
+    #: Receivers named by this copy (OrganIds): a rejection as not addressed to us is a fact
+    #: about them, not about the content.
+    receivers: tuple[str, ...] = ()
+
     @property
     def dedup_key(self) -> str:
         """The unique key of the stored package (``documents.dedup_key``)."""
@@ -111,10 +115,29 @@ class PackageIdentity:
             return self.identity_key
         return f"{self.identity_key}:c{self.content_sha256[:32]}"
 
+    @property
+    def rejected_key(self) -> str:
+        """The key of this package when rejected. A rejected package does not own its
+        identity (``identity_key`` NULL): a forgery or a copy damaged in transit, rejected
+        first, neither blocks the genuine package nor answers for it."""
+        return f"{self.dedup_key}:rejected"
+
+    @property
+    def unaddressed_key(self) -> str:
+        """The key of this copy when rejected as not addressed to us: its receivers are part
+        of it, so that the same content for a served receiver is not its duplicate."""
+        to = hashlib.sha256(",".join(sorted(self.receivers)).encode()).hexdigest()[:16]
+        return f"{self.dedup_key}:unaddressed:{to}"
+
+    def stored_keys(self) -> list[str]:
+        """Every key under which this very package may already be stored."""
+        return [self.dedup_key, self.rejected_key, self.unaddressed_key]
+
 
 def identify(msg: EdocMessage, header: dict, digests: list[str]) -> PackageIdentity:
     return PackageIdentity(dedup_key(msg, header, digests), content_sha256(header, digests),
-                           bussiness_kind(msg) != BussinessDocType.NEW)
+                           bussiness_kind(msg) != BussinessDocType.NEW,
+                           tuple(o.organ_id for o in msg.to_organs))
 
 
 def dedup_key(msg: EdocMessage, header: dict, digests: list[str]) -> str:

@@ -103,8 +103,43 @@ async def test_a_rejected_forgery_does_not_answer_for_the_genuine_one(make_gatew
         genuine.attachments[0], data=tamper(pdf, "Cong van")),))
     first = await push(client, headers, package(altered))
     assert first["error"]["code"] == "SIGNATURE_INVALID"
+    again = await push(client, headers, package(altered))  # its repeat: the same answer
+    assert again["error"]["code"] == "SIGNATURE_INVALID"
     second = await push(client, headers, package(genuine))
-    assert second.get("state") == "CONFLICT", second  # not the forgery's 422
+    # a rejected package owns no identity: the genuine one goes on as if it came first
+    assert second.get("state") == "ROUTED" and second["duplicate"] is False, second
+
+
+async def test_a_copy_for_an_unserved_agency_does_not_answer_for_ours(make_gateway, pki):
+    _, client, headers = await make_gateway()
+    pdf = await signed_pdf(pki, "Gui nham")
+    elsewhere = edoc(SENDER, [organ(OTHER)], pdf, number=7011)
+    first = await push(client, headers, package(elsewhere))
+    assert first["error"]["code"] == "NOT_ADDRESSED_TO_US"
+    ours = await push(client, headers, package(dataclasses.replace(elsewhere,
+                                                                    to_organs=(D1,))))
+    assert ours["state"] == "ROUTED" and ours["duplicate"] is False
+
+
+async def test_a_copy_for_another_receiver_of_a_held_document_is_kept(make_gateway, db, pki):
+    _, client, headers = await make_gateway(intake={"unknown_sender": "hold"})
+    operator = {"Authorization": "Bearer " + (await create_client(
+        db, name="ops2", role="operator")).token}
+    pdf = await signed_pdf(pki, "Hai ban")
+    to_d1 = edoc(SENDER, [D1], pdf, number=7012)
+    held = await push(client, headers, package(to_d1))
+    assert held["state"] == "HELD"
+    copy = await push(client, headers, package(dataclasses.replace(to_d1, to_organs=(D2,))))
+    assert copy["duplicate"] is True and copy["state"] == "HELD"
+    doc_id = uuid.UUID(held["document_id"])
+    codes = {r["agency_code"] for r in await db.fetch(
+        "SELECT agency_code FROM status_events WHERE document_id = $1 AND status_code = '01'",
+        doc_id)}
+    assert codes == {D1.organ_id, D2.organ_id}  # each copy acknowledged on arrival
+    resp = await client.post(f"/v1/documents/{doc_id}/resolution", json={"action": "route"},
+                             headers=operator)
+    assert resp.status == 200 and set((await resp.json())["receivers"]) == {
+        D1.organ_id, D2.organ_id}
 
 
 async def test_same_content_for_another_receiver_is_the_same_document(make_gateway, db, pki):
