@@ -40,7 +40,6 @@ import asyncpg
 from gateway import edxml
 from gateway.db import audit
 from gateway.db.outbox import args as outbox_args
-from gateway.db.outbox import insert_when
 from gateway.edxml import EdocMessage, StatusMessage
 from gateway.intake_policy import (
     Decision,
@@ -63,6 +62,13 @@ from gateway.intake_rules import (
     identify,
     salvage,
     sha256_hex,
+)
+from gateway.intake_store import (
+    DELIVERY_WITH_MESSAGE,
+    DOCUMENT_WITH_PARTS,
+    Timeline,
+    attachment_rows,
+    columns,
 )
 from gateway.logs import correlation
 from gateway.routing import RoutingMaterial, load_material, signature_summary
@@ -176,7 +182,7 @@ class Intake:
                           receivers: list[str]) -> IntakeResult:
         verdict, sender, decision = await self._judge(msg, receivers)
         doc_id = uuid.uuid4()
-        attachments = _attachment_rows(msg, digests)
+        attachments = attachment_rows(msg, digests)
         seen = None
         async with self.gw.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
@@ -265,16 +271,16 @@ class Intake:
                    for o, f in verdict.files.items()]
         owns_identity = decision.state != "REJECTED"
         return await conn.fetchval(
-            _DOCUMENT_WITH_PARTS,
+            DOCUMENT_WITH_PARTS,
             doc_id, _key_of(ident, decision), msg.document_id, arrival.axis, arrival.axis_doc_id,
             msg.from_organ.organ_id, msg.from_organ.organ_name, msg.code.code_number,
             msg.code.code_notation, msg.subject, msg.document_type.type_name,
             msg.promulgation_info.promulgation_date, msg.due_date,
             msg.other_info.priority if msg.other_info else None, int(kind),
             decision.state, decision.code, decision.reason, verdict.verdict, cid, header, sha, raw,
-            *_columns(attachments, ("id", "ordinal", "content_id", "name", "description",
+            *columns(attachments, ("id", "ordinal", "content_id", "name", "description",
                                     "content_type", "size", "sha256", "data")),
-            *_columns(reports, range(5)),
+            *columns(reports, range(5)),
             ident.identity_key if owns_identity else None, ident.content_sha256, conflicting,
         ) or False
 
@@ -285,7 +291,7 @@ class Intake:
             delivery_id, message_id = uuid.uuid4(), uuid.uuid4()
             message = self.gw.router.message(m, agency, delivery_id=delivery_id,
                                              message_id=message_id)
-            await conn.execute(_DELIVERY_WITH_MESSAGE, delivery_id, m.document_id, agency,
+            await conn.execute(DELIVERY_WITH_MESSAGE, delivery_id, m.document_id, agency,
                                message_id, *outbox_args(message))
             timeline.add("routed", agency, {"delivery_id": str(delivery_id)})
 
@@ -417,94 +423,3 @@ def _result_of(row) -> IntakeResult:
     return IntakeResult(row["id"], state, True, row["correlation_id"], row["reject_code"],
                         row["reject_reason"],
                         unprocessable=(row["reject_code"] or "").startswith("EDXML_"))
-
-
-#: A delivery and its queue message in the outbox, in one statement.
-_DELIVERY_WITH_MESSAGE = f"""
-WITH delivery AS (
-    INSERT INTO deliveries (id, document_id, agency_code, message_id) VALUES ($1, $2, $3, $4)
-    RETURNING id
-), queued AS ({insert_when("delivery", 5)})
-SELECT 1
-"""
-
-
-#: An inbound document with its attachments and their signature reports, in one statement
-#: (the parts only if the document row was new: a concurrent intake of the same package may
-#: have won the race on ``dedup_key``).
-_DOCUMENT_WITH_PARTS = """
-WITH doc AS (
-    INSERT INTO documents (id, direction, dedup_key, edxml_document_id, axis, axis_doc_id,
-        sender_code, sender_name, code_number, code_notation, subject, type_name,
-        promulgation_date, due_date, priority, bussiness_doc_type, state, reject_code,
-        reject_reason, signature_verdict, correlation_id, header, edxml_sha256, edxml,
-        identity_key, content_sha256, conflicts_with)
-    VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-            $17, $18, $19, $20, $21, $22, $23, $38, $39, $40)
-    ON CONFLICT (dedup_key) DO NOTHING RETURNING id
-), parts AS (
-    INSERT INTO attachments (id, document_id, ordinal, content_id, name, description,
-                             content_type, size, sha256, data)
-    SELECT a.id, doc.id, a.ordinal, a.content_id, a.name, a.description, a.content_type,
-           a.size, a.sha256, a.data
-    FROM doc, unnest($24::uuid[], $25::int[], $26::text[], $27::text[], $28::text[],
-                     $29::text[], $30::bigint[], $31::text[], $32::bytea[])
-              AS a(id, ordinal, content_id, name, description, content_type, size, sha256, data)
-), reports AS (
-    INSERT INTO signature_reports (id, document_id, attachment_id, verdict, summary, report)
-    SELECT r.id, doc.id, r.attachment_id, r.verdict, r.summary, r.report
-    FROM doc, unnest($33::uuid[], $34::uuid[], $35::text[], $36::text[], $37::jsonb[])
-              AS r(id, attachment_id, verdict, summary, report)
-)
-SELECT true FROM doc
-"""
-
-
-def _attachment_rows(msg: EdocMessage, digests: list[str]) -> list[dict]:
-    return [{"id": uuid.uuid4(), "ordinal": ordinal, "content_id": att.content_id,
-             "name": att.name, "description": att.description,
-             "content_type": att.content_type, "size": att.size, "sha256": digest,
-             "data": att.data}
-            for ordinal, (att, digest) in enumerate(zip(msg.attachments, digests, strict=True))]
-
-
-def _columns(rows: list, keys) -> list[list]:
-    """Rows (dicts or tuples) as one list per key: the arrays ``unnest`` turns back into rows."""
-    return [[r[k] for r in rows] for k in keys]
-
-
-#: A document's timeline events (in order) and an audit entry, in one statement.
-_EVENTS_AND_AUDIT = f"""
-WITH events AS (
-    INSERT INTO document_events (document_id, event, agency_code, detail)
-    SELECT $1, e.event, e.agency_code, e.detail
-    FROM unnest($2::text[], $3::text[], $4::jsonb[]) WITH ORDINALITY
-         AS e(event, agency_code, detail, n)
-    ORDER BY e.n
-), {audit.append_when(None, 5)}
-SELECT 1
-"""
-
-
-class Timeline:
-    """The timeline events (``document_events``) of one intake transaction, written in one
-    round trip, in the order they were added (with the transaction's audit entry, if any)."""
-
-    def __init__(self, document_id: uuid.UUID) -> None:
-        self.document_id = document_id
-        self.rows: list[tuple] = []
-
-    def add(self, event: str, agency: str | None, detail: dict) -> None:
-        self.rows.append((self.document_id, event, agency, detail))
-
-    async def write(self, conn: asyncpg.Connection,
-                    audit_entry: audit.AuditEntry | None = None) -> None:
-        if audit_entry is not None:
-            await conn.execute(_EVENTS_AND_AUDIT, self.document_id,
-                               [r[1] for r in self.rows], [r[2] for r in self.rows],
-                               [r[3] for r in self.rows], *audit_entry.args())
-        elif self.rows:
-            await conn.executemany(
-                "INSERT INTO document_events (document_id, event, agency_code, detail)"
-                " VALUES ($1, $2, $3, $4)", self.rows)
-        self.rows = []

@@ -1,0 +1,104 @@
+"""The statements intake writes with (one round trip each) and the timeline it collects.
+
+Kept apart from :mod:`gateway.intake`, which decides; this module only knows the tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from gateway.db import audit
+from gateway.db.outbox import insert_when
+from gateway.edxml import EdocMessage
+
+#: A delivery and its queue message in the outbox, in one statement.
+DELIVERY_WITH_MESSAGE = f"""
+WITH delivery AS (
+    INSERT INTO deliveries (id, document_id, agency_code, message_id) VALUES ($1, $2, $3, $4)
+    RETURNING id
+), queued AS ({insert_when("delivery", 5)})
+SELECT 1
+"""
+
+
+#: An inbound document with its attachments and their signature reports, in one statement
+#: (the parts only if the document row was new: a concurrent intake of the same package may
+#: have won the race on ``dedup_key``).
+DOCUMENT_WITH_PARTS = """
+WITH doc AS (
+    INSERT INTO documents (id, direction, dedup_key, edxml_document_id, axis, axis_doc_id,
+        sender_code, sender_name, code_number, code_notation, subject, type_name,
+        promulgation_date, due_date, priority, bussiness_doc_type, state, reject_code,
+        reject_reason, signature_verdict, correlation_id, header, edxml_sha256, edxml,
+        identity_key, content_sha256, conflicts_with)
+    VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+            $17, $18, $19, $20, $21, $22, $23, $38, $39, $40)
+    ON CONFLICT (dedup_key) DO NOTHING RETURNING id
+), parts AS (
+    INSERT INTO attachments (id, document_id, ordinal, content_id, name, description,
+                             content_type, size, sha256, data)
+    SELECT a.id, doc.id, a.ordinal, a.content_id, a.name, a.description, a.content_type,
+           a.size, a.sha256, a.data
+    FROM doc, unnest($24::uuid[], $25::int[], $26::text[], $27::text[], $28::text[],
+                     $29::text[], $30::bigint[], $31::text[], $32::bytea[])
+              AS a(id, ordinal, content_id, name, description, content_type, size, sha256, data)
+), reports AS (
+    INSERT INTO signature_reports (id, document_id, attachment_id, verdict, summary, report)
+    SELECT r.id, doc.id, r.attachment_id, r.verdict, r.summary, r.report
+    FROM doc, unnest($33::uuid[], $34::uuid[], $35::text[], $36::text[], $37::jsonb[])
+              AS r(id, attachment_id, verdict, summary, report)
+)
+SELECT true FROM doc
+"""
+
+
+def attachment_rows(msg: EdocMessage, digests: list[str]) -> list[dict]:
+    return [{"id": uuid.uuid4(), "ordinal": ordinal, "content_id": att.content_id,
+             "name": att.name, "description": att.description,
+             "content_type": att.content_type, "size": att.size, "sha256": digest,
+             "data": att.data}
+            for ordinal, (att, digest) in enumerate(zip(msg.attachments, digests, strict=True))]
+
+
+def columns(rows: list, keys) -> list[list]:
+    """Rows (dicts or tuples) as one list per key: the arrays ``unnest`` turns back into rows."""
+    return [[r[k] for r in rows] for k in keys]
+
+
+#: A document's timeline events (in order) and an audit entry, in one statement.
+EVENTS_AND_AUDIT = f"""
+WITH events AS (
+    INSERT INTO document_events (document_id, event, agency_code, detail)
+    SELECT $1, e.event, e.agency_code, e.detail
+    FROM unnest($2::text[], $3::text[], $4::jsonb[]) WITH ORDINALITY
+         AS e(event, agency_code, detail, n)
+    ORDER BY e.n
+), {audit.append_when(None, 5)}
+SELECT 1
+"""
+
+
+class Timeline:
+    """The timeline events (``document_events``) of one intake transaction, written in one
+    round trip, in the order they were added (with the transaction's audit entry, if any)."""
+
+    def __init__(self, document_id: uuid.UUID) -> None:
+        self.document_id = document_id
+        self.rows: list[tuple] = []
+
+    def add(self, event: str, agency: str | None, detail: dict) -> None:
+        self.rows.append((self.document_id, event, agency, detail))
+
+    async def write(self, conn: asyncpg.Connection,
+                    audit_entry: audit.AuditEntry | None = None) -> None:
+        if audit_entry is not None:
+            await conn.execute(EVENTS_AND_AUDIT, self.document_id,
+                               [r[1] for r in self.rows], [r[2] for r in self.rows],
+                               [r[3] for r in self.rows], *audit_entry.args())
+        elif self.rows:
+            await conn.executemany(
+                "INSERT INTO document_events (document_id, event, agency_code, detail)"
+                " VALUES ($1, $2, $3, $4)", self.rows)
+        self.rows = []
