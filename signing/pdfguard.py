@@ -37,8 +37,65 @@ MAX_TREE_DEPTH = 64
 #: Most pages walked in one page tree.
 MAX_PAGES = 100_000
 
-_SIZE = re.compile(rb"/Size[\s\0]*(\d{1,24})")
-_INDEX = re.compile(rb"/Index[\s\0]*\[([\d\s\0]{0,65536})\]")
+#: ``/Size`` and ``/Index`` written plainly, and names with ``#xx`` escapes (ISO 32000-1
+#: §7.3.5: ``/S#69ze`` is ``/Size``), which are decoded and compared.
+_END = rb"(?=[\s\0/\[\]<>(){}%]|$)"  # a name ends at white space or a delimiter (§7.2.2)
+_PLAIN = re.compile(rb"/(Size|Index)" + _END)
+_ESCAPED = re.compile(rb"/([A-Za-z0-9#]{0,40}#[0-9A-Fa-f]{2}[A-Za-z0-9#]{0,40})" + _END)
+_WHITE = b" \t\r\n\f\0"
+_NUMBER = re.compile(rb"[+-]?(\d*)(?:\.\d*)?")
+#: Most numbers read from one /Index array (a real one has two per subsection).
+MAX_INDEX_NUMBERS = 200_000
+
+
+def _skip(pdf: bytes, at: int) -> int:
+    """Past white space and comments (§7.2.3: a comment runs to the end of its line)."""
+    while at < len(pdf):
+        if pdf[at] in _WHITE:
+            at += 1
+        elif pdf[at] == 0x25:  # %
+            while at < len(pdf) and pdf[at] not in b"\r\n":
+                at += 1
+        else:
+            break
+    return at
+
+
+def _number(pdf: bytes, at: int) -> tuple[int | None, int]:
+    """``(value, end)`` of the number at ``at`` (None if there is none); leading zeros and a
+    sign are read as a PDF reader reads them, a fraction is dropped."""
+    match = _NUMBER.match(pdf, at)
+    if match is None or match.end() == at or not match.group(1):
+        return None, at
+    digits = match.group(1).lstrip(b"0") or b"0"
+    value = int(digits) if len(digits) <= 18 else 10 ** 18  # beyond any limit anyway
+    return (-value if pdf[at] == 0x2D else value), match.end()
+
+
+def _declared_after(pdf: bytes, name: bytes, at: int) -> int:
+    """How many objects the value after ``/Size`` or ``/Index`` at ``at`` declares."""
+    at = _skip(pdf, at)
+    if name == b"Size":
+        value, _ = _number(pdf, at)
+        return max(value or 0, 0)
+    if at >= len(pdf) or pdf[at] != 0x5B:  # [
+        return 0
+    numbers: list[int] = []
+    at += 1
+    while len(numbers) <= MAX_INDEX_NUMBERS:
+        at = _skip(pdf, at)
+        value, end = _number(pdf, at)
+        if value is None:
+            break
+        numbers.append(max(value, 0))
+        at = end
+    if len(numbers) > MAX_INDEX_NUMBERS:
+        return MAX_OBJECTS + 1
+    return sum(numbers[1::2])
+
+
+def _unescape(name: bytes) -> bytes:
+    return re.sub(rb"#([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), name)
 
 
 def plausible_objects(size: int) -> int:
@@ -49,14 +106,17 @@ def plausible_objects(size: int) -> int:
 
 def check_declared_objects(pdf: bytes) -> None:
     """Refuse a PDF whose cross-reference sections declare more objects than any PDF of its
-    size can hold (:class:`PdfTooComplexError`, code ``PDF_TOO_COMPLEX``)."""
+    size can hold (:class:`PdfTooComplexError`, code ``PDF_TOO_COMPLEX``). Reads ``/Size`` and
+    ``/Index`` the way a reader does: escaped names, comments between key and value, signs
+    and leading zeros. (What still hides from it meets the job's memory and time limits.)"""
     limit = plausible_objects(len(pdf))
     declared = 0
-    for match in _SIZE.finditer(pdf):
-        declared = max(declared, int(match.group(1)))
-    for match in _INDEX.finditer(pdf):
-        numbers = [int(n) for n in match.group(1).split()]
-        declared = max(declared, sum(numbers[1::2]))
+    for match in _PLAIN.finditer(pdf):
+        declared = max(declared, _declared_after(pdf, match.group(1), match.end()))
+    for match in _ESCAPED.finditer(pdf):  # only names with an escape: rare in real files
+        name = _unescape(match.group(1))
+        if name in (b"Size", b"Index"):
+            declared = max(declared, _declared_after(pdf, name, match.end()))
     if declared > limit:
         raise PdfTooComplexError(
             f"the PDF declares {declared} objects; a file of {len(pdf)} bytes holds at most"

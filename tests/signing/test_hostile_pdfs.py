@@ -111,3 +111,27 @@ async def test_structures_of_the_wrong_type_are_unreadable_not_a_crash(pool, pol
     except PdfUnreadableError:
         return
     assert report.signature_count == 0
+
+
+@pytest.mark.parametrize("disguise", [
+    b"/Size 0000000000000000000000002000000000", b"/Size +2000000000",
+    b"/Size %a comment\n2000000000", b"/S#69ze 2000000000", b"/Siz#65\t2000000000",
+    b"/Ind#65x [0 2000000000]", b"/Index [0 %c\r 2000000000]",
+    b"/Index [" + b" " * 70_000 + b"0 2000000000]",
+])
+def test_declared_object_count_is_read_as_a_reader_reads_it(disguise):
+    """Escaped names, comments, signs, leading zeros and padding do not hide a declaration
+    (ISO 32000-1 §7.2.3, §7.3.3, §7.3.5): the check reads the value as a reader would."""
+    from signing.errors import PdfTooComplexError
+    from signing.pdfguard import check_declared_objects
+
+    with pytest.raises(PdfTooComplexError):
+        check_declared_objects(b"%PDF-1.5\n1 0 obj\n<< /Type /XRef " + disguise + b" >>\n")
+
+
+def test_ordinary_uses_of_the_same_names_are_not_declarations():
+    from signing.pdfguard import check_declared_objects
+
+    check_declared_objects(b"%PDF-1.5\n<< /FunctionType 0 /Size [2000000000 2] >>"
+                           b" [/Indexed /DeviceRGB 2000000000 <00>] /Sizes 2000000000"
+                           b" /Size 12 /Index [0 12]")
