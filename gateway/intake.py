@@ -80,6 +80,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+class IntakeRace(Exception):
+    """Another intake changed what owns a package's identity while this one stored it (a
+    transaction rolled back under it): nothing was written; the package is taken in again
+    (the axis offers it again; a push answers 503)."""
+
+    code = "INTAKE_RACE"
+
 class Intake:
     def __init__(self, gateway: Gateway, judge: PdfJudge) -> None:
         self.gw = gateway
@@ -130,7 +138,8 @@ class Intake:
         rows = await conn.fetch(
             "SELECT id, state, reject_code, reject_reason, correlation_id, dedup_key,"
             " identity_key, content_sha256 FROM documents"
-            " WHERE identity_key = $1 OR dedup_key = ANY($2::text[]) ORDER BY created_at, id",
+            " WHERE (identity_key = $1 AND conflicts_with IS NULL) OR dedup_key = ANY($2::text[])"
+            " ORDER BY created_at, id",
             ident.identity_key, keys)
         for row in rows:
             if row["dedup_key"] in keys or row["content_sha256"] is None:
@@ -148,12 +157,12 @@ class Intake:
         receivers = list(dict.fromkeys(o.organ_id for o in msg.to_organs
                                        if o.organ_id in self.served))
         async with self.gw.pool.acquire() as conn:
-            seen, _ = await self._known(conn, ident)
+            seen, owner = await self._known(conn, ident)
         if seen is not None:
             return await self._extend(seen, receivers, header)
         try:
             return await self._store_edoc(msg, raw, sha, arrival, cid, header, digests, ident,
-                                          receivers)
+                                          receivers, owner)
         except asyncpg.DataError as exc:  # a value the database cannot hold: never storable
             return await self._reject_malformed(raw, sha, edxml.EdxmlValueError(
                 "EDXML_VALUE_OUT_OF_RANGE", f"a value does not fit: {exc}"), arrival, cid)
@@ -179,27 +188,40 @@ class Intake:
 
     async def _store_edoc(self, msg: EdocMessage, raw: bytes, sha: str, arrival: Arrival,
                           cid: str, header: dict, digests: list[str], ident: PackageIdentity,
-                          receivers: list[str]) -> IntakeResult:
+                          receivers: list[str], owner: uuid.UUID | None) -> IntakeResult:
         verdict, sender, decision = await self._judge(msg, receivers)
         doc_id = uuid.uuid4()
         attachments = attachment_rows(msg, digests)
-        seen = None
+        seen = conflicting = None
+        if owner is not None and decision.state == "REJECTED" \
+                and decision.code != "NOT_ADDRESSED_TO_US":
+            # a damaged or forged copy of a document already taken in: the sender is not told
+            # that "its" document was refused; an operator sees both
+            decision = Decision("CONFLICT", "DOCUMENT_ID_CONFLICT",
+                                REASONS_VI["DOCUMENT_ID_CONFLICT"], decision.flags)
         async with self.gw.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                               ident.identity_key)
-            seen, conflicting = await self._known(conn, ident)
-            if seen is None:
-                if conflicting is not None:
+            # the common path is one statement; it writes nothing when the same package is
+            # stored already or another package owns the identity (a concurrent insert of
+            # either is waited for), and only then is what is stored looked at
+            conflicting = owner if decision.state == "CONFLICT" else None
+            inserted = await self._insert_document(conn, doc_id, ident, msg, header, raw, sha,
+                                                   arrival, cid, verdict, decision,
+                                                   attachments, conflicting)
+            if not inserted:
+                seen, conflicting = await self._known(conn, ident)
+                if seen is None:
+                    if conflicting is None:  # the owner went away (rolled back): try later
+                        raise IntakeRace(f"identity {ident.identity_key} changed hands")
                     decision = Decision("CONFLICT", "DOCUMENT_ID_CONFLICT",
                                         REASONS_VI["DOCUMENT_ID_CONFLICT"], decision.flags)
-                if await self._insert_document(conn, doc_id, ident, msg, header, raw, sha,
-                                               arrival, cid, verdict, decision, attachments,
-                                               conflicting):
-                    await self._write_parts(conn, doc_id, msg, header, attachments, sha,
-                                            arrival, cid, receivers, verdict, sender,
-                                            decision, conflicting)
-                else:  # a package stored under another identity scheme has this key
-                    seen = await self._existing(conn, _key_of(ident, decision))
+                    inserted = await self._insert_document(
+                        conn, doc_id, ident, msg, header, raw, sha, arrival, cid, verdict,
+                        decision, attachments, conflicting)
+                    if not inserted:
+                        raise IntakeRace(f"package {ident.dedup_key} stored meanwhile")
+            if inserted:
+                await self._write_parts(conn, doc_id, msg, header, attachments, sha, arrival,
+                                        cid, receivers, verdict, sender, decision, conflicting)
         if seen is not None:
             return await self._extend(seen, receivers, header)
         self.gw.metrics.documents_received.labels(decision.state).inc()

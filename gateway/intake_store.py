@@ -24,8 +24,9 @@ SELECT 1
 
 
 #: An inbound document with its attachments and their signature reports, in one statement
-#: (the parts only if the document row was new: a concurrent intake of the same package may
-#: have won the race on ``dedup_key``).
+#: (the parts only if the document row was new: the same package may be stored already —
+#: ``dedup_key`` — or another package may own its identity — ``documents_identity_owner``;
+#: a concurrent insert of either is waited for, then nothing is written).
 DOCUMENT_WITH_PARTS = """
 WITH doc AS (
     INSERT INTO documents (id, direction, dedup_key, edxml_document_id, axis, axis_doc_id,
@@ -35,7 +36,7 @@ WITH doc AS (
         identity_key, content_sha256, conflicts_with)
     VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
             $17, $18, $19, $20, $21, $22, $23, $38, $39, $40)
-    ON CONFLICT (dedup_key) DO NOTHING RETURNING id
+    ON CONFLICT DO NOTHING RETURNING id
 ), parts AS (
     INSERT INTO attachments (id, document_id, ordinal, content_id, name, description,
                              content_type, size, sha256, data)

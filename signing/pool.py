@@ -374,6 +374,9 @@ class SigningPool:
         raise AssertionError("unreachable")
 
     async def _start(self, worker: _Worker) -> None:
+        process = worker.process
+        if process is not None and process.is_alive():  # the usual case: no thread hop
+            return
         try:
             await self._in_thread(worker.ensure_started)
         except _Died:

@@ -257,3 +257,34 @@ async def test_operator_routes_a_held_document_and_rejects_a_conflict(make_gatew
     assert "resolved" in events_
     assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'document.resolve'"
                              ) == 2
+
+
+async def test_a_damaged_copy_after_the_genuine_one_is_a_conflict_not_a_02(make_gateway, db,
+                                                                          pki):
+    _, client, headers = await make_gateway()
+    pdf = await signed_pdf(pki, "That truoc")
+    genuine = edoc(SENDER, [D1], pdf, number=7013)
+    first = await push(client, headers, package(genuine))
+    assert first["state"] == "ROUTED"
+    damaged = dataclasses.replace(genuine, attachments=(dataclasses.replace(
+        genuine.attachments[0], data=tamper(pdf, "That truoc")),))
+    second = await push(client, headers, package(damaged))
+    assert second.get("state") == "CONFLICT", second
+    codes = [r["status_code"] for r in await db.fetch(
+        "SELECT status_code FROM status_events WHERE document_id = $1",
+        uuid.UUID(second["document_id"]))]
+    assert codes == []  # the sender is not told that its (accepted) document was refused
+
+
+async def test_two_packages_of_one_identity_at_once_one_owner_one_conflict(make_gateway, db,
+                                                                          pki):
+    import asyncio
+
+    _, client, headers = await make_gateway()
+    one = edoc(SENDER, [D1], await signed_pdf(pki, "Mot"), number=7014)
+    other = dataclasses.replace(one, subject="Cùng mã, khác nội dung")
+    for _ in range(3):
+        await db.execute("DELETE FROM documents WHERE edxml_document_id = $1", one.document_id)
+        results = await asyncio.gather(push(client, headers, package(one)),
+                                       push(client, headers, package(other)))
+        assert sorted(r["state"] for r in results) == ["CONFLICT", "ROUTED"], results
