@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import hashlib
 import importlib
 import logging
@@ -117,19 +118,32 @@ def _unexpected(exc: Exception) -> tuple:
         detail={"exception": type(exc).__name__}))
 
 
+def _pdf_job(fn):
+    """A job on a PDF: its result as ``("ok", value)``, a :class:`SigningError` in portable
+    form, any other library exception as the input's ``PDF_UNREADABLE`` (:func:`_unexpected`);
+    ``MemoryError`` and ``RecursionError`` go on to the job loop (``PDF_TOO_COMPLEX``)."""
+
+    @functools.wraps(fn)
+    def run(*args):
+        try:
+            return ("ok", fn(*args))
+        except SigningError as exc:
+            return _portable_error(exc)
+        except (MemoryError, RecursionError):
+            raise
+        except Exception as exc:
+            return _unexpected(exc)
+
+    return run
+
+
+@_pdf_job
 def _worker_sign(pdf: bytes, request: SignRequest, alias: str):
-    try:
-        if _STORE is None:
-            raise SigningError("signing pool has no key configuration", code="POOL_NO_KEYS")
-        key = _STORE.get(alias)
-        check_role(key.role, request.role, alias)
-        return ("ok", sign_with_services(pdf, request, key, _SERVICES))
-    except SigningError as exc:
-        return _portable_error(exc)
-    except (MemoryError, RecursionError):
-        raise  # answered PDF_TOO_COMPLEX by the job loop
-    except Exception as exc:
-        return _unexpected(exc)
+    if _STORE is None:
+        raise SigningError("signing pool has no key configuration", code="POOL_NO_KEYS")
+    key = _STORE.get(alias)
+    check_role(key.role, request.role, alias)
+    return sign_with_services(pdf, request, key, _SERVICES)
 
 
 _CERT_FIELDS = ("trust_roots", "intermediates")
@@ -232,15 +246,9 @@ def _portable_report(report):
         dataclasses.replace(s, status=None) for s in report.signatures])
 
 
+@_pdf_job
 def _worker_verify(pdf: bytes, policy):
-    try:
-        return ("ok", _portable_report(_verifier_for(policy).verify(pdf)))
-    except SigningError as exc:
-        return _portable_error(exc)
-    except (MemoryError, RecursionError):
-        raise  # answered PDF_TOO_COMPLEX by the job loop
-    except Exception as exc:
-        return _unexpected(exc)
+    return _portable_report(_verifier_for(policy).verify(pdf))
 
 
 def _worker_stats() -> dict:
