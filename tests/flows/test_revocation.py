@@ -20,7 +20,7 @@ from signing.testpki.pdfs import make_pdf
 from signing.testpki.samples import sign_sample
 from signing.trust import RevocationCache
 from tests.conftest import wait_for
-from tests.flows.conftest import flow_settings
+from tests.flows.conftest import flow_settings, outbox_empty
 
 CRL_URL = "http://pki.test/gov-rsa/crls/{}/latest.crl"
 ROOT, INTERM = "Test Root CA", "Test Issuing CA"
@@ -145,7 +145,7 @@ async def test_a_failed_or_forged_refresh_keeps_the_previous_crl(pki, pki_http, 
 
 
 async def test_issuing_ca_crl_is_learned_from_a_verified_signer(
-        database_url, bus_prefix, pki, axis, db, docs, pki_http, bundle, tmp_path):
+        database_url, bus_prefix, pki, axis, db, docs, pki_http, bundle, tmp_path, amqp):
     """The bundle names only the root's CRL; the issuing CA's is on the certificates it issued.
     A document signed by a bundle-issued certificate teaches the refresher that URL: the next
     document's signer is checked against it. A certificate from outside the bundle teaches
@@ -175,4 +175,10 @@ async def test_issuing_ca_crl_is_learned_from_a_verified_signer(
         after = await gw.judge.judge({0: docs["good"]})
         assert after.files[0].verdict == "valid", _sig(after.files[0])
     finally:
+        await wait_for(lambda: outbox_empty(db), timeout=15)
         await gw.stop()
+        channel = await amqp.channel()  # the routed document's message: leave no trace
+        queue = await channel.get_queue(gw.topology.agency_queue(D1.organ_id), ensure=False)
+        await queue.purge()
+        await channel.close()
+
