@@ -61,6 +61,11 @@ class ExchangeOptions:
     drop_database: bool = True
     delete_topology: bool = True
     log_level: str = "WARNING"
+    #: A CRL cache folder to verify with (hard-fail revocation; the demo's CRLs do not change,
+    #: so the refresher is off when one is given).
+    revocation_cache: Path | None = None
+    #: ``[[senders]]``: seal certificates of the sending agencies.
+    senders: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -84,6 +89,8 @@ class Exchange:
 
     def settings(self) -> Settings:
         port = free_port()
+        revocation = {"revocation_cache_dir": str(self.options.revocation_cache),
+                      "crl_refresh_interval": 0} if self.options.revocation_cache else {}
         conns = [{"name": f"q{i}", "endpoint": self.axis.base_url, "system_id": a.system_id,
                   "secret": a.secret, "organ_id": a.organ_id,
                   "poll_interval": self.options.poll_interval, "timeout": 10}
@@ -100,7 +107,8 @@ class Exchange:
             "agencies": [{"code": a.organ_id, "name": a.name, "axis": f"q{i}"}
                          for i, a in enumerate(SERVED, 1)],
             "signing": {"trust_bundles": [str(self.options.trust_bundle)], "offline": True,
-                        "workers": self.options.workers},
+                        "workers": self.options.workers, **revocation},
+            "senders": self.options.senders,
         })
 
     async def start(self) -> None:

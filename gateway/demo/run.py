@@ -136,7 +136,10 @@ async def run_demo(*, once: bool, database_url: str, amqp_url: str, within: floa
         pki = build_test_pki(Path(tmp))
         options = ExchangeOptions(
             database_url=_dsn_for_demo(database_url), amqp_url=amqp_url,
-            prefix=f"demo{uuid.uuid4().hex[:6]}", trust_bundle=pki.trust_bundle_path)
+            prefix=f"demo{uuid.uuid4().hex[:6]}", trust_bundle=pki.trust_bundle_path,
+            revocation_cache=pki.crl_cache(),
+            senders=[{"agency": CITY.organ_id,
+                      "certificate_sha256": [pki.cert("seal").sha256.hex()]}])
         ex = Exchange(options)
         print("Starting the axis simulator, the gateway, adapters and eOffice simulators…")
         await ex.start()

@@ -100,6 +100,20 @@ class TestPki:
         """PEM file of a certificate (written for the CA certificates and the signers)."""
         return self.folder / f"{label}.cert.pem"
 
+    def crl_cache(self) -> Path:
+        """A CRL cache folder (:class:`signing.trust.RevocationCache`) holding the current CRLs
+        of the root and the issuing CA — what the gateway's refresher would have fetched — so
+        that hard-fail verification can decide without reaching ``pki.test``."""
+        from certomancer.registry import ServiceLabel
+
+        from signing.trust import RevocationCache
+
+        folder = self.folder / "crl-cache"
+        cache = RevocationCache(folder)
+        for repo in ("root", "interm"):
+            cache.add_crl(self.arch.service_registry.get_crl(ServiceLabel(repo)))
+        return folder
+
     @property
     def root_cert(self) -> x509.Certificate:
         return self.cert("root")

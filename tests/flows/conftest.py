@@ -24,17 +24,8 @@ def pki(tmp_path_factory):
 
 
 def crl_cache(pki) -> Path:
-    """A CRL cache folder with the current CRLs of the test PKI's root and issuing CA (what the
-    refresher would have fetched), so that hard-fail verification (the default) can decide."""
-    from certomancer.registry import ServiceLabel
-
-    from signing.trust import RevocationCache
-
-    folder = pki.folder / "crl-cache"
-    cache = RevocationCache(folder)
-    for repo in ("root", "interm"):
-        cache.add_crl(pki.arch.service_registry.get_crl(ServiceLabel(repo)))
-    return folder
+    """The test PKI's CRL cache (see :meth:`signing.testpki.TestPki.crl_cache`)."""
+    return pki.crl_cache()
 
 
 @pytest.fixture
