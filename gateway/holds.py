@@ -22,6 +22,7 @@ import asyncpg
 
 from gateway.db import audit
 from gateway.intake_rules import RECEIVED_TEXT
+from gateway.intake_store import add_deliveries
 from gateway.routing import Router, load_material
 from gateway.statuses import DocumentRef, describe_rejection, emit_status
 
@@ -76,14 +77,7 @@ async def resolve_document(conn: asyncpg.Connection, router: Router, doc_id: uui
             for agency in receivers:
                 await status(agency, "01", RECEIVED_TEXT)
         if action == "route":
-            material = await load_material(conn, doc_id)
-            for agency in receivers:
-                delivery_id, message_id = uuid.uuid4(), uuid.uuid4()
-                await conn.execute(
-                    "INSERT INTO deliveries (id, document_id, agency_code, message_id)"
-                    " VALUES ($1, $2, $3, $4)", delivery_id, doc_id, agency, message_id)
-                await router.enqueue(conn, material, agency, delivery_id=delivery_id,
-                                     message_id=message_id)
+            await add_deliveries(conn, router, await load_material(conn, doc_id), receivers)
             await conn.execute("UPDATE documents SET state = 'ROUTED', updated_at = now()"
                                " WHERE id = $1", doc_id)
             state = "ROUTED"

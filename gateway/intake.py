@@ -39,7 +39,6 @@ import asyncpg
 
 from gateway import edxml
 from gateway.db import audit
-from gateway.db.outbox import args as outbox_args
 from gateway.edxml import EdocMessage, StatusMessage
 from gateway.intake_policy import (
     Decision,
@@ -64,9 +63,9 @@ from gateway.intake_rules import (
     sha256_hex,
 )
 from gateway.intake_store import (
-    DELIVERY_WITH_MESSAGE,
     DOCUMENT_WITH_PARTS,
     Timeline,
+    add_deliveries,
     attachment_rows,
     columns,
 )
@@ -309,12 +308,7 @@ class Intake:
     async def _route(self, conn, m: RoutingMaterial, receivers: list[str],
                      timeline: Timeline) -> None:
         """One delivery per receiver with its queue message in the outbox."""
-        for agency in receivers:
-            delivery_id, message_id = uuid.uuid4(), uuid.uuid4()
-            message = self.gw.router.message(m, agency, delivery_id=delivery_id,
-                                             message_id=message_id)
-            await conn.execute(DELIVERY_WITH_MESSAGE, delivery_id, m.document_id, agency,
-                               message_id, *outbox_args(message))
+        for agency, delivery_id in await add_deliveries(conn, self.gw.router, m, receivers):
             timeline.add("routed", agency, {"delivery_id": str(delivery_id)})
 
     async def _status(self, conn, ref: DocumentRef, agency: str, code: str, text: str) -> None:

@@ -38,10 +38,6 @@ from dataclasses import dataclass, field
 
 from gateway.config import IntakePolicy, SenderBinding
 
-#: Error codes of files a job limit stopped (see :mod:`signing.pool`).
-KILLED_CODES = frozenset({"PDF_TOO_COMPLEX", "PDF_TIMEOUT", "PDF_VERIFICATION_CRASHED",
-                          "POOL_WORKER_CRASHED"})
-
 REASONS_VI = {
     "PDF_TOO_COMPLEX": "tệp PDF quá phức tạp để kiểm tra (vượt giới hạn bộ nhớ hoặc thời gian)",
     "SIGNATURE_INVALID": "chữ ký số trên văn bản không hợp lệ",
@@ -53,6 +49,16 @@ REASONS_VI = {
 }
 
 _SEVERITY = {"route": 0, "hold": 1, "reject": 2}
+
+#: Codes of a file's report when a job limit stopped its PDF (or the PDF killed its worker).
+LIMIT_CODES = frozenset({"PDF_TOO_COMPLEX", "PDF_TIMEOUT", "PDF_VERIFICATION_CRASHED"})
+
+
+def limit_code(file_report: Mapping) -> str | None:
+    """The code of a file's verification report when a job limit stopped it, else None."""
+    error = file_report.get("error")
+    code = error.get("code") if isinstance(error, Mapping) else None
+    return code if code in LIMIT_CODES else None
 
 
 @dataclass(frozen=True)
@@ -148,11 +154,9 @@ def findings(verdict: str, file_reports: Iterable[Mapping], sender: SenderCheck)
     """Everything intake found about a document, most severe kind first."""
     reports = list(file_reports)
     out: list[Finding] = []
-    killed = [r["error"]["code"] for r in reports
-              if isinstance(r.get("error"), Mapping) and r["error"].get("code") in KILLED_CODES]
+    killed = [code for r in reports if (code := limit_code(r))]
     if killed:
-        out.append(Finding(killed[0] if killed[0] != "POOL_WORKER_CRASHED"
-                           else "PDF_TOO_COMPLEX", "too_complex", REASONS_VI["PDF_TOO_COMPLEX"]))
+        out.append(Finding(killed[0], "too_complex", REASONS_VI["PDF_TOO_COMPLEX"]))
     elif verdict == "invalid":
         out.append(Finding("SIGNATURE_INVALID", "invalid", REASONS_VI["SIGNATURE_INVALID"]))
     if sender.result == "mismatch":

@@ -10,8 +10,10 @@ import uuid
 import asyncpg
 
 from gateway.db import audit
+from gateway.db.outbox import args as outbox_args
 from gateway.db.outbox import insert_when
 from gateway.edxml import EdocMessage
+from gateway.routing import Router, RoutingMaterial
 
 #: A delivery and its queue message in the outbox, in one statement.
 DELIVERY_WITH_MESSAGE = f"""
@@ -103,3 +105,19 @@ class Timeline:
                 "INSERT INTO document_events (document_id, event, agency_code, detail)"
                 " VALUES ($1, $2, $3, $4)", self.rows)
         self.rows = []
+
+
+async def add_deliveries(conn: asyncpg.Connection, router: Router, material: RoutingMaterial,
+                         agencies: list[str]) -> list[tuple[str, uuid.UUID]]:
+    """One delivery per agency with its queue message in the outbox (one statement each);
+    ``(agency, delivery_id)`` in order. Intake routes with it, and so does an operator's
+    decision on a held document."""
+    out = []
+    for agency in agencies:
+        delivery_id, message_id = uuid.uuid4(), uuid.uuid4()
+        message = router.message(material, agency, delivery_id=delivery_id,
+                                 message_id=message_id)
+        await conn.execute(DELIVERY_WITH_MESSAGE, delivery_id, material.document_id, agency,
+                           message_id, *outbox_args(message))
+        out.append((agency, delivery_id))
+    return out

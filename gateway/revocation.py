@@ -27,7 +27,6 @@ The pool's workers see a new CRL at once: the cache's file names are part of the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -57,8 +56,6 @@ MAX_CRL_BYTES = 64 * 1024 * 1024
 FETCH_TIMEOUT = 60.0
 #: Seconds before failed URLs are tried again (when shorter than the refresh interval).
 RETRY_AFTER = 300.0
-#: Seconds within which a URL learned from a verified signer is fetched.
-LEARN_CHECK = 2.0
 #: ``Gateway.extensions`` key of an ``aiohttp.ClientSession`` to fetch CRLs with (otherwise
 #: the refresher opens its own): a deployment behind a proxy, or the test PKI in-process.
 HTTP_SESSION = "revocation.http_session"
@@ -76,7 +73,7 @@ class LearnedCrlUrls:
     issues). The verifier reports a signer's distribution points only when a bundle CA signed
     the certificate (:func:`signing.trust.issued_by_bundle`: a URL from any other certificate
     is the sender's choice), so what is learned here is the CAs' own. At most :attr:`limit`
-    URLs are kept; a new one wakes the refresher."""
+    URLs are kept; a new one wakes the refresher at once."""
 
     def __init__(self, limit: int = 256) -> None:
         self.limit = limit
@@ -193,20 +190,21 @@ class CrlRefresher:
             gauge.labels(issuer).set_function(lambda s=stamp: time.time() - s)
 
     async def run(self, stop: asyncio.Event, interval: float) -> None:
-        """Refresh now, then every ``interval`` seconds (sooner after an error, and within
-        :data:`LEARN_CHECK` seconds of a newly learned URL) until ``stop``."""
+        """Refresh now, then every ``interval`` seconds (sooner after an error, and as soon as
+        a URL is learned from a verified signer) until ``stop``."""
         while not stop.is_set():
             if self.learned is not None:
                 self.learned.changed.clear()
             outcomes = await self.refresh()
             failed = any(o not in ("updated", "unchanged") for o in outcomes.values())
-            deadline = time.monotonic() + (min(interval, RETRY_AFTER) if failed else interval)
-            while not stop.is_set() and time.monotonic() < deadline:
-                if self.learned is not None and self.learned.changed.is_set():
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(),
-                                           min(LEARN_CHECK, deadline - time.monotonic()))
+            events = [stop] + ([self.learned.changed] if self.learned is not None else [])
+            waits = [asyncio.ensure_future(e.wait()) for e in events]
+            try:
+                await asyncio.wait(waits, timeout=min(interval, RETRY_AFTER) if failed
+                                   else interval, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
 
 
 async def refresh_crls(gateway: Gateway, stop: asyncio.Event) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config import SigningSettings
+from gateway.intake_policy import limit_code
 from signing.errors import PdfEncryptedError, PdfError, SigningError
 from signing.pool import PoolOverloaded, SigningPool, WorkerCrashed
 from signing.report import Verdict
@@ -122,7 +123,7 @@ class PdfJudge:
         tasks = {o: asyncio.ensure_future(self.judge_file(pdfs[o])) for o in pdfs}
         try:
             for done in asyncio.as_completed(list(tasks.values())):
-                if _stopped_by_limit(await done):
+                if limit_code((await done).report):
                     for task in tasks.values():
                         task.cancel()
                     break
@@ -149,13 +150,9 @@ class _NotVerified(SigningError):
     code = "PDF_NOT_VERIFIED"
 
 
-#: Codes of a PDF a job limit stopped.
-LIMIT_CODES = frozenset({"PDF_TOO_COMPLEX", "PDF_TIMEOUT", "PDF_VERIFICATION_CRASHED"})
 
 
-def _stopped_by_limit(file: FileVerdict) -> bool:
-    error = file.report.get("error")
-    return isinstance(error, dict) and error.get("code") in LIMIT_CODES
+
 
 
 def _error_verdict(verdict: str, exc: SigningError, data: bytes) -> FileVerdict:

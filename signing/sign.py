@@ -281,9 +281,12 @@ async def async_sign_pdf(
 
 async def _async_sign_pdf(pdf: bytes, request: SignRequest, key: KeySource, timestamper,
                           validation_context) -> SignedPdf:
+    # the first attempt's writer also serves the integrity check: its reader (``prev``) is the
+    # PDF as received, which signing does not change; a second attempt parses afresh
+    writers = [form.open_writer(pdf)]  # BytesIO over the caller's bytes: no copy
     existing = None
     if request.check_existing:
-        existing = existing_signatures(form.open_writer(pdf).prev)
+        existing = existing_signatures(writers[0].prev)
         if existing == "invalid" and request.refuse_invalid_existing:
             raise ExistingSignaturesInvalid(
                 "the PDF's existing signatures are not intact; refusing to sign over them")
@@ -292,7 +295,7 @@ async def _async_sign_pdf(pdf: bytes, request: SignRequest, key: KeySource, time
     signed: list[bytes] = []
 
     async def attempt(reserve):
-        writer = form.open_writer(pdf)  # BytesIO over the caller's bytes: no copy
+        writer = writers.pop() if writers else form.open_writer(pdf)
         pdf_signer, name = _prepare(writer, request, signer, when, timestamper, validation_context)
         out = io.BytesIO()
         await pdf_signer.async_sign_pdf(writer, bytes_reserved=reserve, output=out)

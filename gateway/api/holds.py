@@ -4,14 +4,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from aiohttp import web
 
 from gateway.api.auth import Role, principal
 from gateway.api.errors import ApiError, Conflict, NotFound
-from gateway.api.jsonutil import json_response
+from gateway.api.jsonutil import json_response, read_json
 from gateway.holds import ResolutionError, resolve_document
 
 MAX_BODY = 16 * 1024
@@ -26,15 +25,9 @@ async def post_resolution(request: web.Request) -> web.Response:
         doc_id = uuid.UUID(request.match_info["id"])
     except ValueError:
         raise NotFound("no such document", code="DOCUMENT_NOT_FOUND") from None
-    if (request.content_length or 0) > MAX_BODY:
-        raise ApiError("body too large", code="PAYLOAD_TOO_LARGE", status=413)
-    raw = await request.content.read(MAX_BODY + 1)
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise ApiError("body must be a JSON object", code="INVALID_JSON") from None
-    if len(raw) > MAX_BODY or not isinstance(body, dict) or not isinstance(
-            body.get("action"), str) or not isinstance(body.get("reason", ""), str | None):
+    body = await read_json(request, MAX_BODY)
+    if not isinstance(body.get("action"), str) or not isinstance(body.get("reason", ""),
+                                                                 str | None):
         raise ApiError("body must be {\"action\": \"route\"|\"reject\", \"reason\": text}",
                        code="RESOLUTION_INVALID", status=422)
     served = {a.code: a.name for a in gw.settings.agencies}
