@@ -19,6 +19,7 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
 from signing.report import Indication, SignatureReport, ValidationReport, Verdict
+from signing.verify.diff import GATEWAY_DIFF_POLICY
 from signing.verify.revocation import covers, describe_revocation, missing_revinfo
 
 if TYPE_CHECKING:
@@ -256,9 +257,11 @@ def _cap_repaired(report: ValidationReport) -> None:
 async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
     try:
         if rep.kind == "document_timestamp":
-            status = await async_validate_pdf_timestamp(emb_sig, vc)
+            status = await async_validate_pdf_timestamp(
+                emb_sig, vc, diff_policy=GATEWAY_DIFF_POLICY)
         else:
-            status = await async_validate_pdf_signature(emb_sig, vc, vc)
+            status = await async_validate_pdf_signature(
+                emb_sig, vc, vc, diff_policy=GATEWAY_DIFF_POLICY)
     except Exception as exc:
         rep.fail_format()
         rep.error("VALIDATION_ERROR", f"{type(exc).__name__}: {exc}")

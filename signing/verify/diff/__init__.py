@@ -1,0 +1,14 @@
+"""Difference analysis past stock pyHanko: which changes after a signature are allowed.
+
+A signature covers the revision it signed (ISO 32000-2 §12.8.1); what later incremental updates
+may do is a policy. pyHanko's :class:`~pyhanko.sign.diff_analysis.StandardDiffPolicy` whitelists
+changes object by object; :class:`GatewayDiffPolicy` keeps that engine and its rules and adds the
+ones real producers need (each module states the rule it implements and where the standard says
+so):
+
+* :mod:`.policy` - the policy itself and the one instance the verifier uses.
+"""
+
+from signing.verify.diff.policy import GATEWAY_DIFF_POLICY, GatewayDiffPolicy, build_policy
+
+__all__ = ["GATEWAY_DIFF_POLICY", "GatewayDiffPolicy", "build_policy"]
