@@ -160,7 +160,8 @@ class IntakePolicy(BaseModel):
     """Intake's answer to each finding about an inbound document (the strictest one wins).
 
     Defaults: what cannot be trusted to be the sender's document is rejected (an invalid
-    signature, a seal of another agency, a PDF too complex or slow to judge); what cannot be
+    signature, a seal of another agency, a PDF too complex or slow to judge, an attachment
+    that is not a readable PDF); what cannot be
     decided now is routed flagged (indeterminate: no revocation data or an unknown CA; no PDF
     signature; a sender with no configured seal certificate), because the receiving clerk must
     check authenticity anyway and a held document delays every lawful one whose CRL is
@@ -170,6 +171,10 @@ class IntakePolicy(BaseModel):
     invalid: IntakeAction = "reject"
     #: A PDF could not be judged within the job limits (PDF_TOO_COMPLEX, PDF_TIMEOUT, crash).
     too_complex: IntakeAction = "reject"
+    #: An attachment judged as a PDF (by type, name or header) cannot be read as one
+    #: (ATTACHMENT_UNREADABLE): random bytes named ``.pdf``, a PDF damaged by a text conversion.
+    #: Nothing of it can be validated: rejected, so that the sender sends the file again.
+    unreadable: IntakeAction = "reject"
     #: The agency seal belongs to another agency than the package's From (SIGNER_NOT_SENDER).
     signer_not_sender: IntakeAction = "reject"
     #: The sender has a seal binding (``[[senders]]``) but the package carries no agency seal

@@ -15,8 +15,9 @@ The same steps serve every arrival (axis poller, push endpoint):
 4. decide (:mod:`gateway.intake_policy`): ``ROUTED`` (findings flagged), ``HELD`` for an
    operator, or ``REJECTED`` with a machine code and a Vietnamese reason — not addressed to us
    (``NOT_ADDRESSED_TO_US``), malformed or secret (the codec's ``EDXML_*``), and by policy an
-   invalid signature, a PDF too complex to judge, a seal of another agency than the sender,
-   an indeterminate or missing signature, a sender without a configured seal certificate;
+   invalid signature, a PDF too complex to judge, an attachment that is not a readable PDF
+   (``ATTACHMENT_UNREADABLE``), a seal of another agency than the sender, an indeterminate or
+   missing signature, a sender without a configured seal certificate;
 5. in ONE transaction (serialised per identity by an advisory lock, so that two packages of
    one identity arriving at once are told apart): the document, its attachments and signature
    reports, one delivery per served receiver with its queue message in the outbox (routed
@@ -181,8 +182,9 @@ class Intake:
         reports = [f.report for f in verdict.files.values()]
         self.gw.learned_crl_urls.from_reports(reports)
         sender = check_sender(msg.from_organ.organ_id, reports, self.bindings)
-        decision = decide(findings(verdict.verdict, reports, sender), self.settings.intake,
-                          detail=verdict.summary_vi)
+        names = [msg.attachments[o].name for o in verdict.files]
+        decision = decide(findings(verdict.verdict, reports, sender, names=names),
+                          self.settings.intake, detail=verdict.summary_vi)
         return verdict, sender, decision
 
     async def _store_edoc(self, msg: EdocMessage, raw: bytes, sha: str, arrival: Arrival,

@@ -8,6 +8,9 @@ code                        policy field           when
 ==========================  =====================  ===========================================
 ``PDF_TOO_COMPLEX``         ``too_complex``        a PDF was stopped by a job limit (memory,
 ``PDF_TIMEOUT``                                    time) or killed its worker
+``ATTACHMENT_UNREADABLE``   ``unreadable``         an attachment judged as a PDF cannot be
+                                                   read as one (not a PDF, or a PDF damaged in
+                                                   transit: line ends or text re-encoding)
 ``SIGNATURE_INVALID``       ``invalid``            a PDF signature is invalid
 ``SIGNER_NOT_SENDER``       ``signer_not_sender``  an agency seal is not a certificate of the
                                                    package's ``From`` agency (or is another
@@ -40,6 +43,8 @@ from gateway.config import IntakePolicy, SenderBinding
 
 REASONS_VI = {
     "PDF_TOO_COMPLEX": "tệp PDF quá phức tạp để kiểm tra (vượt giới hạn bộ nhớ hoặc thời gian)",
+    "ATTACHMENT_UNREADABLE": "tệp đính kèm không đọc được dưới dạng PDF (tệp hỏng, không phải"
+                             " PDF hoặc bị chuyển đổi khi truyền); đề nghị gửi lại tệp PDF gốc",
     "SIGNATURE_INVALID": "chữ ký số trên văn bản không hợp lệ",
     "SIGNER_NOT_SENDER": "chữ ký số của cơ quan không thuộc cơ quan gửi văn bản",
     "SEAL_MISSING": "văn bản không có chữ ký số của cơ quan gửi",
@@ -54,11 +59,37 @@ _SEVERITY = {"route": 0, "hold": 1, "reject": 2}
 LIMIT_CODES = frozenset({"PDF_TOO_COMPLEX", "PDF_TIMEOUT", "PDF_VERIFICATION_CRASHED"})
 
 
-def limit_code(file_report: Mapping) -> str | None:
-    """The code of a file's verification report when a job limit stopped it, else None."""
+#: Codes of a file's report when the file is not a readable PDF (ISO 32000-2 §7.5: no header,
+#: or a cross-reference table, trailer or stream that does not parse) — the sender's file is
+#: broken, not its signature.
+UNREADABLE_CODES = frozenset({"PDF_UNREADABLE"})
+
+#: At most this many unreadable attachments are named in a reason, each at most
+#: :data:`_NAME_MAX` characters (the reason travels in a status message's ``Description``).
+_NAMES_SHOWN, _NAME_MAX = 3, 80
+
+
+def error_code(file_report: Mapping) -> str | None:
+    """The code of a file's report when the file could not be verified at all, else None."""
     error = file_report.get("error")
     code = error.get("code") if isinstance(error, Mapping) else None
+    return code if isinstance(code, str) else None
+
+
+def limit_code(file_report: Mapping) -> str | None:
+    """The code of a file's verification report when a job limit stopped it, else None."""
+    code = error_code(file_report)
     return code if code in LIMIT_CODES else None
+
+
+def _shown_names(names: list[str]) -> str:
+    """Attachment names as a sender reads them in a reason: printable, bounded, a few."""
+    shown = []
+    for name in names[:_NAMES_SHOWN]:
+        clean = "".join(c if c.isprintable() else " " for c in " ".join(name.split()))
+        shown.append(clean[:_NAME_MAX] + ("…" if len(clean) > _NAME_MAX else "") or "?")
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" và {more} tệp khác" if more > 0 else "")
 
 
 @dataclass(frozen=True)
@@ -150,13 +181,30 @@ def check_sender(sender: str, reports: Iterable[Mapping],
     return SenderCheck("ok" if all(s["bound"] for s in marked) else "mismatch", marked)
 
 
-def findings(verdict: str, file_reports: Iterable[Mapping], sender: SenderCheck) -> list[Finding]:
-    """Everything intake found about a document, most severe kind first."""
+def findings(verdict: str, file_reports: Iterable[Mapping], sender: SenderCheck, *,
+             names: Iterable[str] = ()) -> list[Finding]:
+    """Everything intake found about a document, most severe kind first. ``names``: the
+    attachment name of each report, in the same order (named in an unreadable one's reason).
+
+    A file that is not a readable PDF is ``ATTACHMENT_UNREADABLE``, not ``SIGNATURE_INVALID``:
+    nothing of it can be validated, and what the sender must fix is the file. An invalid
+    signature in another PDF of the document is still ``SIGNATURE_INVALID`` beside it."""
     reports = list(file_reports)
+    labels = list(names)
     out: list[Finding] = []
     killed = [code for r in reports if (code := limit_code(r))]
+    unreadable = [i for i, r in enumerate(reports) if error_code(r) in UNREADABLE_CODES]
     if killed:
         out.append(Finding(killed[0], "too_complex", REASONS_VI["PDF_TOO_COMPLEX"]))
+    elif unreadable:
+        which = [labels[i] for i in unreadable if i < len(labels)]
+        reason = REASONS_VI["ATTACHMENT_UNREADABLE"] + (
+            f" (tệp: {_shown_names(which)})" if which else "")
+        out.append(Finding("ATTACHMENT_UNREADABLE", "unreadable", reason))
+        if verdict == "invalid" and any(r.get("verdict") == "invalid"
+                                        for i, r in enumerate(reports) if i not in unreadable):
+            out.append(Finding("SIGNATURE_INVALID", "invalid",
+                               REASONS_VI["SIGNATURE_INVALID"]))
     elif verdict == "invalid":
         out.append(Finding("SIGNATURE_INVALID", "invalid", REASONS_VI["SIGNATURE_INVALID"]))
     if sender.result == "mismatch":

@@ -243,3 +243,24 @@ def top_right_box(page_box: Box, lines: list[str], layout_: AppearanceLayout = D
     _, _, x1, y1 = page_box
     right, top = x1 - layout_.text_margin_right, y1 - layout_.text_margin_top
     return (right - w, top - h, right, top)
+
+
+def overlaps(a: Box, b: Box) -> bool:
+    """Whether two boxes share area (touching edges do not)."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def stacked_below(box: Box, taken: list[Box], page_box: Box,
+                  layout_: AppearanceLayout = DEFAULT_LAYOUT) -> Box | None:
+    """``box`` moved down, one text line's leading below every box of ``taken`` it would
+    overlap, until it overlaps none (Decree 30 Appendix I: the attachment and copy stamps share
+    the top right of page 1, the later one under the earlier). None when it no longer fits
+    above the page's bottom margin."""
+    x0, y0, x1, y1 = box
+    height, bottom = y1 - y0, page_box[1] + layout_.text_margin_top
+    while hits := [t for t in taken if overlaps((x0, y0, x1, y1), t)]:
+        y1 = min(t[1] for t in hits) - layout_.text_leading
+        y0 = y1 - height
+        if y0 < bottom:
+            return None
+    return (x0, y0, x1, y1)

@@ -146,7 +146,7 @@ class Verifier:
         )
         self._trust_manager = SimpleTrustManager.build(trust_roots=self.bundle.anchors)
         self._fetchers = None
-        self._own_session = None
+        self._backend = None  # the fetchers' backend: it owns their HTTP session
         self._crl_urls: dict[bytes, tuple[str, ...]] = {}
         self._loops = threading.local()
         if self.policy.fast_hex:
@@ -175,14 +175,16 @@ class Verifier:
         if self._fetchers is None:
             from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 
-            backend = AIOHttpFetcherBackend(self.policy.session)
-            self._fetchers = backend.get_fetchers()
+            self._backend = AIOHttpFetcherBackend(self.policy.session)
+            self._fetchers = self._backend.get_fetchers()
         return self._fetchers
 
     async def aclose(self) -> None:
-        if self._fetchers is not None and self.policy.session is None:
-            await self._fetchers.close() if hasattr(self._fetchers, "close") else None
-        self._fetchers = None
+        """Close the HTTP session the fetchers opened (a caller's own ``policy.session`` is
+        left to the caller: the backend closes only the session it created)."""
+        backend, self._backend, self._fetchers = self._backend, None, None
+        if backend is not None:
+            await backend.close()
 
     def _read(self, pdf: bytes, report: ValidationReport):
         from pyhanko.pdf_utils import misc
@@ -245,10 +247,7 @@ class Verifier:
         try:
             return await self.averify(pdf)
         finally:
-            if self.policy.session is None:
-                await self.aclose()
-            else:
-                self._fetchers = None  # fetchers are bound to the loop that is closing
+            await self.aclose()  # the fetchers are bound to the loop that is closing
 
     async def averify(self, pdf: bytes) -> ValidationReport:
         """Verify ``pdf``; raises :class:`PdfUnreadableError` / :class:`PdfEncryptedError` /
@@ -314,5 +313,4 @@ async def async_verify_pdf(
     try:
         return await verifier.averify(pdf)
     finally:
-        if policy is None or policy.session is None:
-            await verifier.aclose()
+        await verifier.aclose()

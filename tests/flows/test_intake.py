@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -11,6 +12,7 @@ import uuid
 from gateway.api.auth import create_client
 from gateway.db import audit
 from gateway.demo.samples import edoc, malformed_package, package, signed_pdf, tamper
+from gateway.edxml import Attachment
 from gateway.statuses import DocumentRef, emit_status
 from tests.conftest import wait_for
 from tests.flows.conftest import CITY, D1, D2, OTHER, SENDER
@@ -384,3 +386,46 @@ async def test_parts_are_stored_with_their_document_and_a_race_stores_one(
     reports = await db.fetch("SELECT attachment_id, verdict, report FROM signature_reports")
     assert [(r["attachment_id"], r["verdict"]) for r in reports] == [(parts[0]["id"], "valid")]
     assert reports[0]["report"]["signatures"]
+
+
+async def test_unreadable_attachments_are_attachment_unreadable(flow_gateway, aiohttp_client, db,
+                                                                pki, axis):
+    """ISO 32000-2 §7.5 (file structure): an attachment taken for a PDF that has no PDF header,
+    or whose cross-reference offsets and streams a text conversion broke (LF -> CRLF, latin-1
+    read and written as UTF-8), cannot be read: ``ATTACHMENT_UNREADABLE`` (not
+    ``SIGNATURE_INVALID``), stored, and answered with a 02 that carries the code and names the
+    file to send again."""
+    client = await aiohttp_client(flow_gateway.web_app())
+    token = (await create_client(db, name="axis-peer", role="axis")).token
+    auth = {"Authorization": f"Bearer {token}"}
+    pdf = await signed_pdf(pki, "Van ban goc")
+    junk = Attachment("junk", "phu-luc.PDF", "application/octet-stream",
+                      bytes(range(256)) * 16, "Phụ lục")
+    with_junk = edoc(SENDER, [D1], pdf, number=401)
+    with_junk = dataclasses.replace(with_junk, attachments=(*with_junk.attachments, junk))
+    crlf = edoc(SENDER, [D1], pdf.replace(b"\n", b"\r\n"), number=402)
+    recoded = edoc(SENDER, [D1], pdf.decode("latin-1").encode("utf-8"), number=403)
+    names = {401: "phu-luc.PDF", 402: "402-UBND-VP.pdf", 403: "403-UBND-VP.pdf"}
+
+    for msg in (with_junk, crlf, recoded):
+        resp = await client.post("/v1/axis/inbox", data=package(msg), headers=auth)
+        err = (await resp.json())["error"]
+        assert resp.status == 422 and err["code"] == "ATTACHMENT_UNREADABLE", err
+
+    rows = await db.fetch("SELECT id, state, reject_code, reject_reason, code_number"
+                          " FROM documents ORDER BY code_number")
+    assert [(r["state"], r["reject_code"]) for r in rows] == \
+        [("REJECTED", "ATTACHMENT_UNREADABLE")] * 3
+    for row in rows:
+        assert names[int(row["code_number"])] in row["reject_reason"]
+        assert "không đọc được" in row["reject_reason"]
+    reports = await db.fetch("SELECT s.verdict, s.report FROM signature_reports s"
+                             " ORDER BY (s.report->>'error') IS NULL")
+    assert [(r["verdict"], (r["report"].get("error") or {}).get("code")) for r in reports] == \
+        [("invalid", "PDF_UNREADABLE")] * 3 + [("valid", None)]  # the genuine PDF beside junk
+    rejected = await wait_for(lambda: _count(axis, "02", 3), timeout=15)
+    assert len(rejected) == 3
+    for status in rejected:
+        assert status.description.startswith("Từ chối tiếp nhận")
+        assert status.description.endswith("[ATTACHMENT_UNREADABLE]")
+        assert any(name in status.description for name in names.values())

@@ -68,3 +68,37 @@ def test_a_pdf_stopped_by_a_limit_is_too_complex_whatever_else():
     found = findings("invalid", reports, check_sender(CITY, reports, BINDINGS))
     assert found[0].code == "PDF_TIMEOUT"
     assert decide(found, IntakePolicy()).state == "REJECTED"
+
+
+UNREADABLE = {"verdict": "invalid", "error": {"code": "PDF_UNREADABLE"}, "signatures": []}
+
+
+def test_an_unreadable_attachment_is_its_own_finding_named_in_the_reason():
+    """ISO 32000-2 §7.5: a file that does not parse as a PDF is ATTACHMENT_UNREADABLE (policy
+    ``unreadable``, rejected by default), not SIGNATURE_INVALID; the reason names the file,
+    printable and bounded (it travels in a 02's Description)."""
+    reports = [{"verdict": "valid", "signatures": []}, UNREADABLE]
+    found = findings("invalid", reports, check_sender(CITY, reports, {}),
+                     names=["cv.pdf", "phu\x1b[31mluc\u202e.PDF" + "x" * 200])
+    assert [f.code for f in found] == ["ATTACHMENT_UNREADABLE"]
+    decision = decide(found, IntakePolicy())
+    assert (decision.state, decision.code) == ("REJECTED", "ATTACHMENT_UNREADABLE")
+    assert "phu [31mluc .PDF" in decision.reason and "cv.pdf" not in decision.reason
+    assert decision.reason.isprintable() and len(decision.reason) < 300
+    assert decide(found, IntakePolicy(unreadable="hold")).state == "HELD"
+
+
+def test_an_invalid_signature_beside_an_unreadable_attachment_still_counts():
+    """Negative: routing unreadable attachments must not let an invalid signature in another
+    PDF of the document through; an error other than PDF_UNREADABLE (e.g. PDF_TOO_LARGE) is
+    never taken for an unreadable attachment."""
+    reports = [UNREADABLE, {"verdict": "invalid", "signatures": []}]
+    found = findings("invalid", reports, check_sender(CITY, reports, {}))
+    assert [f.code for f in found][:2] == ["ATTACHMENT_UNREADABLE", "SIGNATURE_INVALID"]
+    lenient = IntakePolicy(unreadable="route")
+    assert (decide(found, lenient).state, decide(found, lenient).code) == (
+        "REJECTED", "SIGNATURE_INVALID")
+    too_large = [{"verdict": "invalid", "error": {"code": "PDF_TOO_LARGE"}, "signatures": []}]
+    found = findings("invalid", too_large, check_sender(CITY, too_large, {}))
+    assert found[0].code == "SIGNATURE_INVALID"
+    assert decide(found, lenient).state == "REJECTED"

@@ -214,8 +214,14 @@ async def test_tokens_roles_and_key_scope(sign_gw, sign_client, db, pdf):
     assert await audit.verify_chain(db) is None
 
 
-async def test_unreadable_and_too_large(sign_gw, sign_client, db):
+async def test_unreadable_and_too_large(sign_gw, sign_client, db, pdf):
+    """ISO 32000-2 §7.5: a body that is not a readable PDF (no header, or a PDF whose offsets
+    a text conversion broke) is 422 ``PDF_UNREADABLE``, never a 500."""
     officer = await _auth(db, "officer", key_aliases=["officer-a"])
+    for mangled in (pdf.replace(b"\n", b"\r\n"), pdf.decode("latin-1").encode("utf-8"),
+                    bytes(range(256)) * 16):
+        resp = await sign_client.post("/v1/verify", headers=officer, data=_form(mangled))
+        assert resp.status == 422 and await _error(resp) == "PDF_UNREADABLE"
     garbage = b"this is not a PDF at all\n" * 40
     resp = await sign_client.post("/v1/sign", headers=officer, data=_form(
         garbage, key="officer-a", role="competent_person"))

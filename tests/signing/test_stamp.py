@@ -177,3 +177,42 @@ def test_prepare_form_fields_then_sign_and_fill(p12_keys, test_pki):  # noqa: F8
                            revocation_mode="soft-fail")  # fmt: skip
     assert all(validate_pdf_signature(s, vc).bottom_line
                for s in reader.embedded_regular_signatures)  # fmt: skip
+
+
+def _sig_rects(pdf: bytes) -> dict[str, tuple[float, ...]]:
+    """/Rect of each signature field's widget, by field name, read back from the PDF."""
+    reader = PdfFileReader(io.BytesIO(pdf))
+    out = {}
+    for ref in reader.root["/AcroForm"]["/Fields"]:
+        field = ref.get_object()
+        if field.get("/FT") == "/Sig":
+            x0, y0, x1, y1 = (float(v) for v in field["/Rect"])
+            out[str(field["/T"])] = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+    return out
+
+
+def test_attachment_and_copy_stamps_on_page_one_do_not_overlap(p12_keys, tmp_path):  # noqa: F811
+    """Decree 30/2020 Appendix I: the attachment stamp (top right of page 1) and the copy stamp
+    (SAO Y, top right of page 1) are both legible: with automatic placement the later one goes
+    under the earlier, inside the page; the rendered ink of each is inside its own /Rect."""
+    attached = sign_pdf(blank_pdf(), SignRequest(role="attachment", document_number="45/QĐ-UBND"),
+                        p12_keys["seal"])  # fmt: skip
+    copied = sign_pdf(attached.data, SignRequest(role="copy", copy_form="SAO Y",
+                                                 agency_name="Văn phòng UBND tỉnh"),
+                      p12_keys["seal"])  # fmt: skip
+    rects = _sig_rects(copied.data)
+    assert len(rects) == 2, rects
+    (name_a, a), (name_c, c) = sorted(rects.items(), key=lambda kv: -kv[1][3])  # top first
+    assert (name_a, name_c) == ("AgencyAttachment", "AgencyCopy")
+    assert a[2] <= c[0] or c[2] <= a[0] or a[1] >= c[3] or c[1] >= a[3], (a, c)  # disjoint
+    assert c[3] <= a[1] and c[2] == pytest.approx(a[2])  # the copy stamp right under
+    img = render(copied.data, tmp_path)
+    w, h = img.size
+    for box in (a, c):
+        assert 0 <= box[0] < box[2] <= w and 0 <= box[1] < box[3] <= h  # within the page
+        assert pixels(img, box, is_dark) > 50, (box, "no ink where the /Rect says")
+    # all ink at the top right of the page is inside one of the two rectangles (2 pt slack)
+    top_right = (w / 2, h - 200, w, h)
+    ink = pixels(img, top_right, is_dark)
+    inside = sum(pixels(img, (b[0] - 2, b[1] - 2, b[2] + 2, b[3] + 2), is_dark) for b in (a, c))
+    assert ink == inside and ink > 100, (ink, inside)
