@@ -220,8 +220,26 @@ class Verifier:
                     "code": "HYBRID_XREF",
                     "message": "hybrid cross-reference file (a producer quirk): read non-strictly"})
         if reader.encrypted:
-            raise PdfEncryptedError("the PDF is encrypted")
+            self._decrypt(reader, report)
         return reader, repaired
+
+    @staticmethod
+    def _decrypt(reader, report: ValidationReport) -> None:
+        """ISO 32000-2 §7.6.4.3.3: a file whose user password is empty opens for any reader
+        (its signatures are judged as usual, reported ``ENCRYPTED_EMPTY_PASSWORD``); a file
+        that needs a password, or another security handler, is :class:`PdfEncryptedError`."""
+        from pyhanko.pdf_utils.crypt import AuthStatus, StandardSecurityHandler
+
+        if not isinstance(reader.security_handler, StandardSecurityHandler):
+            raise PdfEncryptedError("the PDF is encrypted for certificate holders")
+        try:
+            result = reader.decrypt(b"")
+        except Exception as exc:
+            raise PdfEncryptedError(f"the PDF is encrypted: {exc}") from exc
+        if result.status is AuthStatus.FAILED:
+            raise PdfEncryptedError("the PDF is encrypted with a password")
+        report.warnings.append({"code": "ENCRYPTED_EMPTY_PASSWORD",
+                                "message": "encrypted with an empty user password; opened"})
 
     # -- entry points ---------------------------------------------------------------------
     def verify(self, pdf: bytes) -> ValidationReport:
