@@ -92,11 +92,15 @@ def embedded_views(reader, field_ref, name: str, kind: str) -> list[EmbeddedPdfS
         lenient = doc_timestamp_type(sig_obj) == "lenient"
         return [(_LenientDocTimestamp if lenient else EmbeddedPdfSignature)(
             reader, field_ref, name)]
-    contents = extract_contents(sig_obj)
-    signed_data = cms.ContentInfo.load(contents)["content"]
-    parts = single_signer_data(signed_data) if kind == "signature" else [signed_data]
-    if len(parts) == 1 or not isinstance(sig_ref, generic.IndirectObject):
+    try:
         return [EmbeddedPdfSignature(reader, field_ref, name)]
+    except general.CMSExtractionError:  # not exactly one SignerInfo
+        if not isinstance(sig_ref, generic.IndirectObject):
+            raise
+    contents = extract_contents(sig_obj)
+    parts = single_signer_data(cms.ContentInfo.load(contents)["content"])
+    if len(parts) < 2:
+        raise general.CMSExtractionError("no SignerInfo")
     views = []
     for part in parts:
         der = cms.ContentInfo({"content_type": "signed_data", "content": part}).dump()
