@@ -41,7 +41,8 @@ class PdfUnreadableError(PdfError):
 
 
 class PdfEncryptedError(PdfError):
-    """The PDF is encrypted; signatures of encrypted PDFs are not verified by the gateway."""
+    """The PDF is encrypted with a non-empty user password (or for certificate holders):
+    the gateway cannot open it. Files with an empty user password are verified."""
 
     code = "PDF_ENCRYPTED"
 

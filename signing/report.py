@@ -202,6 +202,7 @@ _REASON_VI = {
     "NONSTRICT_PARSE": "tệp PDF sai cấu trúc, chỉ đọc được sau khi sửa lỗi",
     "UNSUPPORTED": "loại chữ ký không được hỗ trợ",
     "GENERIC": "không xác định được tính hợp lệ",
+    "WEAK_ALGORITHM": "thuật toán băm không còn an toàn (SHA-1)",
 }
 
 
@@ -232,7 +233,10 @@ class ValidationReport:
 
     @property
     def integrity_ok(self) -> bool:
-        return bool(self.signatures) and all(s.integrity_ok for s in self.signatures)
+        """Every signature and document timestamp passes its integrity checks, and at least
+        one is a signature: a document timestamp proves when the bytes existed, not that
+        anyone approved them, so a file with only document timestamps has no integrity."""
+        return bool(self.signature_count) and all(s.integrity_ok for s in self.signatures)
 
     @property
     def signature_count(self) -> int:

@@ -1,8 +1,15 @@
 """Verification of every signature and document timestamp of a PDF (PAdES, ETSI EN 319 102-1).
 
-Route per signature by ``/SubFilter``: ``ETSI.RFC3161`` is a document timestamp (validated as a
-time-stamp token over its byte range); ``ETSI.CAdES.detached`` / ``adbe.pkcs7.detached`` are CMS
-signatures; anything else is reported as unsupported (indeterminate).
+Route per signature by ``/SubFilter`` (:mod:`signing.verify.pdfsig`): ``ETSI.RFC3161`` is a
+document timestamp (validated as a time-stamp token over its byte range; a ``/Type`` missing or
+``/Sig`` instead of ``/DocTimeStamp`` is the warning ``DOCTIMESTAMP_TYPE``, ISO 32000-2 Table
+255); ``ETSI.CAdES.detached`` / ``adbe.pkcs7.detached`` are CMS signatures; the legacy
+``adbe.pkcs7.sha1`` encapsulates SHA-1 of the byte range (``WEAK_DIGEST``, at best
+indeterminate); anything else is reported as unsupported (indeterminate). A CMS with several
+SignerInfos is validated per SignerInfo, worst verdict wins (``NOT_PADES_BASELINE``). CMS rules
+(:mod:`signing.verify.cms`): signed attributes are verified over their DER (RFC 5652 §5.4),
+BSI TR-03111 plain ECDSA is verified. An encrypted file opens only with an empty user password
+(``ENCRYPTED_EMPTY_PASSWORD``); otherwise :class:`PdfEncryptedError`.
 
 Verdict of one signature (no single pyHanko field is the verdict; checked in this order):
 
@@ -11,7 +18,8 @@ check failing                                 verdict     indication / sub-indic
 ============================================  ==========  =============================
 CMS cannot be parsed / wrong object type      invalid     TOTAL_FAILED / FORMAT_FAILURE
 digest of the byte range differs (``intact``) invalid     TOTAL_FAILED / HASH_FAILURE
-signature value wrong (``valid``)             invalid     TOTAL_FAILED / SIG_CRYPTO_FAILURE
+signature value wrong (``valid``; over DER)   invalid     TOTAL_FAILED / SIG_CRYPTO_FAILURE
+digest/signature algorithm pair not allowed   invalid     TOTAL_FAILED / SIG_CRYPTO_FAILURE
 coverage not ENTIRE_FILE / ENTIRE_REVISION    invalid     TOTAL_FAILED / FORMAT_FAILURE
 later change not allowed (see below)          invalid     TOTAL_FAILED / FORMAT_FAILURE
 DocMDP permission exceeded (``docmdp_ok``)    invalid     TOTAL_FAILED / FORMAT_FAILURE
@@ -21,6 +29,7 @@ no usable revocation data (hard-fail)         indeter.    INDETERMINATE / TRY_LA
 no path to a trust anchor, expired, …         indeter.    INDETERMINATE / as computed
 signature timestamp not valid / not trusted   indeter.    INDETERMINATE / TIMESTAMP…
 pyHanko ``bottom_line`` False (safety net)    indeter.    INDETERMINATE / GENERIC
+``adbe.pkcs7.sha1`` otherwise valid           indeter.    INDETERMINATE / CRYPTO_CONSTR…
 ============================================  ==========  =============================
 
 Allowed changes after a signature (modification level): NONE, LTA_UPDATES (DSS, document
@@ -33,6 +42,10 @@ in the PDF (DSS) and a :class:`signing.trust.RevocationCache` are always used; o
 (``offline=False``) OCSP/CRL are also fetched through the policy's aiohttp session and cached
 for the lifetime of the :class:`Verifier`. Each signature reports its ``revocation.source``
 (``ocsp``, ``crl``, ``embedded``, ``cache`` or ``none``).
+
+Weak algorithms at validation time (SHA-1, MD5, RSA < 2048: pyHanko's algorithm policy) are not
+integrity failures: ``WEAK_DIGEST`` and an indeterminate verdict. ``integrity_ok`` of a report
+needs at least one signature (document timestamps alone prove no approval).
 """
 
 from __future__ import annotations
@@ -222,8 +235,26 @@ class Verifier:
                     "code": "HYBRID_XREF",
                     "message": "hybrid cross-reference file (a producer quirk): read non-strictly"})
         if reader.encrypted:
-            raise PdfEncryptedError("the PDF is encrypted")
+            self._decrypt(reader, report)
         return reader, repaired
+
+    @staticmethod
+    def _decrypt(reader, report: ValidationReport) -> None:
+        """ISO 32000-2 §7.6.4.3.3: a file whose user password is empty opens for any reader
+        (its signatures are judged as usual, reported ``ENCRYPTED_EMPTY_PASSWORD``); a file
+        that needs a password, or another security handler, is :class:`PdfEncryptedError`."""
+        from pyhanko.pdf_utils.crypt import AuthStatus, StandardSecurityHandler
+
+        if not isinstance(reader.security_handler, StandardSecurityHandler):
+            raise PdfEncryptedError("the PDF is encrypted for certificate holders")
+        try:
+            result = reader.decrypt(b"")
+        except Exception as exc:
+            raise PdfEncryptedError(f"the PDF is encrypted: {exc}") from exc
+        if result.status is AuthStatus.FAILED:
+            raise PdfEncryptedError("the PDF is encrypted with a password")
+        report.warnings.append({"code": "ENCRYPTED_EMPTY_PASSWORD",
+                                "message": "encrypted with an empty user password; opened"})
 
     # -- entry points ---------------------------------------------------------------------
     def verify(self, pdf: bytes) -> ValidationReport:

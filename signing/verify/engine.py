@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from asn1crypto import crl as asn1_crl
@@ -14,19 +15,17 @@ from pyhanko.sign.validation import (
     async_validate_pdf_signature,
     async_validate_pdf_timestamp,
 )
-from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
 from signing.report import Indication, SignatureReport, ValidationReport, Verdict
+from signing.verify import cms, pdfsig
 from signing.verify.diff import GATEWAY_DIFF_POLICY
 from signing.verify.revocation import covers, describe_revocation, missing_revinfo
 
 if TYPE_CHECKING:
     from signing.verify import Verifier
 
-SIG_SUBFILTERS = ("/adbe.pkcs7.detached", "/ETSI.CAdES.detached")
-TS_SUBFILTER = "/ETSI.RFC3161"
 _OK_COVERAGE = (SignatureCoverageLevel.ENTIRE_FILE, SignatureCoverageLevel.ENTIRE_REVISION)
 _ALWAYS_OK_MODS = (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES,
                    ModificationLevel.FORM_FILLING)
@@ -74,6 +73,7 @@ def _validation_context(verifier: Verifier, emb: _Embedded) -> ValidationContext
         "crls": [*(cache.crls if cache else ()), *emb.crls],
         "ocsps": [*(cache.ocsps if cache else ()), *emb.ocsps],
         "revocation_mode": policy.revocation_mode,
+        "signature_validator": cms.SIGNATURE_VALIDATOR,
     }
     fetchers = verifier._get_fetchers()
     if fetchers is not None:
@@ -168,28 +168,29 @@ async def verify_all(verifier: Verifier, reader, report: ValidationReport,
         sig_obj = sig_ref.get_object()
         subfilter = sig_obj.get("/SubFilter")
         subfilter = str(subfilter) if subfilter is not None else None
-        kind = ("document_timestamp" if subfilter == TS_SUBFILTER
-                else "signature" if subfilter in SIG_SUBFILTERS else "unsupported")
+        kind = pdfsig.kind_of(subfilter)
         rep = SignatureReport(field=str(name), kind=kind, subfilter=subfilter)
-        emb_sig = None
+        views: list = []
         if kind == "unsupported":
             rep.verdict, rep.reason, rep.sub_indication = (
                 Verdict.INDETERMINATE, "UNSUPPORTED", "FORMAT_FAILURE")
             rep.error("UNSUPPORTED_SUBFILTER", f"unsupported /SubFilter {subfilter}")
         else:
             try:
-                emb_sig = EmbeddedPdfSignature(reader, field_ref, name)
-                rep.signed_revision = emb_sig.signed_revision
+                views = pdfsig.embedded_views(reader, field_ref, name, kind)
+                rep.signed_revision = views[0].signed_revision
             except Exception as exc:
                 rep.fail_format()
                 rep.error("SIGNATURE_UNREADABLE", f"{type(exc).__name__}: {exc}")
-        entries.append((rep, emb_sig))
+        entries.append((rep, views))
     entries.sort(key=lambda e: e[0].signed_revision if e[0].signed_revision is not None else -1)
     ts_revisions = [r.signed_revision for r, _ in entries
                     if r.kind == "document_timestamp" and r.signed_revision is not None]
-    for rep, emb_sig in entries:
-        if emb_sig is not None:
-            await _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions)
+    for rep, views in entries:
+        if len(views) == 1:
+            await _validate_one(verifier, rep, views[0], vc, emb, ts_revisions)
+        elif views:
+            rep = await _validate_signers(verifier, rep, views, vc, emb, ts_revisions)
         report.signatures.append(rep)
     _judge_tail(reader, report)
     if repaired:
@@ -259,6 +260,8 @@ async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
         if rep.kind == "document_timestamp":
             status = await async_validate_pdf_timestamp(
                 emb_sig, vc, diff_policy=GATEWAY_DIFF_POLICY)
+        elif rep.subfilter == pdfsig.SHA1_SUBFILTER:
+            status = await pdfsig.validate_sha1(emb_sig, vc, GATEWAY_DIFF_POLICY)
         else:
             status = await async_validate_pdf_signature(
                 emb_sig, vc, vc, diff_policy=GATEWAY_DIFF_POLICY)
@@ -272,6 +275,7 @@ async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
     _fill_common(rep, status, verifier if rep.kind == "signature" else None)
     docmdp = emb_sig.docmdp_level
     _judge(rep, status, docmdp, await missing_revinfo(vc, status))
+    cms.judge_cms(rep, emb_sig)
     if rep.kind == "document_timestamp":
         rep.timestamp_time = status.timestamp
         rep.timestamp_trusted = rep.trusted
@@ -296,6 +300,29 @@ async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
     if rep.md_algorithm in ("sha1", "md5"):
         rep.warn("WEAK_DIGEST", f"weak digest algorithm {rep.md_algorithm}")
     describe_revocation(verifier, rep, status.signing_cert, emb)
+
+
+_SEVERITY = {Verdict.VALID: 0, Verdict.INDETERMINATE: 1, Verdict.INVALID: 2}
+
+
+async def _validate_signers(verifier, rep, views, vc, emb, ts_revisions) -> SignatureReport:
+    """Several SignerInfos in one CMS (ETSI EN 319 142-1 §6.3: a PAdES baseline signature has
+    exactly one): each is validated; the signature is as good as its worst SignerInfo."""
+    parts = []
+    for view in views:
+        part = replace(rep, errors=[], warnings=[])
+        await _validate_one(verifier, part, view, vc, emb, ts_revisions)
+        parts.append(part)
+    merged = max(parts, key=lambda p: _SEVERITY[p.verdict])  # the first of the worst
+    merged.intact = all(p.intact for p in parts)
+    merged.valid = all(p.valid for p in parts)
+    for part in parts:
+        if part is not merged:
+            merged.errors += [e for e in part.errors if e not in merged.errors]
+            merged.warnings += [w for w in part.warnings if w not in merged.warnings]
+    merged.warn("NOT_PADES_BASELINE", f"{len(parts)} SignerInfos in one CMS (ETSI EN 319 "
+                "142-1 §6.3: exactly one); each was validated")
+    return merged
 
 
 async def _etsi_xml(verifier, vc, emb_sig, rep) -> str | None:

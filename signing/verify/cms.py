@@ -1,0 +1,208 @@
+"""CMS rules of the verifier that stock pyHanko lacks (used by :mod:`signing.verify.engine`
+and :mod:`signing.integrity`).
+
+* :class:`GatewaySignatureValidator` — every signature value pyHanko checks goes through it:
+  signed attributes are verified over their canonical DER (RFC 5652 §5.4,
+  :mod:`signing.verify.der`), and BSI TR-03111 plain ECDSA (``r || s``, OIDs
+  ``0.4.0.127.0.7.1.1.4.1.x``) is verified after conversion to the X9.62 DER form.
+* :func:`algorithm_problem` — a digest / signature algorithm combination the algorithm does not
+  allow (RFC 8419 §2.3: Ed25519 with SHA-512, Ed448 with SHAKE256 of 512 bits; RFC 8933 §3 and
+  RFC 5754: an algorithm that names its hash uses that digest; RFC 5652 §10.1.1: a
+  ``digestAlgorithm`` is a digest algorithm, not a signature OID). Weak algorithms at
+  validation time (SHA-1, MD5, RSA < 2048) are another, non-integrity matter (pyHanko's
+  algorithm policy; the ``WEAK_DIGEST`` warning).
+* :func:`doc_timestamp_type` — ISO 32000-2 §12.8.5 Table 255: a document timestamp's ``/Type``
+  shall be ``/DocTimeStamp``; missing or ``/Sig`` is a conformance warning, anything else is
+  malformed.
+"""
+
+from __future__ import annotations
+
+from asn1crypto import algos, cms, core
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    Prehashed,
+    encode_dss_signature,
+)
+from pyhanko_certvalidator.sig_validate import (
+    DEFAULT_VALIDATION_CONTEXT,
+    DefaultSignatureValidator,
+    SignatureValidationContext,
+)
+
+from signing.verify.der import NotDerError, canonical_der
+
+__all__ = [
+    "PLAIN_ECDSA",
+    "SIGNATURE_VALIDATOR",
+    "GatewaySignatureValidator",
+    "algorithm_problem",
+    "doc_timestamp_type",
+    "judge_cms",
+    "signed_attrs_not_der",
+]
+
+#: BSI TR-03111 §5.2.1 ``ecdsa-plain-signatures`` (0.4.0.127.0.7.1.1.4.1) and their hash.
+PLAIN_ECDSA = {
+    "0.4.0.127.0.7.1.1.4.1.1": "sha1",
+    "0.4.0.127.0.7.1.1.4.1.2": "sha224",
+    "0.4.0.127.0.7.1.1.4.1.3": "sha256",
+    "0.4.0.127.0.7.1.1.4.1.4": "sha384",
+    "0.4.0.127.0.7.1.1.4.1.5": "sha512",
+    "0.4.0.127.0.7.1.1.4.1.8": "sha3_224",
+    "0.4.0.127.0.7.1.1.4.1.9": "sha3_256",
+    "0.4.0.127.0.7.1.1.4.1.10": "sha3_384",
+    "0.4.0.127.0.7.1.1.4.1.11": "sha3_512",
+}
+_HASHES = {
+    "sha1": hashes.SHA1, "sha224": hashes.SHA224, "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384, "sha512": hashes.SHA512, "sha3_224": hashes.SHA3_224,
+    "sha3_256": hashes.SHA3_256, "sha3_384": hashes.SHA3_384, "sha3_512": hashes.SHA3_512,
+}
+#: RFC 5652 §10.1.1: a DigestAlgorithmIdentifier names a message digest algorithm.
+DIGEST_ALGORITHMS = frozenset({
+    "md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha512_224", "sha512_256",
+    "sha3_224", "sha3_256", "sha3_384", "sha3_512", "shake128", "shake256", "shake256_len",
+})
+
+
+def _verify_plain_ecdsa(signature: bytes, data: bytes, public_key_info, hash_name: str,
+                        prehashed: bool) -> None:
+    """BSI TR-03111 §5.2.1: the value is ``r || s``, each the byte length of the curve
+    order; anything else (or a non-EC key) is an invalid signature."""
+    key = serialization.load_der_public_key(public_key_info.dump())
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise InvalidSignature("plain ECDSA with a key that is not EC")
+    size = (key.curve.key_size + 7) // 8
+    if len(signature) != 2 * size:
+        raise InvalidSignature("plain ECDSA value of the wrong length")
+    r = int.from_bytes(signature[:size], "big")
+    s = int.from_bytes(signature[size:], "big")
+    algorithm = _HASHES[hash_name]()
+    key.verify(encode_dss_signature(r, s), data,
+               ec.ECDSA(Prehashed(algorithm) if prehashed else algorithm))
+
+
+class GatewaySignatureValidator(DefaultSignatureValidator):
+    """pyHanko's signature validator with the two rules of the module docstring.
+
+    Which input is a set of signed attributes: pyHanko passes the signed attributes re-tagged
+    as a universal ``SET OF`` (first octet ``0x31``) when not pre-hashed; every other input it
+    verifies (certificates, CRLs, OCSP responses, attribute certificates) is a ``SEQUENCE``
+    (``0x30``). Canonicalising a DER value changes nothing; a non-DER one that a signer signed
+    as stored then fails, as RFC 5652 §5.4 requires."""
+
+    def validate_signature(self, signature: bytes, signed_data: bytes, public_key_info,
+                           signature_algorithm: algos.SignedDigestAlgorithm,
+                           context: SignatureValidationContext = DEFAULT_VALIDATION_CONTEXT,
+                           ) -> None:
+        if not context.prehashed and signed_data[:1] == b"\x31":
+            try:
+                signed_data = canonical_der(signed_data)
+            except NotDerError as exc:
+                raise InvalidSignature(str(exc)) from exc
+        oid = signature_algorithm["algorithm"].dotted
+        hash_name = PLAIN_ECDSA.get(oid)
+        if hash_name is not None:
+            _verify_plain_ecdsa(signature, signed_data, public_key_info, hash_name,
+                                context.prehashed)
+            return
+        super().validate_signature(signature, signed_data, public_key_info,
+                                   signature_algorithm, context)
+
+
+SIGNATURE_VALIDATOR = GatewaySignatureValidator()
+
+
+def signed_attrs_not_der(signer_info: cms.SignerInfo) -> bool:
+    """The stored signed attributes are not DER (their signature was checked over DER)."""
+    attrs = signer_info["signed_attrs"]
+    if attrs is core.VOID:
+        return False
+    stored = attrs.untag().dump()
+    try:
+        return canonical_der(stored) != stored
+    except NotDerError:
+        return True
+
+
+def _digest_name(digest_algorithm: algos.DigestAlgorithm) -> str | None:
+    """The digest algorithm's name, or ``None`` when the identifier is not a digest algorithm
+    allowed with its parameters (RFC 5652 §10.1.1; RFC 8419 §2.3 for SHAKE256: ``id-shake256``
+    without parameters, ``id-shake256-len`` with 512)."""
+    name = digest_algorithm["algorithm"].native
+    if name not in DIGEST_ALGORITHMS:
+        return None
+    params = digest_algorithm["parameters"]
+    if name == "shake256_len":
+        return "shake256" if params.native == 512 else None
+    if name == "shake256" and params.native is not None:
+        return None
+    return name
+
+
+def algorithm_problem(signer_info: cms.SignerInfo) -> str | None:
+    """Why the ``digestAlgorithm`` / ``signatureAlgorithm`` pair of ``signer_info`` is not
+    allowed by the algorithms' own specifications (``None``: allowed).
+
+    The digest must name a digest algorithm; when the signature algorithm implies a hash
+    (``sha256WithRSAEncryption``, ``ecdsa-with-SHA256``, plain ECDSA, RSASSA-PSS parameters,
+    Ed25519 → SHA-512, Ed448 → SHAKE256/512) the digest algorithm is that hash."""
+    digest_oid = signer_info["digest_algorithm"]["algorithm"]
+    digest = _digest_name(signer_info["digest_algorithm"])
+    if digest is None:
+        return (f"digestAlgorithm {digest_oid.native} is not a digest algorithm allowed here "
+                "(RFC 5652 §10.1.1, RFC 8419 §2.3)")
+    signature_algorithm = signer_info["signature_algorithm"]
+    implied = PLAIN_ECDSA.get(signature_algorithm["algorithm"].dotted)
+    if implied is None:
+        try:
+            implied = signature_algorithm.hash_algo
+        except ValueError:  # rsaEncryption, bare ecdsa: the digest algorithm decides
+            return None
+    if implied != digest:
+        name = signature_algorithm["algorithm"].native
+        return (f"signature algorithm {name} requires digest {implied}, the signer info names "
+                f"{digest} (RFC 8419 §2.3, RFC 8933 §3, RFC 5754)")
+    return None
+
+
+def doc_timestamp_type(sig_obj) -> str | None:
+    """ISO 32000-2 §12.8.5 Table 255 (``/Type`` of a document timestamp dictionary):
+    ``"ok"`` for ``/DocTimeStamp``, ``"lenient"`` for a missing ``/Type`` or ``/Sig`` (the
+    token is validated all the same, with a conformance warning), ``None`` for anything
+    else (malformed)."""
+    value = sig_obj.get("/Type")
+    if value is None or value == "/Sig":
+        return "lenient"
+    return "ok" if value == "/DocTimeStamp" else None
+
+
+def judge_cms(rep, emb_sig) -> None:
+    """The rules above, on a :class:`signing.report.SignatureReport` already judged from
+    pyHanko's status (its verdict only gets worse)."""
+    from signing.report import Indication, Verdict
+    from signing.verify.pdfsig import SHA1_SUBFILTER
+
+    if rep.kind == "document_timestamp" and doc_timestamp_type(emb_sig.sig_object) == "lenient":
+        rep.warn("DOCTIMESTAMP_TYPE", "document timestamp dictionary without /Type "
+                 "/DocTimeStamp (ISO 32000-2 §12.8.5, Table 255); validated as a timestamp")
+    signer_info = emb_sig.signer_info
+    if signed_attrs_not_der(signer_info):
+        rep.warn("SIGNED_ATTRS_NOT_DER", "signed attributes not DER-encoded; the signature "
+                 "was verified over their DER encoding (RFC 5652 §5.4)")
+    problem = algorithm_problem(signer_info)
+    if problem is not None:
+        rep.valid = False
+        rep.error("ALGORITHM_COMBINATION", problem)
+        if rep.intact:
+            rep.judge(Verdict.INVALID, Indication.TOTAL_FAILED, "SIG_CRYPTO_FAILURE",
+                      "SIG_CRYPTO_FAILURE")
+    if rep.subfilter == SHA1_SUBFILTER:
+        rep.warn("WEAK_DIGEST", "adbe.pkcs7.sha1: the document is bound by a SHA-1 digest")
+    if rep.subfilter == SHA1_SUBFILTER and rep.verdict is Verdict.VALID:
+        # ISO 32000-1 §12.8.3.3.1: the document is bound to the signature by SHA-1 only
+        rep.judge(Verdict.INDETERMINATE, Indication.INDETERMINATE,
+                  "CRYPTO_CONSTRAINTS_FAILURE_NO_POE", "WEAK_ALGORITHM")
