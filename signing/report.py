@@ -202,7 +202,6 @@ _REASON_VI = {
     "NONSTRICT_PARSE": "tệp PDF sai cấu trúc, chỉ đọc được sau khi sửa lỗi",
     "UNSUPPORTED": "loại chữ ký không được hỗ trợ",
     "GENERIC": "không xác định được tính hợp lệ",
-    "WEAK_ALGORITHM": "thuật toán băm không còn an toàn (SHA-1)",
 }
 
 
