@@ -5,10 +5,11 @@ and :mod:`signing.integrity`).
   signed attributes are verified over their canonical DER (RFC 5652 §5.4,
   :mod:`signing.verify.der`), and BSI TR-03111 plain ECDSA (``r || s``, OIDs
   ``0.4.0.127.0.7.1.1.4.1.x``) is verified after conversion to the X9.62 DER form.
-* :func:`algorithm_problem` — a digest / signature algorithm combination the algorithm does not
-  allow (RFC 8419 §2.3: Ed25519 with SHA-512, Ed448 with SHAKE256 of 512 bits; RFC 8933 §3 and
-  RFC 5754: an algorithm that names its hash uses that digest; RFC 5652 §10.1.1: a
-  ``digestAlgorithm`` is a digest algorithm, not a signature OID). Weak algorithms at
+* :func:`algorithm_problem` — a digest / signature algorithm combination the algorithms do not
+  allow (RFC 8419 §2.3: Ed25519 with SHA-512, Ed448 with SHAKE256 of 512 bits; RFC 5652
+  §10.1.1: a ``digestAlgorithm`` is a digest algorithm, not a signature OID): invalid.
+  :func:`algorithm_mismatch` — an algorithm that names another hash than ``digestAlgorithm``
+  (RFC 8933 §3): a warning, since each value is still checked with its own hash. Weak algorithms at
   validation time (SHA-1, MD5, RSA < 2048) are another, non-integrity matter (pyHanko's
   algorithm policy; the ``WEAK_DIGEST`` warning).
 * :func:`doc_timestamp_type` — ISO 32000-2 §12.8.5 Table 255: a document timestamp's ``/Type``
@@ -38,6 +39,7 @@ __all__ = [
     "PLAIN_ECDSA",
     "SIGNATURE_VALIDATOR",
     "GatewaySignatureValidator",
+    "algorithm_mismatch",
     "algorithm_problem",
     "doc_timestamp_type",
     "judge_cms",
@@ -143,30 +145,59 @@ def _digest_name(digest_algorithm: algos.DigestAlgorithm) -> str | None:
     return name
 
 
+#: Signature algorithms defined together with their digest (RFC 8419 §2.3: Ed25519 uses
+#: SHA-512, Ed448 uses SHAKE256 with 512 bits of output): any other digest is not that algorithm.
+_BOUND_DIGEST = {"ed25519": "sha512", "ed448": "shake256"}
+
+
+def _implied_digest(signature_algorithm: algos.SignedDigestAlgorithm) -> str | None:
+    implied = PLAIN_ECDSA.get(signature_algorithm["algorithm"].dotted)
+    if implied is not None:
+        return implied
+    try:
+        return signature_algorithm.hash_algo
+    except ValueError:  # rsaEncryption, bare ecdsa: the digest algorithm decides
+        return None
+
+
 def algorithm_problem(signer_info: cms.SignerInfo) -> str | None:
     """Why the ``digestAlgorithm`` / ``signatureAlgorithm`` pair of ``signer_info`` is not
-    allowed by the algorithms' own specifications (``None``: allowed).
+    allowed at all (``None``: allowed). An integrity failure:
 
-    The digest must name a digest algorithm; when the signature algorithm implies a hash
-    (``sha256WithRSAEncryption``, ``ecdsa-with-SHA256``, plain ECDSA, RSASSA-PSS parameters,
-    Ed25519 → SHA-512, Ed448 → SHAKE256/512) the digest algorithm is that hash."""
+    * the ``digestAlgorithm`` does not name a digest algorithm (RFC 5652 §10.1.1; a signature
+      OID such as ``sha1WithRSAEncryption`` there is malformed);
+    * EdDSA with another digest than the one the algorithm is defined with (RFC 8419 §2.3:
+      Ed25519 with SHA-512, Ed448 with SHAKE256/512).
+    """
     digest_oid = signer_info["digest_algorithm"]["algorithm"]
     digest = _digest_name(signer_info["digest_algorithm"])
     if digest is None:
         return (f"digestAlgorithm {digest_oid.native} is not a digest algorithm allowed here "
                 "(RFC 5652 §10.1.1, RFC 8419 §2.3)")
-    signature_algorithm = signer_info["signature_algorithm"]
-    implied = PLAIN_ECDSA.get(signature_algorithm["algorithm"].dotted)
-    if implied is None:
-        try:
-            implied = signature_algorithm.hash_algo
-        except ValueError:  # rsaEncryption, bare ecdsa: the digest algorithm decides
-            return None
-    if implied != digest:
-        name = signature_algorithm["algorithm"].native
-        return (f"signature algorithm {name} requires digest {implied}, the signer info names "
-                f"{digest} (RFC 8419 §2.3, RFC 8933 §3, RFC 5754)")
+    name = signer_info["signature_algorithm"]["algorithm"].native
+    bound = _BOUND_DIGEST.get(name)
+    if bound is not None and bound != digest:
+        return (f"signature algorithm {name} is defined with digest {bound}, the signer info "
+                f"names {digest} (RFC 8419 §2.3)")
     return None
+
+
+def algorithm_mismatch(signer_info: cms.SignerInfo) -> str | None:
+    """A signature algorithm that names its hash (``sha256WithRSAEncryption``,
+    ``ecdsa-with-SHA384``, plain ECDSA, RSASSA-PSS parameters) with another
+    ``digestAlgorithm`` (RFC 8933 §3: one digest algorithm for the content and the signed
+    attributes). The signature value is still checked with the hash it names, the message
+    digest with ``digestAlgorithm``; neither is weakened by the mismatch, so it is a
+    conformance finding of the producer (a warning), not an integrity failure."""
+    digest = _digest_name(signer_info["digest_algorithm"])
+    signature_algorithm = signer_info["signature_algorithm"]
+    if digest is None or signature_algorithm["algorithm"].native in _BOUND_DIGEST:
+        return None
+    implied = _implied_digest(signature_algorithm)
+    if implied is None or implied == digest:
+        return None
+    return (f"signature algorithm {signature_algorithm['algorithm'].native} names digest "
+            f"{implied}, the signer info names {digest} (RFC 8933 §3)")
 
 
 def doc_timestamp_type(sig_obj) -> str | None:
@@ -193,6 +224,9 @@ def judge_cms(rep, emb_sig) -> None:
     if signed_attrs_not_der(signer_info):
         rep.warn("SIGNED_ATTRS_NOT_DER", "signed attributes not DER-encoded; the signature "
                  "was verified over their DER encoding (RFC 5652 §5.4)")
+    mismatch = algorithm_mismatch(signer_info)
+    if mismatch is not None:
+        rep.warn("ALGORITHM_MISMATCH", mismatch)
     problem = algorithm_problem(signer_info)
     if problem is not None:
         rep.valid = False

@@ -94,13 +94,13 @@ def test_rfc5652_5_4_signature_over_der_of_unsorted_attrs_is_valid(
 
 
 def _plain_ecdsa(pdf: bytes, key, oid: str = "0.4.0.127.0.7.1.1.4.1.3",
-                 tamper: bool = False) -> bytes:
+                 tamper: bool = False, hash_=hashes.SHA256) -> bytes:
     """The pyHanko ECDSA signature re-signed as BSI TR-03111 plain ECDSA (r || s)."""
     ci = t.content_info(pdf)
     sd = ci["content"]
     si = sd["signer_infos"][0]
     r, s = decode_dss_signature(key.sign(si["signed_attrs"].untag().dump(),
-                                         ec.ECDSA(hashes.SHA256())))
+                                         ec.ECDSA(hash_())))
     value = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     if tamper:
         value = value[:-1] + bytes((value[-1] ^ 1,))
@@ -127,14 +127,23 @@ def test_bsi_tr03111_plain_ecdsa_is_verified(ec_signed, offline, test_pki_folder
     assert _integrity(bad) == "invalid"
 
 
-def test_plain_ecdsa_with_other_hash_than_digest_algorithm_is_invalid(
+def test_rfc8933_hash_named_by_the_algorithm_other_than_digest_algorithm(
         ec_signed, offline, test_pki_folder):
-    """RFC 8933 §3: ecdsa-plain-SHA384 over a SHA-256 digestAlgorithm is not allowed."""
+    """RFC 8933 §3 (one digest for content and signed attributes): ecdsa-plain-SHA384 over a
+    SHA-256 digestAlgorithm. Signed with SHA-384 it verifies (each value checked with its own
+    hash) and is warned ALGORITHM_MISMATCH; signed with SHA-256 under the SHA-384 OID it is
+    SIG_CRYPTO_FAILURE."""
     key = t.load_key(test_pki_folder / "keys-ec" / "officer.key.pem")
-    pdf = _plain_ecdsa(ec_signed, key, oid="0.4.0.127.0.7.1.1.4.1.4")
+    oid = "0.4.0.127.0.7.1.1.4.1.4"
+    pdf = _plain_ecdsa(ec_signed, key, oid=oid, hash_=hashes.SHA384)
     sig = verify_pdf(pdf, offline).signatures[0]
-    assert sig.verdict is Verdict.INVALID
-    assert "ALGORITHM_COMBINATION" in _codes(sig.errors)
+    assert sig.verdict is Verdict.VALID, sig.to_json()
+    assert "ALGORITHM_MISMATCH" in _codes(sig.warnings)
+    assert _integrity(pdf) == "intact"
+    bad = _plain_ecdsa(ec_signed, key, oid=oid)
+    sig = verify_pdf(bad, offline).signatures[0]
+    assert sig.verdict is Verdict.INVALID and sig.sub_indication == "SIG_CRYPTO_FAILURE"
+    assert _integrity(bad) == "invalid"
 
 
 def _with_signer_infos(pdf: bytes, infos: list) -> bytes:
