@@ -251,3 +251,30 @@ def test_linearized_certified_then_visible_field_is_refused(test_pki, offline, m
     two = _sign(cert, test_pki, "seal", visible_box=(10, 10, 100, 60))
     first = verify_pdf(two, offline).signatures[0]
     assert first.verdict.value == "invalid" and first.reason == "MODIFIED_AFTER_SIGNING"
+
+
+@pytest.mark.parametrize("contents,modified", [(b"4 0 R", False), (b"[4 0 R 99 0 R]", True)])
+def test_dss_stream_defined_later_drawn_by_old_page_is_a_modification(test_pki, offline,
+                                                                      contents, modified):
+    """§7.3.10 with §12.8.4.3: object 99 (the vendor trailer key's target) is defined later as
+    a DER certificate listed in a new DSS: LTA_UPDATES; but when the signed page refers ahead to
+    99 (negative), the page use is not explained by the DSS: a modification."""
+    from pyhanko.pdf_utils import generic
+
+    signed = _sign(raw_pdf(contents=contents, trailer_extra=_FOO), test_pki)
+    reader = PdfFileReader(io.BytesIO(signed))
+    catalog = generic.DictionaryObject(reader.root)
+    catalog[generic.pdf_name("/DSS")] = generic.IndirectObject(100, 0, reader)
+    buf = io.BytesIO()
+    catalog.write_to_stream(buf)
+    der = test_pki.root_cert.dump()
+    later = append_update(signed, {
+        reader.root_ref.idnum: buf.getvalue(),
+        99: b"<< /Length %d >>\nstream\n" % len(der) + der + b"\nendstream",
+        100: b"<< /Type /DSS /Certs [99 0 R] >>",
+    }, _FOO)
+    sig, = verify_pdf(later, offline).signatures
+    if modified:
+        assert sig.reason == "MODIFIED_AFTER_SIGNING"
+    else:
+        assert sig.modification_level == "LTA_UPDATES" and not sig.errors, sig.errors

@@ -22,7 +22,7 @@ import dataclasses
 import re
 import weakref
 
-from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils import generic, misc
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.xref import XRefSection, XRefSectionData
 
@@ -81,8 +81,11 @@ def _is_linearized_pair(reader: PdfFileReader) -> bool:
 def merge_linearized(reader: PdfFileReader) -> bool:
     """Fold the first-page and main sections of a linearized first revision into one revision
     (ISO 32000-2 Annex F); ``False`` (reader untouched) for any other file."""
-    if not _is_linearized_pair(reader):
-        return False
+    try:
+        if not _is_linearized_pair(reader):
+            return False
+    except (misc.PdfError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return False  # not the Annex F shape: the file is read as pyHanko reads it
     sections = reader.xrefs._xref_sections
     main, first = sections[0], sections[1]
     data = XRefSectionData()

@@ -15,8 +15,9 @@ in place; :class:`LtvUpdateRule` replaces it and accepts them, as tightly as the
   arrays, or streams whose dictionary has only stream keys and whose data parse as the DER
   structure its key names;
 * an object the signed revision also used outside ``/Root /DSS`` (a page's content, an
-  annotation, a form field) is approved only on its DSS paths: its other uses stay unexplained,
-  so the revision is a change (pyHanko's multi-usage table keeps them).
+  annotation, a form field; also ahead of its definition, see :mod:`.structure`) is approved
+  only on its DSS paths and on paths through trailer keys that carry no document: its other
+  uses stay unexplained, so the revision is a change (pyHanko's multi-usage table keeps them).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pyhanko.sign.diff_analysis.commons import compare_key_refs
 from pyhanko.sign.diff_analysis.constants import VRI_KEY_PATTERN
 from pyhanko.sign.diff_analysis.rules_api import Context, ReferenceUpdate, WhitelistRule
 
-from signing.verify.diff.structure import note
+from signing.verify.diff.structure import DOCUMENT_TRAILER_KEYS, note
 
 __all__ = ["LtvUpdateRule"]
 
@@ -87,9 +88,12 @@ class _Check:
         if not old_paths:
             yield ReferenceUpdate(ref, Context.from_absolute(self.old, RawPdfPath(*path)))
             return
-        self.tolerated.append(f"{ref.idnum} {ref.generation} R rewritten in place")
+        if self.old.reader.xrefs.get_historical_ref(ref, self.old.revision) is not None:
+            self.tolerated.append(f"{ref.idnum} {ref.generation} R rewritten in place")
         for p in old_paths:
-            if tuple(p)[:2] == _DSS_PATH:
+            steps = tuple(p)
+            # uses in the DSS, or through trailer keys that carry no document (§7.5.5)
+            if steps[:2] == _DSS_PATH or (steps and steps[0] not in DOCUMENT_TRAILER_KEYS):
                 yield ReferenceUpdate(ref, Context.from_absolute(self.old, p))
 
     # -- structure ---------------------------------------------------------------------------
