@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian/Ubuntu machine for the gateway: system packages the tests and the
-# demo need (SoftHSM2, poppler, a Times-metric font), a virtual environment with the pinned
+# demo need (SoftHSM2, poppler, qpdf, a Times-metric font), a virtual environment with the pinned
 # dependencies, and (when they are installed but stopped) the local PostgreSQL and RabbitMQ.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v softhsm2-util >/dev/null || need+=(softhsm2)
 command -v pdfsig >/dev/null || need+=(poppler-utils)
+command -v qpdf >/dev/null || need+=(qpdf)  # linearized test files (ISO 32000-2 Annex F)
 [ -f /usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf ] || need+=(fonts-liberation)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -21,6 +21,7 @@ from pyhanko_certvalidator import ValidationContext
 from signing.report import Indication, SignatureReport, ValidationReport, Verdict
 from signing.verify import cms, pdfsig
 from signing.verify.diff import GATEWAY_DIFF_POLICY
+from signing.verify.diff.linearized import merge_linearized
 from signing.verify.revocation import covers, describe_revocation, missing_revinfo
 
 if TYPE_CHECKING:
@@ -161,6 +162,7 @@ def _timestamp_ok(status) -> bool:
 
 async def verify_all(verifier: Verifier, reader, report: ValidationReport,
                      repaired: bool = False) -> None:
+    linearized = merge_linearized(reader)
     emb = _Embedded(reader, report)
     vc = _validation_context(verifier, emb)
     entries = []
@@ -179,6 +181,10 @@ async def verify_all(verifier: Verifier, reader, report: ValidationReport,
             try:
                 views = pdfsig.embedded_views(reader, field_ref, name, kind)
                 rep.signed_revision = views[0].signed_revision
+                if linearized and rep.signed_revision == 0:
+                    rep.warn("LINEARIZED", "signed revision is a linearized file: its first-page "
+                             "and main cross-reference sections read as one revision "
+                             "(ISO 32000-2 Annex F)")
             except Exception as exc:
                 rep.fail_format()
                 rep.error("SIGNATURE_UNREADABLE", f"{type(exc).__name__}: {exc}")
@@ -273,6 +279,8 @@ async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
     if verifier.policy.etsi_xml and rep.kind == "signature":
         rep.etsi_xml = await _etsi_xml(verifier, vc, emb_sig, rep)
     _fill_common(rep, status, verifier if rep.kind == "signature" else None)
+    for code, message in getattr(status.diff_result, "tolerated", ()):
+        rep.warn(code, message)  # what the difference policy accepted past stock pyHanko
     docmdp = emb_sig.docmdp_level
     _judge(rep, status, docmdp, await missing_revinfo(vc, status))
     cms.judge_cms(rep, emb_sig)

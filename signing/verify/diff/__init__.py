@@ -6,7 +6,12 @@ changes object by object; :class:`GatewayDiffPolicy` keeps that engine and its r
 ones real producers need (each module states the rule it implements and where the standard says
 so):
 
-* :mod:`.policy` - the policy itself and the one instance the verifier uses.
+* :mod:`.policy` - the policy itself and the one instance the verifier uses;
+* :mod:`.ltv` - DSS/VRI updates are LTA_UPDATES (ISO 32000-2 §12.8.4.3-4, EN 319 142-1 §5.4);
+* :mod:`.structure` - undefined references are null (ISO 32000-2 §7.3.10), objects only vendor
+  trailer keys reach are no content (§7.5.5), orphans without assuming no forward references;
+* :mod:`.linearized` - a linearized file's two cross-reference sections are one revision
+  (ISO 32000-2 Annex F; applied to the reader by the engine before any signature is read).
 """
 
 from signing.verify.diff.policy import GATEWAY_DIFF_POLICY, GatewayDiffPolicy, build_policy

@@ -8,10 +8,13 @@ overriding :class:`GatewayDiffPolicy` methods, each with the rule it implements.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader
 from pyhanko.sign.diff_analysis import (
     CatalogModificationRule,
+    DiffResult,
     DocInfoRule,
-    DSSCompareRule,
     FormUpdatingRule,
     GenericFieldModificationRule,
     MetadataUpdateRule,
@@ -20,14 +23,71 @@ from pyhanko.sign.diff_analysis import (
     SigFieldCreationRule,
     SigFieldModificationRule,
     StandardDiffPolicy,
+    SuspiciousModification,
     XrefStreamRule,
 )
+from pyhanko.sign.fields import FieldMDPSpec, MDPPerm
 
-__all__ = ["GATEWAY_DIFF_POLICY", "GatewayDiffPolicy", "build_policy"]
+from signing.verify.diff.ltv import LtvUpdateRule
+from signing.verify.diff.structure import NOTES, OrphanRule, TolerantResolver, tolerant_resolver
+
+__all__ = ["GATEWAY_DIFF_POLICY", "GatewayDiffPolicy", "GatewayDiffResult", "build_policy"]
+
+
+@dataclass(frozen=True)
+class GatewayDiffResult(DiffResult):
+    """:class:`DiffResult` with what the analysis tolerated past stock pyHanko, as
+    ``(code, message)`` pairs the verifier reports as the signature's warnings."""
+
+    tolerated: tuple[tuple[str, str], ...] = ()
 
 
 class GatewayDiffPolicy(StandardDiffPolicy):
-    """:class:`~pyhanko.sign.diff_analysis.StandardDiffPolicy` with the gateway's rules."""
+    """:class:`~pyhanko.sign.diff_analysis.StandardDiffPolicy` with the gateway's rules.
+
+    Overrides:
+
+    * :meth:`review_file` reads every revision it compares through
+      :func:`~signing.verify.diff.structure.tolerant_resolver`: references to objects a
+      revision does not define are null (ISO 32000-2 §7.3.10), not a strict-read error, and
+      are reported (``UNDEFINED_REFERENCE_NULL``).
+    * orphans: pyHanko's ``_find_orphans`` assumes no forward references; build the policy
+      with ``ignore_orphaned_objects=False`` and
+      :class:`~signing.verify.diff.structure.OrphanRule` instead (:func:`build_policy`).
+    """
+
+    def review_file(
+        self,
+        reader: PdfFileReader,
+        base_revision: int | HistoricalResolver,
+        field_mdp_spec: FieldMDPSpec | None = None,
+        doc_mdp: MDPPerm | None = None,
+    ) -> DiffResult | SuspiciousModification:
+        if isinstance(base_revision, int):
+            base = base_revision
+        else:
+            base = base_revision.revision
+            if not isinstance(base_revision, TolerantResolver):
+                base_revision = tolerant_resolver(reader, base)
+        resolvers = [tolerant_resolver(reader, rev)
+                     for rev in range(base, reader.xrefs.total_revisions)]
+        notes: list[tuple[str, str]] = []
+        token = NOTES.set(notes)
+        try:
+            result = super().review_file(reader, base_revision, field_mdp_spec=field_mdp_spec,
+                                         doc_mdp=doc_mdp)
+        finally:
+            NOTES.reset(token)
+        nulled = sorted({(r.idnum, r.generation) for res in resolvers for r in res.nulled})
+        if nulled:
+            refs = ", ".join(f"{n} {g} R" for n, g in nulled[:10])
+            notes.append(("UNDEFINED_REFERENCE_NULL",
+                          f"references to objects undefined in their revision read as null "
+                          f"(ISO 32000-2 §7.3.10): {refs}"))
+        if isinstance(result, DiffResult) and notes:
+            return GatewayDiffResult(result.modification_level, result.changed_form_fields,
+                                     tolerated=tuple(notes))
+        return result
 
 
 def build_policy() -> GatewayDiffPolicy:
@@ -39,14 +99,16 @@ def build_policy() -> GatewayDiffPolicy:
             DocInfoRule().as_qualified(lta),
             XrefStreamRule().as_qualified(lta),
             ObjectStreamRule().as_qualified(lta),
-            DSSCompareRule().as_qualified(lta),
+            LtvUpdateRule().as_qualified(lta),
             MetadataUpdateRule().as_qualified(lta),
+            OrphanRule().as_qualified(lta),
         ],
         form_rule=FormUpdatingRule(field_rules=[
             SigFieldCreationRule(),
             SigFieldModificationRule(),
             GenericFieldModificationRule(),
         ]),
+        ignore_orphaned_objects=False,
     )
 
 
