@@ -12,16 +12,27 @@ from pyhanko.sign.diff_analysis import (
     CatalogModificationRule,
     DocInfoRule,
     DSSCompareRule,
-    FormUpdatingRule,
-    GenericFieldModificationRule,
     MetadataUpdateRule,
     ModificationLevel,
     ObjectStreamRule,
     SigFieldCreationRule,
-    SigFieldModificationRule,
     StandardDiffPolicy,
     XrefStreamRule,
 )
+from pyhanko.sign.diff_analysis.constants import ROOT_EXEMPT_STRICT_COMPARISON
+
+# --- form filling, annotations, structure tree (issue 12 items 4, 5, 7c) ---
+from signing.verify.diff.annotations import AnnotationAdditionRule, NamesAppearanceRule
+from signing.verify.diff.equality import EquivalentOverrideRule
+from signing.verify.diff.forms import (
+    DefaultResourcesRule,
+    FieldValueRule,
+    GatewayFormUpdatingRule,
+    SignedFieldAppearanceRule,
+)
+from signing.verify.diff.structure import StructTreeAdditionRule
+
+# --- end form filling imports ---
 
 __all__ = ["GATEWAY_DIFF_POLICY", "GatewayDiffPolicy", "build_policy"]
 
@@ -35,17 +46,24 @@ def build_policy() -> GatewayDiffPolicy:
     lta = ModificationLevel.LTA_UPDATES
     return GatewayDiffPolicy(
         global_rules=[
-            CatalogModificationRule(),
+            # /Names is judged by NamesAppearanceRule (only /AP additions)
+            CatalogModificationRule(ROOT_EXEMPT_STRICT_COMPARISON | {"/Names"}),
             DocInfoRule().as_qualified(lta),
             XrefStreamRule().as_qualified(lta),
             ObjectStreamRule().as_qualified(lta),
             DSSCompareRule().as_qualified(lta),
             MetadataUpdateRule().as_qualified(lta),
+            # --- form filling, annotations, structure tree (issue 12 items 4, 5, 7c) ---
+            EquivalentOverrideRule().as_qualified(lta),
+            DefaultResourcesRule(),
+            StructTreeAdditionRule(),
+            AnnotationAdditionRule(),
+            NamesAppearanceRule(),
         ],
-        form_rule=FormUpdatingRule(field_rules=[
+        form_rule=GatewayFormUpdatingRule(field_rules=[
             SigFieldCreationRule(),
-            SigFieldModificationRule(),
-            GenericFieldModificationRule(),
+            SignedFieldAppearanceRule(),
+            FieldValueRule(),
         ]),
     )
 
