@@ -280,12 +280,14 @@ class FieldValueRule(GenericFieldModificationRule):
             return
         if _raw(spec.old_field, "/Kids") != kids:
             return  # the field dictionary comparison refuses this
-        kids = kids.get_object()
-        for ix, kid in enumerate(kids if isinstance(kids, generic.ArrayObject) else ()):
+        old_kids = spec.old_field["/Kids"]  # read in the old revision: refs bound to it
+        if not isinstance(old_kids, generic.ArrayObject):
+            return
+        for ix, kid in enumerate(old_kids):
             if not isinstance(kid, generic.IndirectObject):
                 continue
             ref = kid.reference
-            if old.is_ref_unassignable(ref) or unchanged_since(old, new, ref):
+            if unchanged_since(old, new, ref):
                 continue
             old_w, new_w = old(ref), new(ref)
             if not isinstance(new_w, generic.DictionaryObject) or "/T" in new_w:
@@ -369,6 +371,10 @@ class DefaultResourcesRule(QualifiedWhitelistRule):
             if any(_raw(new_fonts, k) != old_fonts.raw_get(k) for k in old_fonts):
                 return  # not an addition: left unexplained
             yield _FORM, ReferenceUpdate(old_fonts_raw.reference)
+            added = generic.ArrayObject(new_fonts.raw_get(k) for k in new_fonts
+                                        if k not in old_fonts)
+            for ref in new.collect_dependencies(added, since_revision=old.revision + 1):
+                yield _FORM, ReferenceUpdate(ref)
         old_fonts = old_fonts_raw.get_object()
         new_fonts = new_fonts_raw.get_object()
         if not isinstance(old_fonts, generic.DictionaryObject) or not isinstance(
