@@ -165,7 +165,7 @@ def test_font_changed_beyond_name_is_refused(signed_kids, test_pki):
 # -- 4d: structure tree additions for a new signature widget -------------------------------------
 
 def _tagged(w) -> None:
-    pg, pg_ref = page(w)
+    _, pg_ref = page(w)
     root_ref = w.add_object(generic.DictionaryObject({N("/Type"): N("/StructTreeRoot")}))
     doc = w.add_object(generic.DictionaryObject({
         N("/Type"): N("/StructElem"), N("/S"): N("/Document"), N("/P"): root_ref,

@@ -7,6 +7,13 @@ ones real producers need (each module states the rule it implements and where th
 so):
 
 * :mod:`.policy` - the policy itself and the one instance the verifier uses.
+* :mod:`.forms` - form filling: field names (§12.7.4.2), values and their appearances
+  (§12.7.4.3, §12.7.5.4), widget kids; an appearance changed without its value
+  is the shadow attack "replace via overlay", refused.
+* :mod:`.resources` - fonts added to the form's ``/DR``, obsolete ``/Name`` dropped.
+* :mod:`.annotations` - comments added after signing (level ANNOTATIONS) and ``/Names /AP``.
+* :mod:`.structure` - structure tree entries for new widget annotations (§14.7.5.4).
+* :mod:`.equality` - an object re-written with an equal value, under any number, is no change.
 """
 
 from signing.verify.diff.policy import GATEWAY_DIFF_POLICY, GatewayDiffPolicy, build_policy

@@ -25,11 +25,11 @@ from pyhanko.sign.diff_analysis.constants import ROOT_EXEMPT_STRICT_COMPARISON
 from signing.verify.diff.annotations import AnnotationAdditionRule, NamesAppearanceRule
 from signing.verify.diff.equality import EquivalentOverrideRule
 from signing.verify.diff.forms import (
-    DefaultResourcesRule,
     FieldValueRule,
     GatewayFormUpdatingRule,
     SignedFieldAppearanceRule,
 )
+from signing.verify.diff.resources import DefaultResourcesRule
 from signing.verify.diff.structure import StructTreeAdditionRule
 
 # --- end form filling imports ---
