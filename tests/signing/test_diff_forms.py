@@ -396,3 +396,34 @@ def test_new_field_with_dotted_name_is_refused(signed_dotted, test_pki):
         w.update_container(pg)
 
     _refused(verify_first(incremental(signed_dotted, add_dotted_sig), test_pki))
+
+
+def _colliding_form(w) -> None:
+    """Root field ``a.b`` and field ``a`` with kid ``b``: one fully qualified name, two fields."""
+    kid = text_field(w, "b", None, rect=(100, 650, 300, 670))
+    kid_ref = w.add_object(kid)
+    parent = generic.DictionaryObject({N("/FT"): N("/Tx"), N("/T"): text("a"),
+                                       N("/Kids"): generic.ArrayObject([kid_ref])})
+    dotted = text_field(w, "a.b", None)
+    refs = add_form(w, [dotted, parent], widgets=[])
+    kid[N("/Parent")] = refs[1]
+    pg, pg_ref = page(w)
+    for annot in (refs[0], kid_ref):
+        annot.get_object()[N("/P")] = pg_ref
+    pg[N("/Annots")] = generic.ArrayObject([refs[0], kid_ref])
+    w.update_container(pg)
+
+
+@pytest.fixture(scope="module")
+async def signed_colliding(test_pki) -> bytes:
+    return await sign_sample(fields_pdf(_colliding_form), test_pki, "officer")
+
+
+def test_two_fields_with_one_qualified_name_are_refused(signed_colliding, test_pki):
+    """A filled "a.b" could be either field: the analysis would see only one of them."""
+    def fill(w):
+        field = field_named(w, "a.b")
+        field[N("/V")] = text("x")
+        w.update_container(field)
+
+    _refused(verify_first(incremental(signed_colliding, fill), test_pki))
