@@ -105,6 +105,9 @@ class SignatureReport:
     coverage: str | None = None
     modification_level: str | None = None
     docmdp_ok: bool | None = None
+    #: DocMDP permission in force (ISO 32000-2 §12.8.2.2: 1, 2, 3; ``None``: approval
+    #: signatures only): the strictest of the certification and the signature's own lock.
+    docmdp: int | None = None
     bottom_line: bool | None = None
     pades_level: str | None = None
     signer: SignerInfo | None = None
@@ -125,12 +128,15 @@ class SignatureReport:
     @property
     def integrity_ok(self) -> bool:
         """Intact, cryptographically valid, covers its revision, only allowed later changes
-        (trust aside)."""
+        (trust aside). Added annotations are allowed under DocMDP P=3 or with no DocMDP, as
+        in the verdict (:func:`signing.verify.engine.annotations_allowed`)."""
+        level_ok = self.modification_level in ("NONE", "LTA_UPDATES", "FORM_FILLING") or (
+            self.modification_level == "ANNOTATIONS" and self.docmdp in (None, 3))
         return bool(
             self.intact
             and self.valid
             and self.coverage in ("ENTIRE_FILE", "ENTIRE_REVISION")
-            and self.modification_level in ("NONE", "LTA_UPDATES", "FORM_FILLING", "ANNOTATIONS")
+            and level_ok
             and self.docmdp_ok is not False
         )
 
@@ -167,6 +173,7 @@ class SignatureReport:
             "coverage": self.coverage,
             "modification_level": self.modification_level,
             "docmdp_ok": self.docmdp_ok,
+            "docmdp": self.docmdp,
             "bottom_line": self.bottom_line,
             "pades_level": self.pades_level,
             "signer": self.signer.to_json() if self.signer else None,

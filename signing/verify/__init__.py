@@ -33,8 +33,11 @@ pyHanko ``bottom_line`` False (safety net)    indeter.    INDETERMINATE / GENERI
 ============================================  ==========  =============================
 
 Allowed changes after a signature (modification level): NONE, LTA_UPDATES (DSS, document
-timestamps), FORM_FILLING (form fields, further signatures); ANNOTATIONS only when the document
-is certified with DocMDP P=3. Format-level failures (modifications, coverage) are
+timestamps), FORM_FILLING (form fields, further signatures); ANNOTATIONS (comments added,
+:mod:`signing.verify.diff.annotations`) when the document is certified with DocMDP P=3 or has
+no DocMDP at all (warning ``ANNOTATIONS_ADDED``), never under P=1/P=2. An appearance that
+changes while its field's value does not is no form filling (:mod:`signing.verify.diff.forms`).
+Format-level failures (modifications, coverage) are
 FORMAT_FAILURE like the "format checking" building block of EN 319 102-1 §5.2.2.
 
 Revocation (policy and sources: :mod:`signing.verify.revocation`): the revocation data embedded

@@ -15,6 +15,7 @@ from pyhanko.sign.validation import (
     async_validate_pdf_signature,
     async_validate_pdf_timestamp,
 )
+from pyhanko.sign.validation.pdf_embedded import read_certification_data
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
@@ -123,7 +124,7 @@ def _judge(rep: SignatureReport, status, docmdp: MDPPerm | None,
         rep.judge(verdict, indication, sub, reason)
 
     level = status.modification_level
-    annotations_ok = level == ModificationLevel.ANNOTATIONS and docmdp == MDPPerm.ANNOTATE
+    annotations_ok = level == ModificationLevel.ANNOTATIONS and annotations_allowed(docmdp)
     if not rep.intact:
         fail("HASH_FAILURE", "HASH_FAILURE")
     elif not rep.valid:
@@ -153,6 +154,31 @@ def _judge(rep: SignatureReport, status, docmdp: MDPPerm | None,
         fail("GENERIC", "GENERIC", Verdict.INDETERMINATE, Indication.INDETERMINATE)
     else:
         rep.judge(Verdict.VALID, Indication.TOTAL_PASSED, None, "")
+    if annotations_ok and rep.integrity_ok:
+        rep.warn("ANNOTATIONS_ADDED", "annotations (comments) were added after signing")
+
+
+def annotations_allowed(docmdp: MDPPerm | None) -> bool:
+    """ISO 32000-2 §12.8.2.2.2: adding annotations is allowed under DocMDP P=3; with no DocMDP
+    in force (approval signatures only) the gateway allows it too (with a warning). P=1/P=2
+    forbid it. :attr:`signing.report.SignatureReport.integrity_ok` applies the same rule."""
+    return docmdp is None or docmdp == MDPPerm.ANNOTATE
+
+
+def docmdp_in_force(emb_sig, certification: MDPPerm | None) -> MDPPerm | None:
+    """The strictest of the document's certification (``/Perms /DocMDP``) and the
+    signature's own DocMDP or ``/Lock`` permission; ``None`` when there is none."""
+    levels = [p for p in (emb_sig.docmdp_level, certification) if p is not None]
+    return min(levels, key=lambda p: p.value) if levels else None
+
+
+def _certification(reader, report: ValidationReport) -> MDPPerm | None:
+    try:
+        info = read_certification_data(reader)
+    except Exception as exc:
+        report.warnings.append({"code": "DOCMDP_UNREADABLE", "message": str(exc)})
+        return MDPPerm.NO_CHANGES  # unreadable: assume the strictest
+    return info.permission if info is not None else None
 
 
 def _timestamp_ok(status) -> bool:
@@ -165,6 +191,7 @@ async def verify_all(verifier: Verifier, reader, report: ValidationReport,
     linearized = merge_linearized(reader)
     emb = _Embedded(reader, report)
     vc = _validation_context(verifier, emb)
+    certification = _certification(reader, report)
     entries = []
     for name, sig_ref, field_ref in enumerate_sig_fields(reader, filled_status=True):
         sig_obj = sig_ref.get_object()
@@ -194,9 +221,10 @@ async def verify_all(verifier: Verifier, reader, report: ValidationReport,
                     if r.kind == "document_timestamp" and r.signed_revision is not None]
     for rep, views in entries:
         if len(views) == 1:
-            await _validate_one(verifier, rep, views[0], vc, emb, ts_revisions)
+            await _validate_one(verifier, rep, views[0], vc, emb, ts_revisions, certification)
         elif views:
-            rep = await _validate_signers(verifier, rep, views, vc, emb, ts_revisions)
+            rep = await _validate_signers(verifier, rep, views, vc, emb, ts_revisions,
+                                          certification)
         report.signatures.append(rep)
     _judge_tail(reader, report)
     if repaired:
@@ -261,7 +289,8 @@ def _cap_repaired(report: ValidationReport) -> None:
                       "NONSTRICT_PARSE")
 
 
-async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
+async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions,
+                        certification: MDPPerm | None = None) -> None:
     try:
         if rep.kind == "document_timestamp":
             status = await async_validate_pdf_timestamp(
@@ -281,7 +310,8 @@ async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
     _fill_common(rep, status, verifier if rep.kind == "signature" else None)
     for code, message in getattr(status.diff_result, "tolerated", ()):
         rep.warn(code, message)  # what the difference policy accepted past stock pyHanko
-    docmdp = emb_sig.docmdp_level
+    docmdp = docmdp_in_force(emb_sig, certification)
+    rep.docmdp = docmdp.value if docmdp is not None else None
     _judge(rep, status, docmdp, await missing_revinfo(vc, status))
     cms.judge_cms(rep, emb_sig)
     if rep.kind == "document_timestamp":
@@ -313,13 +343,14 @@ async def _validate_one(verifier, rep, emb_sig, vc, emb, ts_revisions) -> None:
 _SEVERITY = {Verdict.VALID: 0, Verdict.INDETERMINATE: 1, Verdict.INVALID: 2}
 
 
-async def _validate_signers(verifier, rep, views, vc, emb, ts_revisions) -> SignatureReport:
+async def _validate_signers(verifier, rep, views, vc, emb, ts_revisions,
+                            certification: MDPPerm | None) -> SignatureReport:
     """Several SignerInfos in one CMS (ETSI EN 319 142-1 §6.3: a PAdES baseline signature has
     exactly one): each is validated; the signature is as good as its worst SignerInfo."""
     parts = []
     for view in views:
         part = replace(rep, errors=[], warnings=[])
-        await _validate_one(verifier, part, view, vc, emb, ts_revisions)
+        await _validate_one(verifier, part, view, vc, emb, ts_revisions, certification)
         parts.append(part)
     merged = max(parts, key=lambda p: _SEVERITY[p.verdict])  # the first of the worst
     merged.intact = all(p.intact for p in parts)

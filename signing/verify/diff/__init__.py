@@ -11,7 +11,14 @@ so):
 * :mod:`.structure` - undefined references are null (ISO 32000-2 §7.3.10), objects only vendor
   trailer keys reach are no content (§7.5.5), orphans without assuming no forward references;
 * :mod:`.linearized` - a linearized file's two cross-reference sections are one revision
-  (ISO 32000-2 Annex F; applied to the reader by the engine before any signature is read).
+  (ISO 32000-2 Annex F; applied to the reader by the engine before any signature is read);
+* :mod:`.forms` - form filling: field names (§12.7.4.2), values and their appearances
+  (§12.7.4.3, §12.7.5.4), widget kids; an appearance changed without its value
+  is the shadow attack "replace via overlay", refused.
+* :mod:`.resources` - fonts added to the form's ``/DR``, obsolete ``/Name`` dropped.
+* :mod:`.annotations` - comments added after signing (level ANNOTATIONS) and ``/Names /AP``.
+* :mod:`.structtree` - structure tree entries for new widget annotations (§14.7.5.4).
+* :mod:`.equality` - an object re-written with an equal value, under any number, is no change.
 """
 
 from signing.verify.diff.policy import GATEWAY_DIFF_POLICY, GatewayDiffPolicy, build_policy

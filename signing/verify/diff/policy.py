@@ -15,20 +15,27 @@ from pyhanko.sign.diff_analysis import (
     CatalogModificationRule,
     DiffResult,
     DocInfoRule,
-    FormUpdatingRule,
-    GenericFieldModificationRule,
     MetadataUpdateRule,
     ModificationLevel,
     ObjectStreamRule,
     SigFieldCreationRule,
-    SigFieldModificationRule,
     StandardDiffPolicy,
     SuspiciousModification,
     XrefStreamRule,
 )
+from pyhanko.sign.diff_analysis.constants import ROOT_EXEMPT_STRICT_COMPARISON
 from pyhanko.sign.fields import FieldMDPSpec, MDPPerm
 
+from signing.verify.diff.annotations import AnnotationAdditionRule, NamesAppearanceRule
+from signing.verify.diff.equality import EquivalentOverrideRule
+from signing.verify.diff.forms import (
+    FieldValueRule,
+    GatewayFormUpdatingRule,
+    SignedFieldAppearanceRule,
+)
 from signing.verify.diff.ltv import LtvUpdateRule
+from signing.verify.diff.resources import DefaultResourcesRule
+from signing.verify.diff.structtree import StructTreeAdditionRule
 from signing.verify.diff.structure import NOTES, OrphanRule, TolerantResolver, tolerant_resolver
 
 __all__ = ["GATEWAY_DIFF_POLICY", "GatewayDiffPolicy", "GatewayDiffResult", "build_policy"]
@@ -95,18 +102,25 @@ def build_policy() -> GatewayDiffPolicy:
     lta = ModificationLevel.LTA_UPDATES
     return GatewayDiffPolicy(
         global_rules=[
-            CatalogModificationRule(),
+            # /Names is judged by NamesAppearanceRule (only /AP additions)
+            CatalogModificationRule(ROOT_EXEMPT_STRICT_COMPARISON | {"/Names"}),
             DocInfoRule().as_qualified(lta),
             XrefStreamRule().as_qualified(lta),
             ObjectStreamRule().as_qualified(lta),
             LtvUpdateRule().as_qualified(lta),
             MetadataUpdateRule().as_qualified(lta),
             OrphanRule().as_qualified(lta),
+            # --- form filling, annotations, structure tree (issue 12 items 4, 5, 7c) ---
+            EquivalentOverrideRule().as_qualified(lta),
+            DefaultResourcesRule(),
+            StructTreeAdditionRule(),
+            AnnotationAdditionRule(),
+            NamesAppearanceRule(),
         ],
-        form_rule=FormUpdatingRule(field_rules=[
+        form_rule=GatewayFormUpdatingRule(field_rules=[
             SigFieldCreationRule(),
-            SigFieldModificationRule(),
-            GenericFieldModificationRule(),
+            SignedFieldAppearanceRule(),
+            FieldValueRule(),
         ]),
         ignore_orphaned_objects=False,
     )
