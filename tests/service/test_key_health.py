@@ -245,8 +245,7 @@ async def test_token_deleted_while_running_is_503_and_reported_unreachable(
         database_url, bus_prefix, db, pki, tmp_path, monkeypatch, aiohttp_client):
     """A token deleted under an open session (object handles gone) is KEY_UNAVAILABLE after
     the session is reopened once, not PDF_UNREADABLE; the next check reports it unreachable."""
-    conf = make_token(pki, tmp_path / "hsm", "doomed")
-    (tmp_path / "p12.pass").write_bytes(pki.p12_passphrase + b"\n")
+    conf = await asyncio.to_thread(make_token, pki, tmp_path / "hsm", "doomed")
     keys_file = tmp_path / "keys.toml"
     keys_file.write_text(_p11("doomed", "doomed", tmp_path / "hsm" / "user.pin"))
     gw = await _start(_settings(database_url, bus_prefix, pki, keys_file), conf, monkeypatch)
@@ -259,8 +258,9 @@ async def test_token_deleted_while_running_is_503_and_reported_unreachable(
         resp = await client.post("/v1/sign", headers=admin, data=_form(
             pdf, key="doomed", role="agency"))
         assert resp.status == 200, await resp.text()
-        subprocess.run(["softhsm2-util", "--delete-token", "--token", "doomed"], check=True,
-                       capture_output=True, env={"SOFTHSM2_CONF": str(conf), "PATH": "/usr/bin"})
+        await asyncio.to_thread(
+            subprocess.run, ["softhsm2-util", "--delete-token", "--token", "doomed"],
+            check=True, capture_output=True, env={"SOFTHSM2_CONF": str(conf), "PATH": "/usr/bin"})
         resp = await client.post("/v1/sign", headers=admin, data=_form(
             pdf, key="doomed", role="agency"))
         assert resp.status == 503, await resp.text()
