@@ -12,8 +12,9 @@ Rules implemented here:
   (fewer than ``signing.key_expiry_warning_days`` days left, default 30), ``ok``, ``unknown``
   (not checked yet).
 * A failure of ``/v1/sign`` on a key (``KEY_EXPIRED``, ``KEY_LOAD``, ``KEY_TOKEN`` …) is recorded
-  as the key's last error too. A check that cannot run because the pool is busy, closed or
-  cannot start workers changes nothing (that is the pool's health, reported by ``/readyz``).
+  as the key's last error too, and a signature that succeeds marks an unreachable key reachable
+  again without waiting for the next check. A check that cannot run because the pool is busy,
+  closed or cannot start workers changes nothing (that is the pool's health, in ``/readyz``).
 * ``/readyz`` carries a summary (``keys``): ``degraded`` when a key is expired, not yet valid or
   unreachable, ``warning`` when one expires soon. It never makes ``/readyz`` fail: intake,
   verification and routing do not need a signing key, and every gateway behind the load
@@ -114,6 +115,13 @@ class KeyHealthMonitor:
         if canary:
             self.gw.metrics.key_canary_failures.labels(alias, code).inc()
         self._export(health)
+
+    def record_signed(self, alias: str) -> None:
+        """Key ``alias`` just signed: its token is reachable again (the last error stays)."""
+        health = self.keys.get(alias)
+        if health is not None and health.reachable is False:
+            health.reachable = True
+            self._export(health)
 
     def record_check(self, alias: str, result: dict[str, Any]) -> None:
         health = self.keys[alias]

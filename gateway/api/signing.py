@@ -408,7 +408,7 @@ async def _sign(gw, backend: SigningBackend, data: bytes, request: SignRequest, 
         if not looks_like_pdf(data):
             raise ApiError("the body is not a PDF (no %PDF- header)", code="PDF_UNREADABLE",
                            status=422)
-        return await backend.pool.sign(data, request, alias)
+        signed = await backend.pool.sign(data, request, alias)
     except SigningError as exc:
         if exc.code in KEY_CODES and (keys := key_monitor(gw)) is not None:
             keys.record_error(alias, exc.code, str(exc), canary=False)
@@ -418,6 +418,9 @@ async def _sign(gw, backend: SigningBackend, data: bytes, request: SignRequest, 
         if not isinstance(exc, WorkerCrashed):  # WorkerCrashed: the pool replaced itself
             discard_backend(gw, backend)
         raise pool_crashed(exc) from None
+    if (keys := key_monitor(gw)) is not None:
+        keys.record_signed(alias)
+    return signed
 
 
 async def post_sign(request: web.Request) -> web.Response:
