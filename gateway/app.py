@@ -28,6 +28,7 @@ from gateway.db.migrate import pending_migrations
 from gateway.db.outbox import axis_destination
 from gateway.db.pool import create_pool
 from gateway.intake import Intake
+from gateway.keyhealth import check_keys
 from gateway.ops.metrics import Metrics
 from gateway.outcomes import consume_outcomes
 from gateway.poller import AxisPoller
@@ -42,7 +43,7 @@ GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
 #: Modules adding routes: each has ``setup(app)``. Missing ones are skipped.
 ROUTE_MODULES = ("gateway.api.documents", "gateway.api.statuses", "gateway.api.signing",
                  "gateway.api.axis_inbox", "gateway.api.deliveries", "gateway.api.axis_refused",
-                 "gateway.api.holds",
+                 "gateway.api.holds", "gateway.api.keys",
                  "gateway.ops.console")
 
 
@@ -86,6 +87,7 @@ class Gateway:
         #: Background workers other modules register: ``async def worker(gateway, stop)``.
         self.workers: list[Callable[[Gateway, asyncio.Event], Awaitable[None]]] = []
         self.workers.append(refresh_crls)  # keeps the CRL cache of signing.revocation_*
+        self.workers.append(check_keys)  # health of the signing keys (signing.key_check_*)
         self.extensions: dict[str, object] = {}
 
     @property

@@ -12,6 +12,7 @@ naming the setting (``EDOC_AXIS__0__ENDPOINT: field required``).
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from functools import cached_property
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from signing.trust import RevocationCache
 
 ENV_PREFIX = "EDOC_"
+
+#: Environment variables of earlier releases, read when the setting they became is not set.
+LEGACY_ENV = {"EDOC_SIGN_RATE_PER_TOKEN": "rate_per_token",
+              "EDOC_SIGN_RATE_PER_KEY": "rate_per_key"}
 
 
 class ConfigError(Exception):
@@ -132,6 +137,22 @@ class SigningSettings(BaseModel):
     #: More CRLs to keep fresh, e.g. an issuing CA's own CRL when no bundle certificate names
     #: it (CRL distribution points are written on the certificates a CA issues).
     crl_urls: list[str] = Field(default_factory=list)
+    #: RFC 3161 time-stamping authority for ``/v1/sign`` at B-T and above (http or https).
+    #: Unset: the older ``[services] tsa_url`` of the key file, else B-T is 422 ``SIGN_NO_TSA``.
+    tsa_url: str | None = None
+    #: Seconds one TSA (and, for B-LT/B-LTA, revocation) request may take while signing.
+    tsa_timeout: float = Field(default=10.0, gt=0, le=300)
+    #: More certificates (PEM/DER files, e.g. the issuing CAs) used to build the validation
+    #: data of B-LT/B-LTA signatures.
+    other_certs: list[str] = Field(default_factory=list)
+    #: ``/v1/sign`` requests per minute per token and per key alias (each process; 0: no limit).
+    rate_per_token: float = Field(default=30.0, ge=0)
+    rate_per_key: float = Field(default=60.0, ge=0)
+    #: Seconds between two health checks of every signing key (certificate validity and a
+    #: canary signature on a tiny PDF, in the signing pool); 0 turns the checks off.
+    key_check_interval: float = Field(default=300.0, ge=0)
+    #: A key whose certificate expires within this many days reports ``warning``.
+    key_expiry_warning_days: int = Field(default=30, ge=0, le=3650)
 
     @field_validator("crl_urls")
     @classmethod
@@ -140,6 +161,29 @@ class SigningSettings(BaseModel):
             if not url.lower().startswith(("http://", "https://")):
                 raise ValueError(f"not an http(s) URL: {url!r}")
         return urls
+
+    @field_validator("tsa_url")
+    @classmethod
+    def _tsa_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.strip():
+            return None
+        if url is not None and not url.lower().startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        return url
+
+    @field_validator("rate_per_token", "rate_per_key", "key_check_interval")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+    @field_validator("key_check_interval")
+    @classmethod
+    def _check_interval(cls, value: float) -> float:
+        if 0 < value < 1:
+            raise ValueError("must be 0 (off) or at least 1 second")
+        return value
 
     @cached_property
     def revocation_cache(self) -> RevocationCache:
@@ -290,6 +334,7 @@ class Settings(BaseSettings):
             self.intake.invalid = "route"
         if self.signing.reject_unsigned and "unsigned" not in self.intake.model_fields_set:
             self.intake.unsigned = "reject"
+        _legacy_rates(self.signing)
         names = [a.name for a in self.axis]
         if len(names) != len(set(names)):
             raise ValueError("axis connection names must be unique")
@@ -320,6 +365,29 @@ class Settings(BaseSettings):
             if conn.name == name:
                 return conn
         raise KeyError(name)
+
+
+def deprecated_env() -> list[str]:
+    """Warnings for the environment variables of earlier releases that are set."""
+    return [f"{name} is deprecated: use {ENV_PREFIX}SIGNING__{field.upper()}"
+            for name, field in LEGACY_ENV.items() if name in os.environ]
+
+
+def _legacy_rates(signing: SigningSettings) -> None:
+    """``EDOC_SIGN_RATE_PER_TOKEN``/``_PER_KEY`` of earlier releases, when the new settings are
+    not set (the new ones win); a value that is not a number >= 0 is a configuration error."""
+    for name, field in LEGACY_ENV.items():
+        value = os.environ.get(name)
+        if value is None or field in signing.model_fields_set:
+            continue
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = -1.0
+        if not (math.isfinite(rate) and rate >= 0):
+            raise ValueError(f"{name}: must be a number >= 0 (deprecated: use "
+                             f"{ENV_PREFIX}SIGNING__{field.upper()})")
+        setattr(signing, field, rate)  # warned about by check-config and the first /v1/sign
 
 
 def _describe(exc: ValidationError) -> str:

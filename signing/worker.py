@@ -39,6 +39,7 @@ from typing import Any
 
 from signing.errors import PdfTooComplexError, PdfUnreadableError, SigningError
 from signing.keys import KeyStore, SignerRole
+from signing.keys.health import canary, check_validity, validity
 from signing.sign import SigningServices, SignRequest, sign_with_services
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,32 @@ def _worker_sign(pdf: bytes, request: SignRequest, alias: str):
         raise SigningError("signing pool has no key configuration", code="POOL_NO_KEYS")
     key = _STORE.get(alias)
     check_role(key.role, request.role, alias)
+    check_validity(key)  # an expired key never signs (KEY_EXPIRED / KEY_NOT_YET_VALID)
     return sign_with_services(pdf, request, key, _SERVICES)
+
+
+def _worker_key_check(alias: str) -> dict[str, Any]:
+    """Health of key ``alias`` as this worker sees it: its certificate's validity period and
+    the outcome of a canary signature (``failure``: None or ``(code, message)``). A key that
+    cannot be loaded raises its error (``KEY_LOAD``/``KEY_TOKEN``)."""
+    if _STORE is None:
+        raise SigningError("signing pool has no key configuration", code="POOL_NO_KEYS")
+    key = _STORE.get(alias)
+    try:
+        not_before, not_after = validity(key)
+    except SigningError:
+        raise
+    except Exception as exc:  # a library fault while loading: the key's, never the caller's
+        raise SigningError(f"key {alias!r} cannot be loaded: {type(exc).__name__}",
+                           code="KEY_LOAD") from None
+    failure = None
+    try:
+        canary(key)
+    except SigningError as exc:
+        failure = (exc.code, str(exc))
+    except Exception as exc:
+        failure = ("KEY_CANARY_FAILED", f"{type(exc).__name__}: {exc}"[:300])
+    return {"not_before": not_before, "not_after": not_after, "failure": failure}
 
 
 _CERT_FIELDS = ("trust_roots", "intermediates")

@@ -9,6 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.db.migrate import pending_migrations
+from gateway.keyhealth import monitor as key_monitor
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -32,7 +33,9 @@ def signing_check(gw) -> str:
 
 async def readyz(request: web.Request) -> web.Response:
     """PostgreSQL reachable with migrations current, RabbitMQ connected, the signing pool able
-    to take work with its trust material in place; 503 naming what fails."""
+    to take work with its trust material in place; 503 naming what fails. With a key file,
+    ``keys`` summarises the signing keys' health (``degraded`` also lists ``keys`` under
+    ``degraded``) without changing the status (:mod:`gateway.keyhealth` says why)."""
     from gateway.app import GATEWAY
 
     gw = request.app[GATEWAY]
@@ -50,6 +53,12 @@ async def readyz(request: web.Request) -> web.Response:
     ready = all(v == "ok" for v in checks.values())
     failing = [k for k, v in checks.items() if v != "ok"]
     body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
+    keys = key_monitor(gw)
+    if keys is not None:
+        # reported, never a reason to be unready: see gateway.keyhealth
+        body["keys"] = summary = keys.summary()
+        if summary["status"] == "degraded":
+            body["degraded"] = ["keys"]
     if not ready:
         body["error"] = {"code": "NOT_READY", "message": "not ready: " + ", ".join(
             f"{k} {checks[k]}" for k in failing)}
@@ -65,6 +74,8 @@ async def metrics(request: web.Request) -> web.Response:
             await gw.metrics.refresh_from_db(gw.pool)
     except Exception:  # scrape still answers with what it has
         pass
+    if (keys := key_monitor(gw)) is not None:
+        keys.export_all()
     body = generate_latest(gw.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -19,6 +19,13 @@ Rules implemented here:
   already signed is 409 ``FIELD_ALREADY_SIGNED``; a PDF over a job limit is 422
   ``PDF_TOO_COMPLEX``/``PDF_TIMEOUT``; a busy, crashed (``POOL_WORKER_CRASHED``) or closed pool
   is 503 with Retry-After, on ``/v1/verify`` alike.
+* A key whose certificate has expired or is not valid yet is 409 ``KEY_EXPIRED`` /
+  ``KEY_NOT_YET_VALID`` (details: ``alias``, ``not_before``, ``not_after``; checked in the worker
+  before signing, see :mod:`signing.keys.health`): the request is right, the key cannot sign
+  until an operator renews it. A key that cannot be loaded or a token that cannot be reached
+  (wrong PIN or passphrase, token absent or deleted, PKCS#11 module missing, token failing) is
+  503 ``KEY_UNAVAILABLE`` with Retry-After (details: ``alias``, ``cause`` = ``KEY_LOAD`` /
+  ``KEY_TOKEN``). Both are recorded as the key's last error (``GET /v1/keys/health``).
 * Text parameters (``key``, ``reason``, ``location``, ``number``, ``date`` …) holding a C0/C1
   control, a bidirectional control (U+202A-U+202E, U+2066-U+2069) or a lone surrogate are 422
   ``PARAM_INVALID`` naming the parameter; ``box`` coordinates must be finite and within
@@ -28,7 +35,8 @@ Rules implemented here:
   (``none``/``intact``/``invalid``); with ``signing.refuse_invalid_existing`` an ``invalid``
   PDF is refused with 422 ``EXISTING_SIGNATURES_INVALID``.
 * Rate limits per token and per key (see :mod:`gateway.api.ratelimit`; per process), from
-  ``EDOC_SIGN_RATE_PER_TOKEN`` / ``EDOC_SIGN_RATE_PER_KEY`` (requests per minute, default 30/60).
+  ``signing.rate_per_token`` / ``signing.rate_per_key`` (requests per minute, default 30/60; the
+  older ``EDOC_SIGN_RATE_PER_TOKEN`` / ``_PER_KEY`` are read when these are not set).
 * Every signature is appended to the hash-chained audit log (``pdf.sign``: who, input and output
   SHA-256, key alias, role, level, field, signer subject, signing time) *before* the answer; when
   the audit entry cannot be written the signed PDF is discarded (503 ``AUDIT_UNAVAILABLE``). A
@@ -37,9 +45,10 @@ Rules implemented here:
 * Signing runs in a :class:`signing.pool.SigningPool` with the key file
   (``settings.signing.keys_file``), created at the first sign request, stored on
   ``gateway.extensions["signing_pool"]`` and closed on application cleanup. The TSA for B-T and
-  above comes from an optional ``[services]`` table of the key file (``tsa_url``, ``timeout``,
-  ``other_certs``); B-LT/B-LTA validation data is built from ``settings.signing.trust_bundles``.
-  The key file is read once per process: restart to pick up changes.
+  above is ``signing.tsa_url`` (``tsa_timeout``; see :mod:`gateway.signing_services`, which still
+  reads the older ``[services]`` table of the key file); B-LT/B-LTA validation data is built from
+  ``signing.trust_bundles`` and ``signing.other_certs``. The key file is read once per process:
+  restart to pick up changes.
 
 ``POST /v1/verify`` (roles officer, eoffice, operator, admin) takes a PDF the same way and answers
 the validation report JSON of the gateway's judge pool; ``?etsi=1`` adds the ETSI TS 119 102-2 XML
@@ -57,15 +66,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import json
 import logging
 import math
-import os
 import re
-import tomllib
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -75,13 +80,7 @@ from gateway.api.auth import Principal, Role, principal
 from gateway.api.errors import ApiError, Forbidden, NotFound, ServiceUnavailable, TooManyRequests
 from gateway.api.jsonutil import json_response
 from gateway.api.middleware import REQUEST_ID_KEY
-from gateway.api.ratelimit import (
-    DEFAULT_PER_KEY,
-    DEFAULT_PER_TOKEN,
-    ConcurrencyLimit,
-    RateLimited,
-    SignRateLimits,
-)
+from gateway.api.ratelimit import ConcurrencyLimit, RateLimited, SignRateLimits
 from gateway.api.uploads import (
     UnsupportedMediaType,
     form_parts,
@@ -89,7 +88,11 @@ from gateway.api.uploads import (
     read_body,
     read_part,
 )
+from gateway.config import deprecated_env
 from gateway.db import audit
+from gateway.keyhealth import KEY_CODES
+from gateway.keyhealth import monitor as key_monitor
+from gateway.signing_services import signing_services
 from signing.errors import SigningError
 from signing.keys import KeyAlias, KeyConfigError, SignerRole, load_key_config
 from signing.pool import SigningPool, WorkerCrashed, check_role
@@ -119,18 +122,25 @@ STATUS_BY_CODE = {
     "POOL_OVERLOADED": 503,
     "POOL_CLOSED": 503,
     "POOL_UNAVAILABLE": 503,
-    "KEY_TOKEN": 503,
+    # the key cannot sign until an operator renews its certificate
+    "KEY_EXPIRED": 409,
+    "KEY_NOT_YET_VALID": 409,
+    # the key cannot be loaded or its token reached: the gateway's fault, 503 with Retry-After
+    "KEY_UNAVAILABLE": 503,
     # the gateway's own configuration is at fault, not the caller: 503 with Retry-After (and
     # /readyz says what is missing), never a 4xx blaming the request nor a bare 500
-    "KEY_LOAD": 503,
     "KEY_CONFIG": 503,
     "POOL_NO_KEYS": 503,
     "TRUST_CONFIG": 503,
     # pyHanko could not produce a signature for this PDF (its parse errors are PDF_UNREADABLE)
     "SIGN_FAILED": 422,
 }
-#: Library codes renamed for the API.
-API_CODES = {"KEY_UNKNOWN_ALIAS": "KEY_UNKNOWN"}
+#: Library codes renamed for the API (a key that cannot be loaded and a token that cannot be
+#: reached are one thing to a caller: the key is unavailable now).
+API_CODES = {"KEY_UNKNOWN_ALIAS": "KEY_UNKNOWN", "KEY_LOAD": "KEY_UNAVAILABLE",
+             "KEY_TOKEN": "KEY_UNAVAILABLE"}
+#: Seconds a caller should wait after ``KEY_UNAVAILABLE`` (a token replugged, an HSM back).
+RETRY_AFTER_KEY = 30
 
 
 class Busy(ServiceUnavailable):
@@ -146,10 +156,13 @@ def api_error(exc: SigningError) -> ApiError:
     503 with Retry-After)."""
     code = API_CODES.get(exc.code, exc.code)
     status = STATUS_BY_CODE.get(code, 422)
+    details = {k: v for k, v in exc.detail.items() if isinstance(v, str | int | float | bool)}
+    if code == "KEY_UNAVAILABLE":
+        return ServiceUnavailable(str(exc), code=code, retry_after=RETRY_AFTER_KEY,
+                                  details={**details, "cause": exc.code})
     if status == 503:
         wait = RETRY_AFTER_BUSY if code == "POOL_OVERLOADED" else RETRY_AFTER_RESTART
         return Busy(str(exc), code=code, retry_after=wait)
-    details = {k: v for k, v in exc.detail.items() if isinstance(v, str | int | float | bool)}
     return ApiError(str(exc), code=code, status=status, details=details)
 
 
@@ -305,26 +318,6 @@ class SigningBackend:
     services: SigningServices
 
 
-def load_services(keys_file: str | Path, trust_bundles: list[str], offline: bool
-                  ) -> SigningServices:
-    """TSA settings from the key file's optional ``[services]`` table (``tsa_url``, ``timeout``,
-    ``other_certs``); trust roots for B-LT/B-LTA are the configured trust bundle files."""
-    path = Path(keys_file)
-    raw = path.read_bytes()
-    data = json.loads(raw) if path.suffix.lower() == ".json" else tomllib.loads(raw.decode())
-    table = data.get("services") or {}
-    if not isinstance(table, dict):
-        raise KeyConfigError(f"key config {path}: services must be a table")
-    base = path.resolve().parent
-    return SigningServices(
-        tsa_url=table.get("tsa_url") or None,
-        timeout=float(table.get("timeout", 10.0)),
-        other_certs=tuple(base / p for p in table.get("other_certs", ())),
-        trust_roots=tuple(Path(p) for p in trust_bundles if Path(p).is_file()),
-        allow_fetching=not offline,
-    )
-
-
 def signing_backend(gw) -> SigningBackend:
     """The gateway's signing backend, created on first use (no await: no creation race)."""
     backend = gw.extensions.get("signing_backend")
@@ -336,7 +329,7 @@ def signing_backend(gw) -> SigningBackend:
                                  code="SIGNING_NOT_CONFIGURED")
     try:
         keys = load_key_config(cfg.keys_file)
-        services = load_services(cfg.keys_file, cfg.trust_bundles, cfg.offline)
+        services = signing_services(cfg)
     except KeyConfigError as exc:
         raise api_error(exc) from None
     except (OSError, ValueError) as exc:
@@ -360,21 +353,14 @@ async def close_backend(app: web.Application) -> None:
         await asyncio.get_running_loop().run_in_executor(None, backend.pool.close)
 
 
-def _env_rate(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    try:
-        return float(value) if value else default
-    except ValueError:
-        log.warning("ignoring invalid rate limit", extra={"variable": name})
-        return default
-
-
 def rate_limits(gw) -> SignRateLimits:
     limits = gw.extensions.get("sign_rate_limits")
     if limits is None:
-        limits = gw.extensions["sign_rate_limits"] = SignRateLimits(
-            _env_rate("EDOC_SIGN_RATE_PER_TOKEN", DEFAULT_PER_TOKEN),
-            _env_rate("EDOC_SIGN_RATE_PER_KEY", DEFAULT_PER_KEY))
+        cfg = gw.settings.signing
+        for warning in deprecated_env():
+            log.warning(warning)
+        limits = gw.extensions["sign_rate_limits"] = SignRateLimits(cfg.rate_per_token,
+                                                                    cfg.rate_per_key)
     return limits
 
 
@@ -422,14 +408,19 @@ async def _sign(gw, backend: SigningBackend, data: bytes, request: SignRequest, 
         if not looks_like_pdf(data):
             raise ApiError("the body is not a PDF (no %PDF- header)", code="PDF_UNREADABLE",
                            status=422)
-        return await backend.pool.sign(data, request, alias)
+        signed = await backend.pool.sign(data, request, alias)
     except SigningError as exc:
+        if exc.code in KEY_CODES and (keys := key_monitor(gw)) is not None:
+            keys.record_error(alias, exc.code, str(exc), canary=False)
         raise api_error(exc) from None
     except BrokenProcessPool as exc:
         log.error("signing worker died", extra={"alias": alias, "error": type(exc).__name__})
         if not isinstance(exc, WorkerCrashed):  # WorkerCrashed: the pool replaced itself
             discard_backend(gw, backend)
         raise pool_crashed(exc) from None
+    if (keys := key_monitor(gw)) is not None:
+        keys.record_signed(alias)
+    return signed
 
 
 async def post_sign(request: web.Request) -> web.Response:

@@ -4,8 +4,13 @@ Besides the settings themselves, every file the configuration names must be usab
 at the first document that needs it: the signing key file (``EDOC_SIGNING__KEYS_FILE``) must
 parse and every file its keys name (PKCS#12, passphrase, PIN, PKCS#11 module, chain) must be
 readable; every trust bundle (``EDOC_SIGNING__TRUST_BUNDLES``, a PEM/DER file or a folder of
-them) must be readable certificates. A problem is exit 2 with one line naming the setting,
-with or without ``--connect``; nothing is printed on stdout then.
+them) must be readable certificates; every ``EDOC_SIGNING__OTHER_CERTS`` file must be readable.
+The signing settings themselves (``tsa_url``, ``tsa_timeout``, ``rate_per_token``,
+``rate_per_key``, ``key_check_interval``, ``key_expiry_warning_days`` …) are validated with the
+rest of the settings, the older ``EDOC_SIGN_RATE_PER_TOKEN``/``_PER_KEY`` and the key file's
+older ``[services]`` table (:mod:`gateway.signing_services`) alike; using either older form is
+a warning on stderr. A problem is exit 2 with one line naming the setting, with or without
+``--connect``; nothing is printed on stdout then.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from pathlib import Path
 from gateway.cli import CliError
 from gateway.cli._common import run, settings_from
 from gateway.cli._text import json_text, safe
-from gateway.config import SigningSettings
+from gateway.config import SigningSettings, deprecated_env
 
 KEYS_SETTING = "EDOC_SIGNING__KEYS_FILE"
+CERTS_SETTING = "EDOC_SIGNING__OTHER_CERTS"
 TRUST_SETTING = "EDOC_SIGNING__TRUST_BUNDLES"
 
 
@@ -44,10 +50,12 @@ def check_signing_files(signing: SigningSettings) -> list[str]:
 
     Returns warnings (a trust bundle without any certificate). Keys are not opened: that needs
     their passphrase or PIN and is the job of the first signature."""
+    from gateway.signing_services import legacy_services
     from signing.errors import TrustConfigError
     from signing.keys import KeyConfigError, load_key_config
     from signing.trust import load_certificates
 
+    warnings = list(deprecated_env())
     if signing.keys_file:
         path = Path(signing.keys_file)
         problem = _readable(path)
@@ -65,7 +73,17 @@ def check_signing_files(signing: SigningSettings) -> list[str]:
                 problem = _readable(file) if file is not None else None
                 if problem:
                     raise CliError(f"{KEYS_SETTING}: key {alias!r}: {what} {file}: {problem}", 2)
-    warnings = []
+        try:
+            legacy = legacy_services(path)
+        except KeyConfigError as exc:
+            raise CliError(f"{KEYS_SETTING}: {exc}", 2) from None
+        if legacy:
+            warnings.append(f"{KEYS_SETTING}: [services] {', '.join(legacy)} of the key file is"
+                            " deprecated: use EDOC_SIGNING__TSA_URL, __TSA_TIMEOUT, __OTHER_CERTS")
+    for index, cert in enumerate(signing.other_certs):
+        problem = _readable(Path(cert))
+        if problem:
+            raise CliError(f"{CERTS_SETTING}__{index}: {cert}: {problem}", 2)
     for index, bundle in enumerate(signing.trust_bundles):
         path = Path(bundle)
         where = f"{TRUST_SETTING}__{index}"

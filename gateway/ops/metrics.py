@@ -48,6 +48,17 @@ class Metrics:
         self.crl_fetch_errors = Counter("edoc_crl_fetch_errors_total",
                                         "CRL refreshes that kept the previous CRL",
                                         ["url", "code"], registry=r)
+        self.key_expiry_days = Gauge(
+            "edoc_signing_key_expiry_days",
+            "Days until the signing key's certificate expires (negative once expired)",
+            ["alias"], registry=r)
+        self.key_up = Gauge("edoc_signing_key_up",
+                            "1 when the signing key can sign (state ok or warning), else 0",
+                            ["alias"], registry=r)
+        self.key_canary_failures = Counter(
+            "edoc_signing_key_canary_failures_total",
+            "Signing key health checks (canary signatures) that failed", ["alias", "code"],
+            registry=r)
 
     async def refresh_from_db(self, pool) -> None:
         """Update gauges that mirror database state (called on scrape)."""

@@ -4,9 +4,11 @@ Rules implemented here:
 
 * PKCS#11 sessions are not safe for concurrent operations, so every operation on a token (object
   lookup, signature) holds that token's lock.
-* When the token drops (session handle invalid or closed, token removed, user logged out) the
-  session is reopened, the user logs in again with the PIN from the PIN file, objects are looked up
-  again and the signature is retried once. A second failure raises :class:`TokenError`.
+* When the token drops (session handle invalid or closed, token removed, user logged out, an
+  object handle gone with a deleted token) the session is reopened, the user logs in again with
+  the PIN from the PIN file, objects are looked up again and the signature is retried once. A
+  second failure raises :class:`TokenError`; so does any other PKCS#11 failure while signing —
+  a token fault is never reported as a fault of the document being signed.
 * ECDSA keys sign with the raw mechanism (SoftHSM 2.6 has no hash-then-sign ECDSA) unless the
   alias sets ``raw_mechanism = false``.
 """
@@ -31,7 +33,12 @@ RECOVERABLE = (
     p11_exc.DeviceRemoved,
     p11_exc.UserNotLoggedIn,
     p11_exc.DeviceError,
+    p11_exc.ObjectHandleInvalid,  # the token was deleted or re-initialised under the session
+    p11_exc.KeyHandleInvalid,
 )
+
+#: Anything the PKCS#11 stack raises (python-pkcs11's errors and pyHanko's lookups).
+P11_ERRORS = (p11_exc.PKCS11Error, ph_pkcs11.PKCS11Error)
 
 
 @dataclass(eq=False)
@@ -123,9 +130,13 @@ class LockedPkcs11Signer(ph_pkcs11.PKCS11Signer):
     async def ensure_objects_loaded(self):
         if not self._loaded:
             with self._token.lock:
-                if self._token.session is not self.pkcs11_session:
-                    self.pkcs11_session = self._token.open()
-                self._load_objects()
+                try:
+                    if self._token.session is not self.pkcs11_session:
+                        self.pkcs11_session = self._token.open()
+                    self._load_objects()
+                except P11_ERRORS as exc:
+                    raise TokenError(f"PKCS#11 objects not found: {type(exc).__name__}"
+                                     ) from exc
 
     def sign_with_token(self, data: bytes, digest_algorithm: str) -> bytes:
         """Raw signature on the token, under its lock, retried once after reopening."""
@@ -149,7 +160,13 @@ class LockedPkcs11Signer(ph_pkcs11.PKCS11Signer):
                         raise TokenError(
                             f"PKCS#11 token failed after reopening: {type(exc).__name__}"
                         ) from exc
-                    self._reload()
+                    try:
+                        self._reload()
+                    except P11_ERRORS as again:  # objects gone from the reopened token
+                        raise TokenError(f"PKCS#11 token failed after reopening: "
+                                         f"{type(again).__name__}") from again
+                except P11_ERRORS as exc:
+                    raise TokenError(f"PKCS#11 signature failed: {type(exc).__name__}") from exc
         if spec.post_sign_transform is not None:
             signature = spec.post_sign_transform(signature)
         return signature
@@ -178,8 +195,10 @@ class Pkcs11KeySource(KeySource):
                 other_certs_to_pull=None,
                 use_raw_mechanism=cfg.raw_mechanism,
             )
-        except ph_pkcs11.PKCS11Error as exc:
+        except ph_pkcs11.PKCS11Error as exc:  # pyHanko: object not found, ambiguous, ...
             raise KeyLoadError(f"key {cfg.alias!r}: {exc}") from exc
+        except p11_exc.PKCS11Error as exc:  # the token failed while objects were looked up
+            raise TokenError(f"key {cfg.alias!r}: PKCS#11 {type(exc).__name__}") from exc
 
     @property
     def token(self) -> TokenSession:

@@ -55,12 +55,12 @@ def _settings(database_url, bus_prefix, pki, keys_file, **signing):
 
 
 @pytest.fixture
-async def gw(database_url, bus_prefix, db, pki, keys_file, monkeypatch):
+async def gw(database_url, bus_prefix, db, pki, keys_file):
     from gateway.app import Gateway
 
-    monkeypatch.setenv("EDOC_SIGN_RATE_PER_TOKEN", "0")  # the matrix signs many times
-    monkeypatch.setenv("EDOC_SIGN_RATE_PER_KEY", "0")
-    gateway = Gateway(_settings(database_url, bus_prefix, pki, keys_file))
+    # the matrix signs many times
+    gateway = Gateway(_settings(database_url, bus_prefix, pki, keys_file, rate_per_token=0,
+                                rate_per_key=0))
     await gateway.start()
     yield gateway
     await gateway.stop()

@@ -46,11 +46,11 @@ def keys_file(pki, tmp_path_factory):
     return _write_keys(tmp_path_factory.mktemp("sign-api-keys"), pki)
 
 
-def _settings(database_url, bus_prefix, pki, keys_file):
+def _settings(database_url, bus_prefix, pki, keys_file, **signing):
     return make_settings(database_url, bus_prefix, signing={
         "keys_file": str(keys_file), "trust_bundles": [str(pki.trust_bundle_path)],
         "offline": True, "workers": 1, "revocation_cache_dir": str(crl_cache(pki)),
-        "crl_refresh_interval": 0}, max_document_bytes=2 * 1024 * 1024)
+        "crl_refresh_interval": 0, **signing}, max_document_bytes=2 * 1024 * 1024)
 
 
 @pytest.fixture(scope="module")
@@ -133,16 +133,25 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-async def test_b_t_with_the_tsa_from_the_key_file(database_url, bus_prefix, db, pki, pdf,
-                                                  tmp_path, aiohttp_server, aiohttp_client):
+@pytest.mark.parametrize("where", ["settings", "key-file"])
+async def test_b_t_with_the_configured_tsa(where, database_url, bus_prefix, db, pki, pdf,
+                                           tmp_path, aiohttp_server, aiohttp_client):
+    """The TSA is ``signing.tsa_url`` (validated settings); the key file's older
+    ``[services]`` table still works."""
     from certomancer.integrations.aiohttp_illusionist import AsyncIllusionist
 
     from gateway.app import Gateway
 
     pki_server = await aiohttp_server(AsyncIllusionist(pki.arch).build_app())
     tsa_url = f"http://127.0.0.1:{pki_server.port}{urlsplit(pki.tsa_url).path}"
-    keys = _write_keys(tmp_path, pki, f'[services]\ntsa_url = "{tsa_url}"\ntimeout = 20\n')
-    gw = Gateway(_settings(database_url, bus_prefix, pki, keys))
+    if where == "settings":
+        keys = _write_keys(tmp_path, pki)
+        settings = _settings(database_url, bus_prefix, pki, keys, tsa_url=tsa_url,
+                             tsa_timeout=20)
+    else:
+        keys = _write_keys(tmp_path, pki, f'[services]\ntsa_url = "{tsa_url}"\ntimeout = 20\n')
+        settings = _settings(database_url, bus_prefix, pki, keys)
+    gw = Gateway(settings)
     await gw.start()
     try:
         client = await aiohttp_client(gw.web_app())
@@ -274,9 +283,21 @@ async def test_tampered_pdf_verifies_invalid(sign_gw, sign_client, db, pdf):
     assert report["signatures"][0]["verdict"] == "invalid"
 
 
-async def test_rate_limits_per_token_and_per_key(sign_gw, sign_client, db, pdf, monkeypatch):
-    monkeypatch.setenv("EDOC_SIGN_RATE_PER_TOKEN", "2")
-    monkeypatch.setenv("EDOC_SIGN_RATE_PER_KEY", "1")
+async def test_rate_limits_per_token_and_per_key(database_url, bus_prefix, db, pki, keys_file,
+                                               pdf, aiohttp_client):
+    """``signing.rate_per_token`` / ``signing.rate_per_key`` (requests per minute)."""
+    from gateway.app import Gateway
+
+    sign_gw = Gateway(_settings(database_url, bus_prefix, pki, keys_file, rate_per_token=2,
+                                rate_per_key=1))
+    await sign_gw.start()
+    try:
+        await _rate_limited(await aiohttp_client(sign_gw.web_app()), db, pdf)
+    finally:
+        await sign_gw.stop()
+
+
+async def _rate_limited(sign_client, db, pdf):
     stranger = await _auth(db, "officer", key_aliases=["nothing"])
     form = {"key": "officer-a", "role": "competent_person"}
     for _ in range(2):
