@@ -3,11 +3,16 @@
 Whether ANNOTATIONS keeps a signature valid is the verdict's business (:mod:`signing.verify`:
 with no DocMDP, or P=3). These rules only say which later changes *are* annotation changes:
 
-* :class:`AnnotationAdditionRule` — comments appended to a page's ``/Annots`` (§12.5.6.4 text,
-  §12.5.6.6 free text, §12.5.6.14 pop-up): new annotation objects, appended after the existing
+* :class:`AnnotationAdditionRule` — comments appended to a page's ``/Annots``: sticky notes
+  (§12.5.6.4 text annotations: "when closed, the annotation shall appear as an icon", at most
+  :data:`ICON_MAX` points a side) and their pop-up windows (§12.5.6.14, drawn by the viewer:
+  no appearance stream of their own): new annotation objects, appended after the existing
   ones (whose order, hence stacking, stays), with no action (``/A``, ``/AA``), no file
   attachment, nothing else on the page changed, and not covering an annotation the page
   already had (a signature's or a field's appearance). Existing annotations never change here.
+  Free text annotations (§12.5.6.6: text "displayed directly on the page", of any size and
+  appearance) are not comments here: over the signed page content they are the "evil
+  annotation" attack (Mainka et al., IEEE S&P 2021), indistinguishable from the content.
 * :class:`NamesAppearanceRule` — the catalog's name dictionary may gain entries in its
   ``/AP`` tree (§7.7.4, named appearance streams) and nothing else: never ``/JavaScript``
   or ``/EmbeddedFiles`` (the catalog rule is told to leave ``/Names`` to this rule).
@@ -29,11 +34,13 @@ from pyhanko.sign.diff_analysis.commons import compare_dicts
 
 from signing.verify.diff.equality import unchanged_since
 
-__all__ = ["ALLOWED_SUBTYPES", "AnnotationAdditionRule", "NamesAppearanceRule"]
+__all__ = ["ALLOWED_SUBTYPES", "ICON_MAX", "AnnotationAdditionRule", "NamesAppearanceRule"]
 
 _ANNOT = ModificationLevel.ANNOTATIONS
-#: comment annotations that may be added (no actions, no files, no multimedia).
-ALLOWED_SUBTYPES = frozenset({"/Text", "/FreeText", "/Popup"})
+#: comment annotations that may be added (no actions, no files, no multimedia, no free text).
+ALLOWED_SUBTYPES = frozenset({"/Text", "/Popup"})
+#: the largest side of a sticky note's icon rectangle, in points (viewers draw 20-24).
+ICON_MAX = 32.0
 #: keys that bring actions, scripts or files into a new annotation or what it uses.
 FORBIDDEN_KEYS = frozenset({"/A", "/AA", "/JS", "/FS", "/EF", "/RichMedia", "/Movie", "/Sound"})
 _MAX_DEPTH = 32
@@ -81,6 +88,14 @@ def _clean(obj: generic.PdfObject, depth: int = 0) -> bool:
     if isinstance(obj, generic.ArrayObject):
         return all(_clean(v, depth + 1) for v in obj if not isinstance(v, generic.IndirectObject))
     return True
+
+
+def _shown_as_comment(annot: generic.DictionaryObject, rect) -> bool:
+    """A sticky note is an icon (§12.5.6.4), a pop-up a window the viewer draws (§12.5.6.14,
+    so no ``/AP`` of its own): neither can paint text or boxes of any size over the page."""
+    if annot.get("/Subtype") == "/Popup":
+        return "/AP" not in annot
+    return rect is not None and max(rect[2] - rect[0], rect[3] - rect[1]) <= ICON_MAX
 
 
 class AnnotationAdditionRule(QualifiedWhitelistRule):
@@ -156,6 +171,8 @@ class AnnotationAdditionRule(QualifiedWhitelistRule):
                                           and value.reference in allowed):
                 return None
         rect = _rect(annot)
+        if not _shown_as_comment(annot, rect):
+            return None  # could write over the signed page content
         if any(_overlap(rect, other) for other in existing):
             return None  # would cover what the page showed when signed
         deps = new.collect_dependencies(annot, since_revision=old.revision + 1)

@@ -13,6 +13,21 @@ Rules (ISO 32000-2 §12.7 interactive forms; §12.8.2.2 DocMDP "fill in forms"):
   shadow attack "replace via overlay" (a field planted before signing shows other content after).
 * :class:`SignedFieldAppearanceRule` — the same for signature fields: an appearance changes
   only in the revision that puts the signature (``/V``) into the field.
+* A signature field created after signing and not signed in that revision shows nothing: its
+  appearance streams (and its widget kids') draw nothing (§12.7.5.5: the appearance of a
+  signature field represents its signature; an empty field has none). Otherwise any page
+  content could be covered by an unsigned "signature" (the Sneaky Signature Attack, Mainka et
+  al., IEEE S&P 2021).
+* What else decides how a field is shown follows the same rule (shadow attacks "hide" and
+  "hide-and-replace", Mainka et al. NDSS 2021): the variable-text keys ``/DA`` and ``/Q``
+  (§12.7.4.3) change only with the value; the annotation flags that decide whether a widget is
+  shown or printed (§12.5.3 Table 167: Invisible, Hidden, Print, NoView, ToggleNoView) never
+  change on an existing field (filling a form does not show or hide fields; a signature field
+  only in the revision that signs it); of the field flags ``/Ff`` only those common to all
+  fields (§12.7.4.1 Table 227: ReadOnly, Required, NoExport) may change on a non-signature
+  field, the type-specific ones (password, comb, radio, push button, combo, …) change what the
+  field is; and ``/NeedAppearances`` (§12.7.3 Table 224: viewers rebuild every widget's
+  appearance from ``/V`` and ``/DA``, discarding the signed ones) may not be switched on.
 
 The form's default resources ``/DR`` are judged by :mod:`signing.verify.diff.resources`.
 """
@@ -41,6 +56,15 @@ from pyhanko.sign.diff_analysis.rules.form_field_rules import (
 from pyhanko.sign.diff_analysis.rules_api import Context
 
 from signing.verify.diff.equality import same_value, unchanged_since
+from signing.verify.diff.visibility import (
+    COMMON_FIELD_FLAGS,
+    VISIBILITY_FLAGS,
+    draws_something,
+    flags_changed,
+    need_appearances,
+    refuse_flags,
+    widget_kids_of,
+)
 
 __all__ = ["FieldValueRule", "GatewayFormUpdatingRule", "SignedFieldAppearanceRule",
            "list_fields"]
@@ -148,6 +172,10 @@ class GatewayFormUpdatingRule(FormUpdatingRule):
         _, new_dr = yield from qualify_transforming(
             _FORM, compare_key_refs("/DR", old, old_af, new_af),
             transform=FormUpdate.curry_ref(field_name=None, context_checked=dr_ctx))
+        if need_appearances(new_af) and not need_appearances(old_af):
+            raise SuspiciousModification(
+                "/NeedAppearances switched on after signing: viewers would rebuild every "
+                "field's appearance instead of showing the signed one (ISO 32000-2 §12.7.3)")
         if new_dr is not None:
             deps = new.collect_dependencies(new_dr, since_revision=old.revision + 1)
             yield from ((_FORM, FormUpdate(updated_ref=r, field_name=None)) for r in deps)
@@ -212,9 +240,10 @@ def overlay_since_previous(context: FieldComparisonContext, ref: generic.Referen
 def appearance_changed(old: HistoricalResolver, old_annot, new: HistoricalResolver,
                        new_annot) -> bool:
     """Whether what an annotation shows changed: its ``/AP`` (any stream rewritten, in place or
-    under a new number, unless equal by :func:`same_value`) or its state ``/AS``."""
-    return not (same_value(old, _raw(old_annot, "/AP"), new, _raw(new_annot, "/AP"))
-                and same_value(old, _raw(old_annot, "/AS"), new, _raw(new_annot, "/AS")))
+    under a new number, unless equal by :func:`same_value`), its state ``/AS``, or what a
+    viewer builds a variable-text appearance from (``/DA``, ``/Q``; §12.7.4.3)."""
+    return not all(same_value(old, _raw(old_annot, key), new, _raw(new_annot, key))
+                   for key in ("/AP", "/AS", "/DA", "/Q"))
 
 
 def _refuse_overlay(fq_name: str) -> SuspiciousModification:
@@ -262,6 +291,10 @@ class FieldValueRule(GenericFieldModificationRule):
         if (not changed and appearance_changed(old, old_field, new, new_field)) or (
                 overlay_since_previous(context, spec.new_field_ref, new_field)):
             raise _refuse_overlay(fq_name)
+        if flags_changed(old_field, new_field, "/F", VISIBILITY_FLAGS):
+            raise refuse_flags(fq_name, "Visibility (/F)")
+        if flags_changed(old_field, new_field, "/Ff", ~COMMON_FIELD_FLAGS):
+            raise refuse_flags(fq_name, "Field type flags (/Ff)")
         yield from super().check_form_field(fq_name, spec, context)
         new_i = _raw(new_field, "/I")
         if isinstance(new_i, generic.IndirectObject) and old.is_ref_unassignable(new_i.reference):
@@ -336,4 +369,13 @@ class SignedFieldAppearanceRule(SigFieldModificationRule):
                     context.old, old_field, context.new, new_field)) or overlay_since_previous(
                     context, spec.new_field_ref, new_field, signs=True):
                 raise _refuse_overlay(fq_name)
+            if old_field is None and "/V" not in new_field:
+                for annot in [new_field, *widget_kids_of(new_field)]:
+                    if draws_something(annot):
+                        raise SuspiciousModification(
+                            f"New unsigned signature field {fq_name} has an appearance that "
+                            "draws on the page (sneaky signature attack)")
+            if old_field is not None and not signs_now and flags_changed(
+                    old_field, new_field, "/F", VISIBILITY_FLAGS):
+                raise refuse_flags(fq_name, "Visibility (/F)")
         yield from super().check_form_field(fq_name, spec, context)
