@@ -10,7 +10,8 @@ Producers (each one is skipped with a reason when its tool is missing):
   ``interop/PdfBoxSign.java``, compiled with ``javac`` once per session.
 
 For each producer: ``one`` (officer), ``two`` (officer then the agency seal, Decree 30), ``cert``
-(certification, DocMDP P=2) where the producer can, and two attacks on ``two``:
+(certification, DocMDP P=2) and ``cert_two`` (the seal signs the certified file) where the
+producer can certify, and two attacks on ``two``:
 ``tampered_byte`` (one byte of the page content, inside every signed range) and
 ``tampered_update`` (an incremental update by pyHanko that replaces the page's content stream).
 """
@@ -34,7 +35,7 @@ from signing.testpki import TestPki
 JAVA_SOURCE = Path(__file__).with_name("interop") / "PdfBoxSign.java"
 JARS = ("pdfbox2", "fontbox2", "commons-logging", "bcprov", "bcpkix", "bcutil")
 PAGE_TEXT = b"Interop test - page 1 of 1"
-GENUINE = ("one", "two", "cert")
+GENUINE = ("one", "two", "cert", "cert_two")
 TAMPERED = ("tampered_byte", "tampered_update")
 
 
@@ -206,6 +207,8 @@ def build(producer: str, pki: TestPki, plain: bytes, work: Path) -> dict[str, by
         out["cert"] = sign(plain, "officer", "Sig_officer", certify=2)
     except ProducerMissing as exc:
         out["cert"] = str(exc)
+    cert = out["cert"]
+    out["cert_two"] = sign(cert, "seal", "Sig_seal") if isinstance(cert, bytes) else cert
     out["tampered_byte"] = tamper_byte(out["two"])  # type: ignore[arg-type]
     out["tampered_update"] = tamper_update(out["two"])  # type: ignore[arg-type]
     return out

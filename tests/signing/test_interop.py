@@ -2,7 +2,8 @@
 with the test PKI are judged as their content deserves.
 
 Genuine files (one signature; officer then agency seal as Decree 30/2020 orders; a certification
-signature with DocMDP P=2 where the producer can make one) are ``valid`` offline with the test
+signature with DocMDP P=2, alone and followed by the seal's signature, where the producer can
+certify) are ``valid`` offline with the test
 PKI's root as anchor (soft-fail revocation, as in ``test_verify.py``); a byte changed inside the
 signed ranges (ISO 32000-2 §12.8.1: the digest covers the ByteRange) and an incremental update
 that replaces the page content (not an allowed change, ISO 32000-2 §12.8.2.2 / EN 319 142-1
@@ -25,6 +26,23 @@ from signing.verify import VerificationPolicy, verify_pdf
 from tests.signing import interop_corpus as corpus
 
 PRODUCERS = tuple(corpus.PRODUCERS)
+
+#: Files the verifier judges wrongly today, with the reason (see each reason).
+KNOWN_WRONG = {
+    ("endesive", "cert_two"): (
+        "endesive writes its 'sigflags' option both as DocMDP /P and as AcroForm /SigFlags: a "
+        "P=2 certification leaves /SigFlags 2 (AppendOnly without SignaturesExist), and its next "
+        "signature sets /SigFlags 3. Only the SignaturesExist bit (ISO 32000-2 §12.7.3, Table "
+        "225) is added, which states a fact the new signature field makes true; pyHanko's diff "
+        "policy refuses any /SigFlags change (OTHER). The rule belongs in signing/verify/diff/ "
+        "(another team's area): allow a /SigFlags change that only sets bits 1 or 2, never one "
+        "that clears a bit."),
+}
+
+
+def _cases(names):
+    return [pytest.param(p, n, marks=pytest.mark.xfail(strict=True, reason=KNOWN_WRONG[p, n]))
+            if (p, n) in KNOWN_WRONG else (p, n) for p in PRODUCERS for n in names]
 
 
 @pytest.fixture(scope="session")
@@ -61,22 +79,21 @@ def _codes(items) -> set[str]:
     return {i["code"] for i in items}
 
 
-@pytest.mark.parametrize("name", corpus.GENUINE)
-@pytest.mark.parametrize("producer", PRODUCERS)
+@pytest.mark.parametrize(("producer", "name"), _cases(corpus.GENUINE))
 def test_genuine_is_valid(interop, offline, producer, name):
     report = verify_pdf(_doc(interop, producer, name), offline)
     assert report.verdict is Verdict.VALID, report.to_json()
-    assert report.signature_count == (2 if name == "two" else 1)
+    assert report.signature_count == (2 if name in ("two", "cert_two") else 1)
     for sig in report.signatures:
         assert sig.intact and sig.valid and sig.trusted
         assert sig.chain[-1] == sig.trust_anchor  # anchored at the test root
         assert "Test Root CA" in sig.trust_anchor
         assert sig.coverage in ("ENTIRE_FILE", "ENTIRE_REVISION")
-    if name == "two":
+    if name in ("two", "cert_two"):
         assert [s.role for s in report.signatures] == [Role.COMPETENT_PERSON, Role.AGENCY]
         assert report.signatures[0].modification_level == "FORM_FILLING"
         assert "DECREE30_SIGNING_ORDER" not in _codes(report.warnings)
-    if name == "cert":
+    if name in ("cert", "cert_two"):
         assert report.signatures[0].docmdp == 2
 
 
