@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian/Ubuntu machine for the gateway: system packages the tests and the
-# demo need (SoftHSM2, poppler, qpdf, a Times-metric font), a virtual environment with the pinned
-# dependencies, and (when they are installed but stopped) the local PostgreSQL and RabbitMQ.
+# demo need (SoftHSM2, poppler, qpdf, a Times-metric font, other PDF signers for the interop
+# tests), a virtual environment with the pinned dependencies, and (when they are installed but
+# stopped) the local PostgreSQL and RabbitMQ.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,12 @@ command -v softhsm2-util >/dev/null || need+=(softhsm2)
 command -v pdfsig >/dev/null || need+=(poppler-utils)
 command -v qpdf >/dev/null || need+=(qpdf)  # linearized test files (ISO 32000-2 Annex F)
 [ -f /usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf ] || need+=(fonts-liberation)
+# Interoperability corpus (tests/signing/test_interop.py): poppler's pdfsig signs from an NSS
+# database (certutil/pk12util), Apache PDFBox 2 + BouncyCastle sign from a small Java program.
+command -v pk12util >/dev/null || need+=(libnss3-tools)
+command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)
+[ -f /usr/share/java/pdfbox2.jar ] || need+=(libpdfbox2-java)
+[ -f /usr/share/java/bcpkix.jar ] || need+=(libbcpkix-java)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "setup: installing ${need[*]}" >&2

@@ -71,7 +71,7 @@ from signing import pdfguard
 from signing.errors import PdfEncryptedError, PdfTooLargeError, PdfUnreadableError
 from signing.report import Role, ValidationReport
 from signing.trust import RevocationCache, TrustBundle, load_trust_bundle
-from signing.verify import fastpath
+from signing.verify import fastpath, xrefgen
 from signing.verify.roles import RoleRule, classify_certificate
 
 __all__ = [
@@ -218,14 +218,18 @@ class Verifier:
                 RecursionError, AttributeError) as strict_exc:
             if not self.policy.allow_nonstrict:
                 raise PdfUnreadableError(f"cannot parse PDF: {strict_exc}") from strict_exc
-            try:
-                reader = PdfFileReader(io.BytesIO(pdf), strict=False, decode_limits=limits)
-                reader.root  # noqa: B018
-            except Exception as exc:
-                raise PdfUnreadableError(f"cannot parse PDF: {strict_exc}") from exc
-            report.warnings.append({"code": "NONSTRICT_PARSE",
-                                    "message": f"parsed non-strictly: {strict_exc}"})
-            repaired = True
+            quirk = self._read_quirk(pdf, limits, strict_exc, report)
+            if quirk is not None:
+                reader = quirk
+            else:
+                try:
+                    reader = PdfFileReader(io.BytesIO(pdf), strict=False, decode_limits=limits)
+                    reader.root  # noqa: B018
+                except Exception as exc:
+                    raise PdfUnreadableError(f"cannot parse PDF: {strict_exc}") from exc
+                report.warnings.append({"code": "NONSTRICT_PARSE",
+                                        "message": f"parsed non-strictly: {strict_exc}"})
+            repaired = quirk is None
         else:
             repaired = False
             if reader.xrefs.hybrid_xrefs_present and self.policy.allow_nonstrict:
@@ -240,6 +244,27 @@ class Verifier:
         if reader.encrypted:
             self._decrypt(reader, report)
         return reader, repaired
+
+    @staticmethod
+    def _read_quirk(pdf: bytes, limits, strict_exc: Exception, report: ValidationReport):
+        """A strict reader for poppler's new objects at generation 1 (ISO 32000-2 §7.5.4,
+        :mod:`signing.verify.xrefgen`): a known producer quirk, reported, verdict not capped;
+        ``None`` for any other strict failure."""
+        if xrefgen.ORPHANED_GENERATION not in str(strict_exc):
+            return None
+        found = xrefgen.read_new_objects(pdf, limits)
+        if found is None:
+            return None
+        reader, count = found
+        try:
+            reader.root  # noqa: B018 - the catalog must parse strictly too
+        except Exception:
+            return None
+        report.warnings.append({
+            "code": "NEW_OBJECT_GENERATION",
+            "message": f"{count} new object(s) created at a generation above 0 (ISO 32000-2 "
+                       "§7.5.4; a producer quirk): tolerated"})
+        return reader
 
     @staticmethod
     def _decrypt(reader, report: ValidationReport) -> None:
