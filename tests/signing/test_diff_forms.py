@@ -427,3 +427,25 @@ def test_two_fields_with_one_qualified_name_are_refused(signed_colliding, test_p
         w.update_container(field)
 
     _refused(verify_first(incremental(signed_colliding, fill), test_pki))
+
+
+# -- /SigFlags (ISO 32000-2 §12.7.3 Table 225) ---------------------------------------------------
+
+def _sig_flags(value):
+    def set_flags(w) -> None:
+        form = w.root["/AcroForm"]
+        form[N("/SigFlags")] = generic.NumberObject(value)
+        if isinstance(w.root.raw_get("/AcroForm"), generic.IndirectObject):
+            w.update_container(form)
+        else:
+            w.update_root()
+    return set_flags
+
+
+@pytest.mark.parametrize("value", [1, 7], ids=["append-only-cleared", "unknown-bit-set"])
+def test_sig_flags_cleared_or_unknown_bit_is_refused_iso32000_2_table_225(
+        value, signed_plain, test_pki):
+    """/SigFlags may gain SignaturesExist (1) or AppendOnly (2) after signing (endesive sets
+    them when it co-signs a certified file: tests/signing/test_interop.py), never lose one nor
+    gain another bit (pyHanko signs with 3)."""
+    _refused(verify_first(incremental(signed_plain, _sig_flags(value)), test_pki))

@@ -27,17 +27,9 @@ from tests.signing import interop_corpus as corpus
 
 PRODUCERS = tuple(corpus.PRODUCERS)
 
-#: Files the verifier judges wrongly today, with the reason (see each reason).
-KNOWN_WRONG = {
-    ("endesive", "cert_two"): (
-        "endesive writes its 'sigflags' option both as DocMDP /P and as AcroForm /SigFlags: a "
-        "P=2 certification leaves /SigFlags 2 (AppendOnly without SignaturesExist), and its next "
-        "signature sets /SigFlags 3. Only the SignaturesExist bit (ISO 32000-2 §12.7.3, Table "
-        "225) is added, which states a fact the new signature field makes true; pyHanko's diff "
-        "policy refuses any /SigFlags change (OTHER). The rule belongs in signing/verify/diff/ "
-        "(another team's area): allow a /SigFlags change that only sets bits 1 or 2, never one "
-        "that clears a bit."),
-}
+#: Files the verifier judges wrongly today, with the reason (none now: endesive's certified
+#: then co-signed file sets /SigFlags bits, see signing.verify.diff.visibility.check_sig_flags).
+KNOWN_WRONG: dict[tuple[str, str], str] = {}
 
 
 def _cases(names):

@@ -59,6 +59,7 @@ from signing.verify.diff.equality import same_value, unchanged_since
 from signing.verify.diff.visibility import (
     COMMON_FIELD_FLAGS,
     VISIBILITY_FLAGS,
+    check_sig_flags,
     draws_something,
     flags_changed,
     need_appearances,
@@ -160,9 +161,10 @@ class GatewayFormUpdatingRule(FormUpdatingRule):
         old_af, new_af = yield from qualify_transforming(
             lta, compare_key_refs("/AcroForm", old, old.root, new.root),
             transform=FormUpdate.curry_ref(field_name=None, context_checked=acroform_ctx))
-        compare_dicts(old_af, new_af, self.ignored_acroform_keys)
+        compare_dicts(old_af, new_af, self.ignored_acroform_keys | {"/SigFlags"})
         assert isinstance(old_af, generic.DictionaryObject)
         assert isinstance(new_af, generic.DictionaryObject)
+        check_sig_flags(old_af, new_af)
         fields_path = RawPdfPath("/Root", "/AcroForm", "/Fields")
         old_fields, new_fields = yield from qualify_transforming(
             lta, compare_key_refs("/Fields", old, old_af, new_af),

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pyhanko.pdf_utils import generic
 from pyhanko.sign.diff_analysis import SuspiciousModification
 
-__all__ = ["COMMON_FIELD_FLAGS", "VISIBILITY_FLAGS", "draws_something", "flags_changed",
-           "need_appearances", "refuse_flags", "widget_kids_of"]
+__all__ = ["COMMON_FIELD_FLAGS", "SIG_FLAGS", "VISIBILITY_FLAGS", "check_sig_flags",
+           "draws_something", "flags_changed", "need_appearances", "refuse_flags",
+           "widget_kids_of"]
 
 
 def _raw(d, key: str):
@@ -50,6 +51,30 @@ def flags_changed(old_field, new_field, key: str, mask: int) -> bool:
     if old_flags is None or new_flags is None:
         return _raw(old_field, key) != _raw(new_field, key)
     return bool((old_flags ^ new_flags) & mask)
+
+
+#: ``/SigFlags`` of the interactive form (§12.7.3 Table 225): SignaturesExist (1), AppendOnly (2).
+SIG_FLAGS = 1 | 2
+
+
+def check_sig_flags(old_acroform, new_acroform) -> None:
+    """§12.7.3 Table 225: ``/SigFlags`` only tells a viewer that signatures exist and that the
+    file must be saved incrementally; neither changes what a page shows. A later revision may
+    set these bits (signers do when they add a signature; one producer sets AppendOnly after a
+    certification) but not clear a bit or set any other."""
+    old_flags, new_flags = _flags(old_acroform, "/SigFlags"), _flags(new_acroform, "/SigFlags")
+    if old_flags == new_flags and old_flags is not None:
+        return
+    if old_flags is None or new_flags is None:
+        if _raw(old_acroform, "/SigFlags") == _raw(new_acroform, "/SigFlags"):
+            return
+        raise SuspiciousModification("/SigFlags of the form made malformed after signing")
+    if old_flags & ~new_flags:
+        raise SuspiciousModification("/SigFlags bits cleared after signing (ISO 32000-2 "
+                                     "§12.7.3 Table 225)")
+    if (new_flags ^ old_flags) & ~SIG_FLAGS:
+        raise SuspiciousModification("/SigFlags bits other than SignaturesExist and "
+                                     "AppendOnly set after signing")
 
 
 def refuse_flags(fq_name: str, what: str) -> SuspiciousModification:
