@@ -230,6 +230,10 @@ class IntakePolicy(BaseModel):
     unsigned: IntakeAction = "route"
     #: No seal certificate is configured for the sender (``[[senders]]``): not checked.
     unknown_sender: IntakeAction = "route"
+    #: Comments were added to a PDF after a signature that allows it (no DocMDP, or P=3):
+    #: the signature stays valid (ISO 32000-2 §12.8.2.2.2), but what the receiver sees on
+    #: the page is not only what was signed (ANNOTATED_AFTER_SIGNING). Routed flagged.
+    annotated: IntakeAction = "route"
 
 
 class SenderBinding(BaseModel):

@@ -19,6 +19,9 @@ code                        policy field           when
 ``SIGNATURE_INDETERMINATE`` ``indeterminate``      a signature cannot be decided now
 ``SIGNATURE_MISSING``       ``unsigned``           no PDF signature at all
 ``SENDER_NOT_BOUND``        ``unknown_sender``     no seal certificate configured for ``From``
+``ANNOTATED_AFTER_SIGNING`` ``annotated``          a valid signature's PDF gained comments
+                                                   after it (allowed by the signer: no DocMDP
+                                                   or P=3; the page shows more than was signed)
 ==========================  =====================  ===========================================
 
 The strictest action wins (reject > hold > route); its first finding gives the code and the
@@ -51,6 +54,7 @@ REASONS_VI = {
     "SIGNATURE_INDETERMINATE": "chưa xác định được hiệu lực của chữ ký số",
     "SIGNATURE_MISSING": "văn bản không có chữ ký số",
     "SENDER_NOT_BOUND": "chưa đăng ký chứng thư số của cơ quan gửi",
+    "ANNOTATED_AFTER_SIGNING": "tệp PDF có ghi chú (chú thích) được thêm sau khi ký",
 }
 
 _SEVERITY = {"route": 0, "hold": 1, "reject": 2}
@@ -74,6 +78,17 @@ def error_code(file_report: Mapping) -> str | None:
     error = file_report.get("error")
     code = error.get("code") if isinstance(error, Mapping) else None
     return code if isinstance(code, str) else None
+
+
+def annotated_after_signing(file_report: Mapping) -> bool:
+    """A signature of the file allowed comments added after it and got some (the verifier's
+    ``ANNOTATIONS_ADDED`` warning, :mod:`signing.verify.engine`)."""
+    signatures = file_report.get("signatures")
+    if not isinstance(signatures, list):
+        return False
+    return any(isinstance(s, Mapping) and isinstance(s.get("warnings"), list) and any(
+        isinstance(w, Mapping) and w.get("code") == "ANNOTATIONS_ADDED" for w in s["warnings"])
+        for s in signatures)
 
 
 def limit_code(file_report: Mapping) -> str | None:
@@ -219,6 +234,9 @@ def findings(verdict: str, file_reports: Iterable[Mapping], sender: SenderCheck,
         out.append(Finding("SIGNATURE_MISSING", "unsigned", REASONS_VI["SIGNATURE_MISSING"]))
     if sender.result == "unbound":
         out.append(Finding("SENDER_NOT_BOUND", "unknown_sender", REASONS_VI["SENDER_NOT_BOUND"]))
+    if any(annotated_after_signing(r) for r in reports):
+        out.append(Finding("ANNOTATED_AFTER_SIGNING", "annotated",
+                           REASONS_VI["ANNOTATED_AFTER_SIGNING"]))
     return out
 
 

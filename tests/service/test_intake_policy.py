@@ -102,3 +102,24 @@ def test_an_invalid_signature_beside_an_unreadable_attachment_still_counts():
     found = findings("invalid", too_large, check_sender(CITY, too_large, {}))
     assert found[0].code == "SIGNATURE_INVALID"
     assert decide(found, lenient).state == "REJECTED"
+
+
+def test_comments_added_after_signing_are_a_finding_routed_or_held_by_policy():
+    """ANNOTATED_AFTER_SIGNING: a signature that allowed comments (no DocMDP, P=3) got some
+    (the verifier's ANNOTATIONS_ADDED warning). Routed flagged by default; an operator may
+    hold or reject such documents ([intake] annotated)."""
+    annotated = dict(person("UBND thành phố X"),
+                     warnings=[{"code": "ANNOTATIONS_ADDED", "message": "…"}])
+    sender = check_sender(CITY, [report(annotated)], BINDINGS)
+    found = findings("valid", [report(annotated)], sender)
+    assert [f.code for f in found] == ["SEAL_MISSING", "ANNOTATED_AFTER_SIGNING"]
+    plain = findings("valid", [report(person("UBND thành phố X"))], sender)
+    assert "ANNOTATED_AFTER_SIGNING" not in [f.code for f in plain]
+    routed = decide(found, IntakePolicy(unsealed="route"))
+    assert routed.state == "ROUTED" and "ANNOTATED_AFTER_SIGNING" in routed.flags
+    held = decide(found, IntakePolicy(unsealed="route", annotated="hold"))
+    assert held.state == "HELD" and held.code == "ANNOTATED_AFTER_SIGNING"
+    # hostile report shapes never raise
+    for bad in ({"signatures": "x"}, {"signatures": [1, {"warnings": "x"}]},
+                {"signatures": [{"warnings": [1, None]}]}):
+        assert findings("valid", [bad], sender) is not None

@@ -449,3 +449,36 @@ def test_sig_flags_cleared_or_unknown_bit_is_refused_iso32000_2_table_225(
     them when it co-signs a certified file: tests/signing/test_interop.py), never lose one nor
     gain another bit (pyHanko signs with 3)."""
     _refused(verify_first(incremental(signed_plain, _sig_flags(value)), test_pki))
+
+
+async def test_comment_and_new_signature_in_one_revision_iso32000_2_12_8_2_2(signed_plain,
+                                                                           test_pki):
+    """A clerk writes the number as a comment and applies the agency seal in one revision
+    (Decree 30 practice with tools that have no form field for it): the competent person's
+    approval signature sees a comment (ANNOTATIONS, reported) and a new visible signature
+    field; the seal covers everything. pyHanko's signature-field rule refuses any other new
+    annotation beside a new widget; the comment rule now binds both to the page."""
+    import io
+
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+
+    from signing.testpki.samples import load_signer
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed_plain))
+    _comment(writer, rect=(300, 700, 500, 720))
+    meta = signers.PdfSignatureMetadata(field_name="Seal", md_algorithm="sha256",
+                                        subfilter=sig_fields.SigSeedSubFilter.PADES)
+    out = await signers.PdfSigner(
+        meta, signer=load_signer(test_pki, "seal"),
+        new_field_spec=sig_fields.SigFieldSpec("Seal", box=(300, 600, 500, 680)),
+    ).async_sign_pdf(writer)
+    from signing.verify import async_verify_pdf
+
+    report = await async_verify_pdf(out.getvalue(), VerificationPolicy(
+        trust_roots=test_pki.trust_roots, offline=True))
+    first, seal = report.signatures
+    _valid(first, "ANNOTATIONS")
+    assert any(w["code"] == "ANNOTATION_ADDED" and "/Text" in w["message"]
+               for w in first.warnings), first.warnings
+    assert seal.verdict is Verdict.VALID and seal.modification_level == "NONE"

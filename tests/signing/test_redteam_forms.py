@@ -132,13 +132,27 @@ def _popup_with_ap(w) -> None:
 @pytest.mark.parametrize("mutate", [
     lambda w: free_text(w, (60, 740, 400, 790), _OPAQUE),
     lambda w: free_text(w, (60, 740, 400, 790), _OPAQUE, "/Text"),
-    _popup_with_ap,
-], ids=["free-text", "large-note", "popup-with-appearance"])
-def test_evil_annotation_over_page_content_iso32000_2_12_5_6(signed_planted, test_pki, mutate):
-    """Evil Annotation Attack (Mainka et al., IEEE S&P 2021): with no DocMDP comments are
-    allowed, but a free text annotation, a "note" larger than an icon (§12.5.6.4) or a pop-up
-    with its own appearance (§12.5.6.14) writes over the signed page text (line 01 at y 756)."""
-    assert_refused(verify_first(incremental(signed_planted, mutate), test_pki))
+], ids=["free-text", "large-note"])
+def test_evil_annotation_over_page_content_is_reported_iso32000_2_12_8_2_2(
+        signed_planted, test_pki, mutate):
+    """Evil Annotation Attack (Mainka et al., IEEE S&P 2021) on an approval signature: a
+    comment whose appearance writes over the signed page text (line 01 at y 756). ISO 32000-2
+    §12.8.2.2.2 lets comments be added where no DocMDP forbids it, and reference validators
+    accept them with a warning; the verifier does too, and names the comment
+    (ANNOTATION_ADDED with its type and rectangle) so intake can flag the document
+    ([intake] annotated). Under a certification P=1/P=2 the same change is invalid
+    (tests/signing/test_diff_forms.py::test_comment_after_certification_p2_is_refused)."""
+    sig = verify_first(incremental(signed_planted, mutate), test_pki)
+    assert sig.verdict is Verdict.VALID and sig.modification_level == "ANNOTATIONS"
+    added = [w["message"] for w in sig.warnings if w["code"] == "ANNOTATION_ADDED"]
+    assert len(added) == 1 and "[60 740 400 790]" in added[0], sig.warnings
+
+
+def test_popup_with_its_own_appearance_is_refused_iso32000_2_12_5_6_14(signed_planted,
+                                                                      test_pki):
+    """A pop-up is a window the viewer draws (§12.5.6.14): one with its own appearance
+    stream is no comment, whatever it paints."""
+    assert_refused(verify_first(incremental(signed_planted, _popup_with_ap), test_pki))
 
 
 def _empty_sig_field(content: bytes | None):

@@ -1,18 +1,27 @@
 """Comments added after a signature: level ANNOTATIONS (ISO 32000-2 §12.8.2.2.2, DocMDP P=3).
 
 Whether ANNOTATIONS keeps a signature valid is the verdict's business (:mod:`signing.verify`:
-with no DocMDP, or P=3). These rules only say which later changes *are* annotation changes:
+with no DocMDP, or P=3; the gateway's intake then flags the document, ``[intake] annotated``).
+These rules only say which later changes *are* annotation changes:
 
-* :class:`AnnotationAdditionRule` — comments appended to a page's ``/Annots``: sticky notes
-  (§12.5.6.4 text annotations: "when closed, the annotation shall appear as an icon", at most
-  :data:`ICON_MAX` points a side) and their pop-up windows (§12.5.6.14, drawn by the viewer:
-  no appearance stream of their own): new annotation objects, appended after the existing
-  ones (whose order, hence stacking, stays), with no action (``/A``, ``/AA``), no file
-  attachment, nothing else on the page changed, and not covering an annotation the page
-  already had (a signature's or a field's appearance). Existing annotations never change here.
-  Free text annotations (§12.5.6.6: text "displayed directly on the page", of any size and
-  appearance) are not comments here: over the signed page content they are the "evil
-  annotation" attack (Mainka et al., IEEE S&P 2021), indistinguishable from the content.
+* :class:`AnnotationAdditionRule` — what a page's ``/Annots`` may gain, as new objects, with
+  the page otherwise unchanged and its existing annotations kept in their order:
+
+  - markup annotations (§12.5.6.2: comments, highlights, stamps, ink, shapes, free text) and
+    their pop-up windows (§12.5.6.14, drawn by the viewer: no appearance of their own), with
+    no action (``/A``, ``/AA``), script, file or multimedia anywhere in what they use, and not
+    covering an annotation the page already had (a signature's or a field's appearance).
+    Each one is reported (``ANNOTATION_ADDED``: type, page, rectangle): a comment is shown on
+    top of the signed page, which is why the verdict allows it only where the signer did (no
+    DocMDP, or P=3) and reports it. Reference validators do the same: Acrobat lists "comment
+    added" changes, EU DSS warns on annotation overlap and visual difference;
+  - the widget annotations of signature fields created in the same revision (the form rule
+    vets the fields themselves: :class:`~pyhanko.sign.diff_analysis.SigFieldCreationRule`
+    runs with ``approve_widget_bindings=False`` and leaves the page binding to this rule),
+    at LTA_UPDATES, as stock pyHanko does; a revision may add a signature and comments.
+
+  Existing annotations never change here. File attachments, sounds, links, redaction marks,
+  screens and other non-markup annotations are not comments.
 * :class:`NamesAppearanceRule` — the catalog's name dictionary may gain entries in its
   ``/AP`` tree (§7.7.4, named appearance streams) and nothing else: never ``/JavaScript``
   or ``/EmbeddedFiles`` (the catalog rule is told to leave ``/Names`` to this rule).
@@ -33,14 +42,18 @@ from pyhanko.sign.diff_analysis import (
 from pyhanko.sign.diff_analysis.commons import compare_dicts
 
 from signing.verify.diff.equality import unchanged_since
+from signing.verify.diff.structure import note
 
-__all__ = ["ALLOWED_SUBTYPES", "ICON_MAX", "AnnotationAdditionRule", "NamesAppearanceRule"]
+__all__ = ["ALLOWED_SUBTYPES", "AnnotationAdditionRule", "NamesAppearanceRule"]
 
 _ANNOT = ModificationLevel.ANNOTATIONS
-#: comment annotations that may be added (no actions, no files, no multimedia, no free text).
-ALLOWED_SUBTYPES = frozenset({"/Text", "/Popup"})
-#: the largest side of a sticky note's icon rectangle, in points (viewers draw 20-24).
-ICON_MAX = 32.0
+_LTA = ModificationLevel.LTA_UPDATES
+#: markup annotations (§12.5.6.2 and the subclauses of §12.5.6 for each) that may be added,
+#: and pop-ups; never file attachments, sounds or redaction marks (§12.5.6.15, .16, .23).
+ALLOWED_SUBTYPES = frozenset({
+    "/Text", "/FreeText", "/Line", "/Square", "/Circle", "/Polygon", "/PolyLine",
+    "/Highlight", "/Underline", "/Squiggly", "/StrikeOut", "/Caret", "/Ink", "/Stamp",
+    "/Popup"})
 #: keys that bring actions, scripts or files into a new annotation or what it uses.
 FORBIDDEN_KEYS = frozenset({"/A", "/AA", "/JS", "/FS", "/EF", "/RichMedia", "/Movie", "/Sound"})
 _MAX_DEPTH = 32
@@ -90,12 +103,29 @@ def _clean(obj: generic.PdfObject, depth: int = 0) -> bool:
     return True
 
 
-def _shown_as_comment(annot: generic.DictionaryObject, rect) -> bool:
-    """A sticky note is an icon (§12.5.6.4), a pop-up a window the viewer draws (§12.5.6.14,
-    so no ``/AP`` of its own): neither can paint text or boxes of any size over the page."""
-    if annot.get("/Subtype") == "/Popup":
-        return "/AP" not in annot
-    return rect is not None and max(rect[2] - rect[0], rect[3] - rect[1]) <= ICON_MAX
+def _popup_drawn_by_viewer(annot: generic.DictionaryObject) -> bool:
+    """A pop-up is a window the viewer draws (§12.5.6.14): one with an appearance stream of
+    its own could paint anything over the page."""
+    return annot.get("/Subtype") != "/Popup" or "/AP" not in annot
+
+
+def _new_signature_widget(old: HistoricalResolver, new: HistoricalResolver,
+                          ref: generic.Reference) -> bool:
+    """A widget written in this revision for a signature field (its own ``/FT /Sig`` or its new
+    parent's). Whether the field is a legitimate new signature field is the form rule's
+    judgement; here only the page binding is approved."""
+    if not old.is_ref_unassignable(ref):
+        return False
+    annot = new(ref)
+    if not isinstance(annot, generic.DictionaryObject) or annot.get("/Subtype") != "/Widget":
+        return False
+    if annot.get("/FT") == "/Sig":
+        return True
+    parent = _raw(annot, "/Parent")
+    return (isinstance(parent, generic.IndirectObject)
+            and old.is_ref_unassignable(parent.reference)
+            and isinstance(new(parent.reference), generic.DictionaryObject)
+            and new(parent.reference).get("/FT") == "/Sig")
 
 
 class AnnotationAdditionRule(QualifiedWhitelistRule):
@@ -129,28 +159,38 @@ class AnnotationAdditionRule(QualifiedWhitelistRule):
             return
         old_raw, new_raw = _raw(old_page, "/Annots"), _raw(new_page, "/Annots")
         old_annots, new_annots = _refs(old_raw), _refs(new_raw)
-        if old_annots is None or new_annots is None or new_annots[:len(old_annots)] != old_annots:
-            return  # removed, reordered or malformed: not an addition
-        added = new_annots[len(old_annots):]
-        if not added or len(set(added)) != len(added):
+        if old_annots is None or new_annots is None or len(set(new_annots)) != len(new_annots):
             return
+        before = set(old_annots)
+        if [r for r in new_annots if r in before] != old_annots:
+            return  # an annotation removed or the existing ones reordered: not an addition
+        added = [r for r in new_annots if r not in before]
+        if not added:
+            return
+        comments = [r for r in added if not _new_signature_widget(old, new, r)]
         existing = [_rect(old(r)) for r in old_annots]
         cleared: set[generic.Reference] = set()
-        for ref in added:
-            deps = self._annotation(old, new, ref, page_ref, set(added), set(old_annots),
-                                    existing)
+        for ref in comments:
+            deps = self._annotation(old, new, ref, page_ref, set(added), before, existing)
             if deps is None:
                 return
             cleared |= deps | {ref}
+        binding: set[generic.Reference] = set()
         if isinstance(new_raw, generic.IndirectObject):
             array_ref = new_raw.reference
             if old.is_ref_unassignable(array_ref) or old_raw == new_raw:
-                cleared.add(array_ref)
+                binding.add(array_ref)
             else:
                 return
         if not unchanged_since(old, new, page_ref):
-            cleared.add(page_ref)  # compared above except /Annots: clear all its uses
+            binding.add(page_ref)  # compared above except /Annots: clear all its uses
+        for ref in comments:
+            annot = new(ref)
+            rect = " ".join(f"{v:g}" for v in _rect(annot) or ())
+            note("ANNOTATION_ADDED", f"{annot.get('/Subtype')} annotation {ref.idnum} added "
+                 f"after signing on page object {page_ref.idnum} at [{rect}]")
         yield from ((_ANNOT, ReferenceUpdate(r)) for r in cleared)
+        yield from ((_LTA, ReferenceUpdate(r)) for r in binding)
 
     @staticmethod
     def _annotation(old: HistoricalResolver, new: HistoricalResolver, ref: generic.Reference,
@@ -170,9 +210,11 @@ class AnnotationAdditionRule(QualifiedWhitelistRule):
             if value is not None and not (isinstance(value, generic.IndirectObject)
                                           and value.reference in allowed):
                 return None
+        if not _popup_drawn_by_viewer(annot):
+            return None
         rect = _rect(annot)
-        if not _shown_as_comment(annot, rect):
-            return None  # could write over the signed page content
+        if rect is None and annot.get("/Subtype") != "/Popup":
+            return None
         if any(_overlap(rect, other) for other in existing):
             return None  # would cover what the page showed when signed
         deps = new.collect_dependencies(annot, since_revision=old.revision + 1)

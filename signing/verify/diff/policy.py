@@ -118,7 +118,8 @@ def build_policy() -> GatewayDiffPolicy:
             NamesAppearanceRule(),
         ],
         form_rule=GatewayFormUpdatingRule(field_rules=[
-            SigFieldCreationRule(),
+            # page bindings of new signature widgets: AnnotationAdditionRule (with comments)
+            SigFieldCreationRule(approve_widget_bindings=False),
             SignedFieldAppearanceRule(),
             FieldValueRule(),
         ]),
