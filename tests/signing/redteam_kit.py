@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import struct
 
 from signing.testpki.samples import load_signer, sign_sample
 from tests.signing.test_diff_structure import _resign_in_place, append_update
 
-__all__ = ["EVIL", "append_update", "base_objects", "build_pdf", "linearized_future_prev",
-           "page_annots", "page_dict", "sign", "stream"]
+__all__ = ["EVIL", "append_raw", "append_update", "base_objects", "build_pdf",
+           "hybrid_override", "linearized_future_prev", "page_annots", "page_dict", "sign",
+           "stream"]
 
 EVIL = b"BT /F1 48 Tf 72 400 Td (PAY 1,000,000 EUR) Tj ET"
 """What the attacker wants the page to show after the signature."""
@@ -62,6 +64,39 @@ def build_pdf(objects: dict[int, bytes], trailer_extra: bytes = b"") -> bytes:
                     for n in range(1, size))
     out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (
         size, trailer_extra, xref_at)
+    return bytes(out)
+
+
+def append_raw(pdf: bytes, objects: dict[tuple[int, int], bytes], xref: bytes) -> bytes:
+    """Append ``objects`` ((number, generation) -> body) and a classic section whose entries
+    are ``xref`` (``%(n g)d`` placeholders replaced by the objects' offsets)."""
+    prev = int(re.findall(rb"startxref\s+(\d+)", pdf)[-1])
+    size = max(int(s) for s in re.findall(rb"/Size (\d+)", pdf))
+    out = bytearray(pdf)
+    for (num, gen), body in objects.items():
+        xref = xref.replace(b"@%d" % num, b"%010d" % len(out))
+        out += b"%d %d obj\n" % (num, gen) + body + b"\nendobj\n"
+    at = len(out)
+    out += b"xref\n" + xref + (b"trailer\n<< /Size %d /Root 1 0 R /Prev %d >>\nstartxref\n%d\n"
+                               b"%%%%EOF\n" % (size, prev, at))
+    return bytes(out)
+
+
+def hybrid_override(signed: bytes, num: int, body: bytes) -> bytes:
+    """An update whose classic table lists only its cross-reference stream, the stream
+    (``/XRefStm``, ISO 32000-2 §7.5.8.4) re-defining object ``num`` as ``body``."""
+    prev = int(re.findall(rb"startxref\s+(\d+)", signed)[-1])
+    size = int(re.findall(rb"/Size (\d+)", signed)[-1])
+    out = bytearray(signed)
+    obj_at = len(out)
+    out += b"%d 0 obj\n" % num + body + b"\nendobj\n"
+    xs_at = len(out)
+    data = bytes([1]) + struct.pack(">I", obj_at) + b"\x00\x00"
+    out += (b"%d 0 obj\n<< /Type /XRef /Size %d /W [1 4 2] /Index [%d 1] /Length %d >>\nstream\n"
+            % (size, size + 1, num, len(data)) + data + b"\nendstream\nendobj\n")
+    at = len(out)
+    out += (b"xref\n%d 1\n%010d 00000 n \ntrailer\n<< /Size %d /Root 1 0 R /Prev %d /XRefStm %d >>"
+            b"\nstartxref\n%d\n%%%%EOF\n" % (size, xs_at, size + 1, prev, xs_at, at))
     return bytes(out)
 
 

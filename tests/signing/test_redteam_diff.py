@@ -17,9 +17,11 @@ from signing.verify import VerificationPolicy, verify_pdf
 from signing.verify.diff.linearized import merge_linearized
 from tests.signing.redteam_kit import (
     EVIL,
+    append_raw,
     append_update,
     base_objects,
     build_pdf,
+    hybrid_override,
     linearized_future_prev,
     page_annots,
     page_dict,
@@ -179,3 +181,22 @@ def test_stream_rewritten_equal_decoded_other_filter_iso32000_7_4(test_pki, offl
     signed = sign(build_pdf(base_objects()), test_pki)
     later = append_update(signed, {4: stream(zlib.compress(EVIL), b" /Filter /FlateDecode")})
     _not_valid(later, offline)
+
+
+def test_generation_bump_of_object_the_page_named_iso32000_7_5_4(test_pki, offline):
+    """§7.5.4 (generation numbers): before signing, object 9 is freed with next generation 1
+    and the page names ``9 1 R`` (null when signed); afterwards ``9 1`` is defined (EVIL)."""
+    objs = base_objects(contents=b"[4 0 R 9 1 R]")
+    objs[9] = stream(b"% placeholder")
+    freed = append_raw(build_pdf(objs), {}, b"9 1\n0000000000 00001 f \n")
+    signed = sign(freed, test_pki)
+    later = append_raw(signed, {(9, 1): stream(EVIL)}, b"9 1\n@9 00001 n \n")
+    _not_valid(later, offline)
+
+
+def test_hybrid_update_redefines_page_content_in_xref_stream_iso32000_7_5_8_4(test_pki,
+                                                                             offline):
+    """§7.5.8.4 hybrid-reference update: the classic table lists only the stream, the
+    ``/XRefStm`` stream re-defines the page content (only stream-aware readers see it)."""
+    signed = sign(build_pdf(base_objects()), test_pki)
+    _not_valid(hybrid_override(signed, 4, stream(EVIL)), offline)
