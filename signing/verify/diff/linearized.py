@@ -11,9 +11,11 @@ its revision, and the first-page section as a change made after it.
 :func:`merge_linearized` folds the two sections into one revision in the reader, only when the
 file's first revision has exactly that shape: the forward ``/Prev``, the linearization
 dictionary as the first object, listed in the first-page section, ``/L`` ending at the
-``%%EOF`` after the main section, and the two sections defining disjoint objects. An
-incremental update can never have that shape (it is appended, its ``/Prev`` points back), so the
-merge cannot hide a later change.
+``%%EOF`` after the main section, the two sections defining disjoint objects, and every later
+section starting after those ``/L`` bytes. An incremental update can never have that shape (it
+is appended, its ``/Prev`` points back), so the merge cannot hide a later change; nor can a
+first-page ``/Prev`` that points past a later revision (into bytes appended after a signature,
+where an attacker then writes a "main section" defining objects the signed page named).
 """
 
 from __future__ import annotations
@@ -75,7 +77,10 @@ def _is_linearized_pair(reader: PdfFileReader) -> bool:
     if m is None or int(m.group(1)) != first.meta_info.declared_startxref:
         return False
     end = main.meta_info.end_location + m.end()
-    return isinstance(length, int) and end - len(m.group(2) or b"") <= length <= end
+    if not (isinstance(length, int) and end - len(m.group(2) or b"") <= length <= end):
+        return False
+    # F.2: the linearized file is the prefix of length /L; every update comes after it
+    return all(s.meta_info.start_location >= length for s in sections[2:])
 
 
 def merge_linearized(reader: PdfFileReader) -> bool:

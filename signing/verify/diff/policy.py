@@ -8,16 +8,23 @@ overriding :class:`GatewayDiffPolicy` methods, each with the rule it implements.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader
 from pyhanko.sign.diff_analysis import (
     CatalogModificationRule,
     DiffResult,
     DocInfoRule,
+    FormUpdate,
+    FormUpdatingRule,
     MetadataUpdateRule,
     ModificationLevel,
     ObjectStreamRule,
+    QualifiedWhitelistRule,
+    ReferenceUpdate,
     SigFieldCreationRule,
     StandardDiffPolicy,
     SuspiciousModification,
@@ -36,7 +43,14 @@ from signing.verify.diff.forms import (
 from signing.verify.diff.ltv import LtvUpdateRule
 from signing.verify.diff.resources import DefaultResourcesRule
 from signing.verify.diff.structtree import StructTreeAdditionRule
-from signing.verify.diff.structure import NOTES, OrphanRule, TolerantResolver, tolerant_resolver
+from signing.verify.diff.structure import (
+    NOTES,
+    OrphanRule,
+    TolerantResolver,
+    forward_refs,
+    note,
+    tolerant_resolver,
+)
 
 __all__ = ["GATEWAY_DIFF_POLICY", "GatewayDiffPolicy", "GatewayDiffResult", "build_policy"]
 
@@ -61,7 +75,31 @@ class GatewayDiffPolicy(StandardDiffPolicy):
     * orphans: pyHanko's ``_find_orphans`` assumes no forward references; build the policy
       with ``ignore_orphaned_objects=False`` and
       :class:`~signing.verify.diff.structure.OrphanRule` instead (:func:`build_policy`).
+    * :meth:`apply`: an object the previous revision's document referred to before defining
+      it (:func:`~signing.verify.diff.structure.forward_refs`, ISO 32000-2 §7.3.10) is drawn,
+      shown or used wherever that reference sits, so no rule's *blanket* approval of the new
+      object (a new appearance stream, an equal copy, a new font) clears it: only approvals of
+      each path the old revision reached it by (pyHanko's multi-usage table) do
+      (warning-free refusal: the places stay unexplained).
     """
+
+    def apply(self, old: HistoricalResolver, new: HistoricalResolver,
+              field_mdp_spec: FieldMDPSpec | None = None, doc_mdp: MDPPerm | None = None,
+              ) -> DiffResult:
+        ahead = forward_refs(old, new)
+        if not ahead:
+            return super().apply(old, new, field_mdp_spec=field_mdp_spec, doc_mdp=doc_mdp)
+        refs = sorted((r.idnum, r.generation) for r in ahead)[:10]
+        note("FORWARD_REFERENCE_DEFINED",
+             f"revision {new.revision} defines objects revision {old.revision} referred to "
+             f"while undefined: {', '.join(f'{n} {g} R' for n, g in refs)} "
+             "(ISO 32000-2 §7.3.10); accepted only where each reference was explained")
+        guarded = copy.copy(self)  # the shared policy instance stays untouched
+        guarded.global_rules = [_PathApprovalsOnly(rule, ahead) for rule in self.global_rules]
+        if self.form_rule is not None:
+            guarded.form_rule = _FormPathApprovalsOnly(self.form_rule, ahead)
+        return StandardDiffPolicy.apply(guarded, old, new, field_mdp_spec=field_mdp_spec,
+                                        doc_mdp=doc_mdp)
 
     def review_file(
         self,
@@ -95,6 +133,34 @@ class GatewayDiffPolicy(StandardDiffPolicy):
             return GatewayDiffResult(result.modification_level, result.changed_form_fields,
                                      tolerated=tuple(notes))
         return result
+
+
+def _path_approval(update: ReferenceUpdate, ahead: frozenset[generic.Reference]) -> bool:
+    return update.context_checked is not None or update.updated_ref not in ahead
+
+
+class _PathApprovalsOnly(QualifiedWhitelistRule):
+    """A rule whose blanket approvals of forward-referenced objects are dropped."""
+
+    def __init__(self, rule: QualifiedWhitelistRule, ahead: frozenset[generic.Reference]):
+        self.rule, self.ahead = rule, ahead
+
+    def apply_qualified(self, old: HistoricalResolver, new: HistoricalResolver,
+                        ) -> Iterable[tuple[ModificationLevel, ReferenceUpdate]]:
+        return ((level, upd) for level, upd in self.rule.apply_qualified(old, new)
+                if _path_approval(upd, self.ahead))
+
+
+class _FormPathApprovalsOnly(FormUpdatingRule):
+    """The form rule with blanket approvals of forward-referenced objects dropped."""
+
+    def __init__(self, rule: FormUpdatingRule, ahead: frozenset[generic.Reference]):
+        self.rule, self.ahead = rule, ahead
+
+    def apply(self, old: HistoricalResolver, new: HistoricalResolver,
+              ) -> Iterable[tuple[ModificationLevel, FormUpdate]]:
+        return ((level, upd) for level, upd in self.rule.apply(old, new)
+                if _path_approval(upd, self.ahead))
 
 
 def build_policy() -> GatewayDiffPolicy:

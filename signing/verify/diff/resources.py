@@ -18,12 +18,14 @@ from pyhanko.sign.diff_analysis import (
     SuspiciousModification,
 )
 from pyhanko.sign.diff_analysis.commons import compare_dicts
+from pyhanko.sign.diff_analysis.rules_api import Context
 
 from signing.verify.diff.equality import unchanged_since
 
 __all__ = ["OBSOLETE_FONT_KEYS", "DefaultResourcesRule"]
 
 _FORM = ModificationLevel.FORM_FILLING
+_DR_PATH = ("/Root", "/AcroForm", "/DR")
 
 
 def _raw(d: generic.DictionaryObject, key: str) -> generic.PdfObject | None:
@@ -40,8 +42,13 @@ OBSOLETE_FONT_KEYS = frozenset({"/Name"})
 class DefaultResourcesRule(QualifiedWhitelistRule):
     """``/AcroForm /DR /Font`` (§12.7.4.3): an existing font resource dictionary may gain
     fonts (existing entries unchanged), and an existing font dictionary may lose the obsolete
-    ``/Name`` (nothing else changes). Neither changes how anything already drawn looks, so the
-    objects are cleared wherever else they are used. Level FORM_FILLING."""
+    ``/Name`` (nothing else changes). Level FORM_FILLING.
+
+    Dropping ``/Name`` changes nothing drawn, so the font is cleared wherever it is used. A
+    font *added* changes every content stream that names it while it was missing (§9.2.2: a
+    content stream selects fonts by resource name), so the resource dictionary is cleared only
+    on its paths through ``/Root /AcroForm /DR``: where it is also a page's or an appearance's
+    ``/Resources /Font`` (the same object), that use stays unexplained."""
 
     def apply_qualified(self, old: HistoricalResolver, new: HistoricalResolver,
                         ) -> Iterable[tuple[ModificationLevel, ReferenceUpdate]]:
@@ -60,7 +67,10 @@ class DefaultResourcesRule(QualifiedWhitelistRule):
                 raise SuspiciousModification("/DR /Font is not a dictionary")
             if any(_raw(new_fonts, k) != old_fonts.raw_get(k) for k in old_fonts):
                 return  # not an addition: left unexplained
-            yield _FORM, ReferenceUpdate(old_fonts_raw.reference)
+            ref = old_fonts_raw.reference
+            for path in old._get_usages_of_ref(ref):
+                if tuple(path.path[:3]) == _DR_PATH:
+                    yield _FORM, ReferenceUpdate(ref, Context.from_absolute(old, path))
             added = generic.ArrayObject(new_fonts.raw_get(k) for k in new_fonts
                                         if k not in old_fonts)
             for ref in new.collect_dependencies(added, since_revision=old.revision + 1):

@@ -14,6 +14,12 @@
   :class:`OrphanRule` replaces pyHanko's ``_find_orphans``, which assumes that no object refers
   to one a later revision defines: here such forward references are allowed, so a new object
   counts as an orphan only when the new revision's document does not reach it.
+* **Defining an object the signed document named changes the document** (§7.3.10 read the
+  other way round): when the previous revision's document (:data:`DOCUMENT_TRAILER_KEYS`)
+  refers to an object it does not define (null then), a revision that defines it changes
+  every place that referred to it. :func:`forward_refs` lists those objects; the policy
+  accepts them only through approvals of each such place (never a rule's blanket approval of
+  the new object, see :class:`~signing.verify.diff.policy.GatewayDiffPolicy`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ __all__ = [
     "NOTES",
     "OrphanRule",
     "TolerantResolver",
+    "forward_refs",
     "note",
     "tolerant_resolver",
 ]
@@ -85,6 +92,24 @@ def document_trailer(res: HistoricalResolver) -> generic.DictionaryObject:
     trailer = res.trailer_view
     return generic.DictionaryObject(
         {k: trailer.raw_get(k) for k in DOCUMENT_TRAILER_KEYS if k in trailer})
+
+
+def forward_refs(old: HistoricalResolver, new: HistoricalResolver) -> frozenset[generic.Reference]:
+    """Objects ``new`` defines that ``old`` did not, but that ``old``'s document already
+    referred to (read as null in ``old``): defining them changes what those places show.
+
+    Uses pyHanko's table of the old revision's reference paths (built by the policy anyway);
+    references only non-document trailer keys hold (§7.5.5) are not counted."""
+    xrefs = old.reader.xrefs
+    old._load_reverse_xref_cache()
+    ahead = set()
+    for ref in new.explicit_refs_in_revision():
+        if xrefs.get_historical_ref(ref, old.revision) is not None:
+            continue
+        if any(p.path and p.path[0] in DOCUMENT_TRAILER_KEYS
+               for p in old._get_usages_of_ref(ref)):
+            ahead.add(ref)
+    return frozenset(ahead)
 
 
 def reachable_refs(res: HistoricalResolver, start: generic.PdfObject) -> set[generic.Reference]:
