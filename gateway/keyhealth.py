@@ -210,8 +210,8 @@ class KeyHealthMonitor:
         out: dict[str, Any] = {"status": status, "total": len(states), "states": counts}
         if problems:
             out["problems"] = problems
-        if self.config_error:
-            out["problems"] = [f"key file: {self.config_error}", *problems]
+        if self.config_error:  # /readyz is public: no path, GET /v1/keys/health says why
+            out["problems"] = ["key file: unusable (KEY_CONFIG)", *problems]
         return out
 
 

@@ -37,7 +37,7 @@ def legacy_services(keys_file: str | Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
         data = json.loads(raw) if path.suffix.lower() == ".json" else tomllib.loads(raw.decode())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise KeyConfigError(f"key config {path}: cannot be read: {exc}") from None
     table = data.get("services") if isinstance(data, dict) else None
     if table is None:

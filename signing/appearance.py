@@ -254,10 +254,13 @@ def stacked_below(box: Box, taken: list[Box], page_box: Box,
                   layout_: AppearanceLayout = DEFAULT_LAYOUT) -> Box | None:
     """``box`` moved down, one text line's leading below every box of ``taken`` it would
     overlap, until it overlaps none (Decree 30 Appendix I: the attachment and copy stamps share
-    the top right of page 1, the later one under the earlier). None when it no longer fits
-    above the page's bottom margin."""
+    the top right of page 1, the later one under the earlier and under the number/date fields).
+    None when it does not fit inside the page: wider than the page allows (left margin as the
+    right one) or no longer above the page's bottom margin."""
     x0, y0, x1, y1 = box
     height, bottom = y1 - y0, page_box[1] + layout_.text_margin_top
+    if x0 < page_box[0] + layout_.text_margin_right or y0 < bottom:
+        return None
     while hits := [t for t in taken if overlaps((x0, y0, x1, y1), t)]:
         y1 = min(t[1] for t in hits) - layout_.text_leading
         y0 = y1 - height

@@ -15,8 +15,9 @@ Rules implemented here:
 * Where the signature field goes (:func:`signature_placement`): the competent person's on the
   requested page (default: last, right column); the agency seal over the left third of the
   competent person's signature (found in the document); attachment and copy text blocks at the
-  top right of page 1, a later one under the signature fields already there (never over
-  them). Sizes come from :mod:`signing.appearance`.
+  top right of page 1, a later one under the form fields already there (signature fields and
+  the number/date fields: never over them), inside the page or refused with ``SIGN_NO_ROOM``.
+  Sizes come from :mod:`signing.appearance`.
 """
 
 from __future__ import annotations
@@ -242,10 +243,10 @@ def signed_signature_box(writer) -> tuple[int, Box] | None:
     return None
 
 
-def signature_rects(writer, page_ix: int) -> list[Box]:
-    """Rectangles of the signature widgets on a page (filled or not; ISO 32000-2 §12.7.5.5:
-    a signature field's widget is an annotation of the page, its field type ``/FT /Sig`` on
-    the widget or inherited from its parent field)."""
+def widget_rects(writer, page_ix: int) -> list[Box]:
+    """Rectangles of the form field widgets on a page: signature fields (filled or not) and the
+    number/date text fields of :func:`prepare_form_fields` alike (ISO 32000-2 §12.5.6.19: a
+    widget annotation owns its /Rect on the page; §12.7.5.5 a signature field's widget too)."""
     page = page_refs(writer)[page_ix].get_object()
     annots = page.get("/Annots")
     out: list[Box] = []
@@ -254,15 +255,12 @@ def signature_rects(writer, page_ix: int) -> list[Box]:
         if not isinstance(annot, generic.DictionaryObject) \
                 or annot.get("/Subtype") != "/Widget":
             continue
-        parent = annot.get("/Parent")
-        parent = parent.get_object() if parent is not None else None
-        kind = annot.get("/FT") or (parent.get("/FT") if isinstance(
-            parent, generic.DictionaryObject) else None)
         try:
             x0, y0, x1, y1 = (float(v) for v in annot.get("/Rect", ()))
         except (TypeError, ValueError):
             continue
-        if kind == "/Sig" and abs(x1 - x0) > 1 and abs(y1 - y0) > 1:
+        if all(math.isfinite(v) for v in (x0, y0, x1, y1)) \
+                and abs(x1 - x0) > 1 and abs(y1 - y0) > 1:
             out.append((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
     return out
 
@@ -289,10 +287,10 @@ def signature_placement(writer, request, when: datetime):
         if box is None:
             first = page_box(writer, 0)
             box = ap.stacked_below(ap.top_right_box(first, lines),
-                                   signature_rects(writer, 0), first)
+                                   widget_rects(writer, 0), first)
             if box is None:
                 raise SignRequestError("no room left at the top right of page 1 for the"
-                                       " stamp (give --box)", code="SIGN_NO_ROOM")
+                                       " stamp inside the page (give a box)", code="SIGN_NO_ROOM")
         return 0, box, ap.text_block_style(lines)
     page = request.page if request.page >= 0 else n + request.page
     if not 0 <= page < n:

@@ -32,6 +32,7 @@ import logging
 import os
 import pickle
 import resource
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -362,8 +363,11 @@ def serve(conn, initargs: tuple, memory_bytes: int | None) -> None:
     """Entry point of a worker process: initialise, then answer jobs from ``conn`` one at a
     time until the pipe closes (or a job ran out of memory). A ``MemoryError`` that escapes
     everything ends the process with :data:`EXIT_OUT_OF_MEMORY` (``os._exit`` allocates
-    nothing)."""
+    nothing). SIGINT is ignored: Ctrl-C on a terminal reaches the whole process group, and the
+    parent process, which owns the pool, ends its workers itself (a worker's own
+    KeyboardInterrupt would only print a traceback)."""
     global _RESERVE
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _init_worker(*initargs)
     _limit_memory(memory_bytes)
     _RESERVE = bytearray(8 * 1024 * 1024)

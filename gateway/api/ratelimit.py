@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 from gateway.api.errors import TooManyRequests
 
+#: Longest Retry-After told, in seconds (a rate of 1e-9 per minute must not ask for centuries).
+MAX_RETRY_AFTER = 86_400
+
 
 class RateLimited(TooManyRequests):
     """429 with the number of seconds after which the caller may retry."""
@@ -42,7 +45,9 @@ class TokenBuckets:
     def __init__(self, per_minute: float, *, burst: float | None = None, max_buckets: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
-        self.capacity = burst if burst is not None else per_minute
+        # at least one token: a rate under one per minute (0.5: one every two minutes) must
+        # still let a request through once its token is back, never refuse every request
+        self.capacity = burst if burst is not None else max(1.0, per_minute)
         self.max_buckets = max_buckets
         self._clock = clock
         self._buckets: dict[Hashable, _Bucket] = {}
@@ -80,7 +85,7 @@ class TokenBuckets:
         bucket = self._refilled(key)
         if bucket.tokens >= 1.0:
             return 0
-        return max(1, math.ceil((1.0 - bucket.tokens) / self._rate))
+        return min(MAX_RETRY_AFTER, max(1, math.ceil((1.0 - bucket.tokens) / self._rate)))
 
     def take(self, key: Hashable) -> int:
         """Take one token for ``key``: 0 on success, else the ``retry_after`` seconds."""

@@ -139,6 +139,8 @@ STATUS_BY_CODE = {
 #: reached are one thing to a caller: the key is unavailable now).
 API_CODES = {"KEY_UNKNOWN_ALIAS": "KEY_UNKNOWN", "KEY_LOAD": "KEY_UNAVAILABLE",
              "KEY_TOKEN": "KEY_UNAVAILABLE"}
+#: Codes of the gateway's own configuration (their messages name its files: never sent).
+CONFIG_CODES = frozenset({"KEY_CONFIG", "POOL_NO_KEYS", "TRUST_CONFIG"})
 #: Seconds a caller should wait after ``KEY_UNAVAILABLE`` (a token replugged, an HSM back).
 RETRY_AFTER_KEY = 30
 
@@ -151,18 +153,29 @@ class Busy(ServiceUnavailable):
         super().__init__(message, code=code, retry_after=retry_after)
 
 
-def api_error(exc: SigningError) -> ApiError:
+def api_error(exc: SigningError, alias: str | None = None) -> ApiError:
     """The API error for a :class:`SigningError` (status from its code, 422 by default; every
-    503 with Retry-After)."""
+    503 with Retry-After). A key or configuration fault is told without its message (CWE-209:
+    those name the key file, the PKCS#12, PIN file or PKCS#11 module): the code says what
+    failed, ``GET /v1/keys/health`` and the log tell an operator which file."""
     code = API_CODES.get(exc.code, exc.code)
     status = STATUS_BY_CODE.get(code, 422)
     details = {k: v for k, v in exc.detail.items() if isinstance(v, str | int | float | bool)}
     if code == "KEY_UNAVAILABLE":
-        return ServiceUnavailable(str(exc), code=code, retry_after=RETRY_AFTER_KEY,
-                                  details={**details, "cause": exc.code})
+        log.warning("signing key unavailable", extra={"alias": alias, "code": exc.code,
+                                                      "error": str(exc)})
+        what = f"key {alias!r}" if alias else "the signing key"
+        return ServiceUnavailable(
+            f"{what} cannot be loaded or its token reached now ({exc.code}); try again later",
+            code=code, retry_after=RETRY_AFTER_KEY,
+            details={**details, "cause": exc.code, **({"alias": alias} if alias else {})})
     if status == 503:
         wait = RETRY_AFTER_BUSY if code == "POOL_OVERLOADED" else RETRY_AFTER_RESTART
-        return Busy(str(exc), code=code, retry_after=wait)
+        message = str(exc)
+        if code in CONFIG_CODES:
+            log.error("signing configuration unusable", extra={"code": code, "error": message})
+            message = f"the gateway's signing configuration is not usable ({code}): see /readyz"
+        return Busy(message, code=code, retry_after=wait)
     return ApiError(str(exc), code=code, status=status, details=details)
 
 
@@ -332,8 +345,8 @@ def signing_backend(gw) -> SigningBackend:
         services = signing_services(cfg)
     except KeyConfigError as exc:
         raise api_error(exc) from None
-    except (OSError, ValueError) as exc:
-        raise ApiError(f"key config unreadable: {exc}", code="KEY_CONFIG", status=500) from None
+    except (OSError, ValueError) as exc:  # the gateway's configuration: 503, never a 500
+        raise api_error(KeyConfigError(f"key config unreadable: {exc}")) from None
     pool = SigningPool(max_workers=cfg.workers, key_config_path=cfg.keys_file,
                        max_pending=cfg.max_queue, services=services,
                        memory_mb=cfg.job_memory_mb, job_timeout=cfg.job_timeout)
@@ -412,7 +425,7 @@ async def _sign(gw, backend: SigningBackend, data: bytes, request: SignRequest, 
     except SigningError as exc:
         if exc.code in KEY_CODES and (keys := key_monitor(gw)) is not None:
             keys.record_error(alias, exc.code, str(exc), canary=False)
-        raise api_error(exc) from None
+        raise api_error(exc, alias) from None
     except BrokenProcessPool as exc:
         log.error("signing worker died", extra={"alias": alias, "error": type(exc).__name__})
         if not isinstance(exc, WorkerCrashed):  # WorkerCrashed: the pool replaced itself

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
+import stat
 import sys
 from collections import Counter, deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from gateway.cli import CliError
@@ -68,18 +69,36 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def pdf_files(paths: list[str]) -> list[str]:
+@dataclass(frozen=True)
+class Unlisted:
+    """A folder under a given one that could not be listed (permissions, a path too long):
+    reported as one unreadable entry, never silently left out."""
+
+    path: str
+    message: str
+
+
+def pdf_files(paths: list[str]) -> list[str | Unlisted]:
     """The files named: each file as given, each folder as its ``*.pdf`` files (any case),
-    recursively, sorted; links to folders are not followed (no loops)."""
-    out: list[str] = []
+    recursively, sorted; links to folders are not followed (no loops). A folder that cannot
+    be listed is an :class:`Unlisted` entry in its sorted place."""
+    out: list[str | Unlisted] = []
     for arg in paths:
         if not os.path.isdir(arg):
             out.append(arg)
             continue
-        found = [os.path.join(root, name)
-                 for root, _dirs, names in os.walk(arg, followlinks=False)
-                 for name in names if name.lower().endswith(".pdf")]
-        out.extend(sorted(found))
+        unlisted: list[Unlisted] = []
+
+        def failed(exc: OSError, unlisted=unlisted) -> None:
+            path = exc.filename if isinstance(exc.filename, str) else str(exc.filename)
+            unlisted.append(Unlisted(path, f"cannot list folder: {exc.strerror or exc}"))
+
+        found: list[str | Unlisted] = [
+            os.path.join(root, name)
+            for root, _dirs, names in os.walk(arg, onerror=failed, followlinks=False)
+            for name in names if name.lower().endswith(".pdf")]
+        found += unlisted
+        out.extend(sorted(found, key=lambda f: f.path if isinstance(f, Unlisted) else f))
     return out
 
 
@@ -150,18 +169,42 @@ def _policy(args):
 
 
 def _read(path: str, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes. Anything else is refused before
+    a byte is read: a FIFO (opened without blocking), a device, a socket; a file that grows
+    past the limit while it is read is refused too (never more than ``limit + 1`` bytes)."""
     from signing.errors import PdfTooLargeError
 
-    size = os.stat(path).st_size
-    if size > limit:  # not read into memory at all
-        raise PdfTooLargeError(f"PDF of {size} bytes exceeds the limit")
-    return Path(path).read_bytes()
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb", buffering=0) as stream:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegular(path)
+        if info.st_size > limit:  # not read into memory at all
+            raise PdfTooLargeError(f"PDF of {info.st_size} bytes exceeds the limit")
+        os.set_blocking(fd, True)
+        chunks, size = [], 0
+        while chunk := stream.read(min(1 << 20, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise PdfTooLargeError(f"PDF of more than {limit} bytes exceeds the limit")
+    return b"".join(chunks)
 
 
-async def _verify_one(pool, policy, path: str) -> _Outcome:
+class NotRegular(OSError):
+    """The path names a FIFO, a device or a socket, not a file."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(errno.EINVAL, "not a regular file", path)
+
+
+async def _verify_one(pool, policy, entry: str | Unlisted) -> _Outcome:
     from signing.errors import PdfError
     from signing.pool import WorkerCrashed
 
+    if isinstance(entry, Unlisted):
+        return _Outcome(entry.path, code="IO_ERROR", message=entry.message)
+    path = entry
     try:
         data = await asyncio.to_thread(_read, path, policy.max_pdf_bytes)
         report = await pool.verify(data, policy, lane="api")
@@ -229,7 +272,10 @@ async def _run(args) -> int:
         for task in pending:
             task.cancel()
         progress.clear()
-        pool.close()
+        pool.close()  # kills busy workers: the jobs of cancelled files end (PoolClosed) ...
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        if others:  # ... here, not as "unhandled exception" noise of asyncio.run's shutdown
+            await asyncio.wait(others, timeout=10)
         sys.stdout.flush()
     print(summary_line(counts), file=sys.stderr if args.json else sys.stdout)
     if counts["unreadable"]:

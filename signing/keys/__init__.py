@@ -122,7 +122,11 @@ class KeyAlias:
             value = data.get(name)
             if value is None:
                 return None
-            p = Path(value).expanduser()
+            try:
+                p = Path(value).expanduser()
+            except RuntimeError:  # ~user without a home folder
+                raise KeyConfigError(f"key {alias!r}: {name}: no home folder for "
+                                     f"{str(value).split('/', 1)[0]!r}") from None
             return p if p.is_absolute() else base / p
 
         def hexbytes(name: str) -> bytes | None:
@@ -187,6 +191,8 @@ def load_key_config(path: str | Path) -> dict[str, KeyAlias]:
             data = tomllib.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise KeyConfigError(f"key config {path} is not valid: {exc}") from exc
+    except RecursionError:  # JSON nested past the parser's depth
+        raise KeyConfigError(f"key config {path} is not valid: nested too deeply") from None
     keys = data.get("keys") if isinstance(data, dict) else None
     if not isinstance(keys, dict) or not keys:
         raise KeyConfigError(f"key config {path} has no [keys.ALIAS] tables")

@@ -306,3 +306,69 @@ async def test_without_a_key_file_there_is_nothing_to_report(gateway, client, db
     assert body["keys"] == [] and body["warning_days"] == 30 and body["check_interval"] == 300
     body = await (await client.get("/readyz")).json()
     assert "keys" not in body and "degraded" not in body
+
+
+async def test_key_paths_never_reach_callers_or_readyz(database_url, bus_prefix, db, pki,
+                                                      tmp_path, monkeypatch, aiohttp_client):
+    """CWE-209: where the keys live (key file, PKCS#12, PIN file, PKCS#11 module) is the
+    operator's business, never a caller's. A key whose file is missing is 503 KEY_UNAVAILABLE
+    without its path; only GET /v1/keys/health (operator) says which file failed."""
+    secret = tmp_path / "secret-key-dir"
+    secret.mkdir()
+    (secret / "p12.pass").write_bytes(pki.p12_passphrase + b"\n")
+    keys_file = secret / "keys.toml"
+    keys_file.write_text(_p12("gone", "competent_person", secret / "gone.p12"), encoding="utf-8")
+    gw = await _start(_settings(database_url, bus_prefix, pki, keys_file), tmp_path, monkeypatch)
+    try:
+        client = await aiohttp_client(gw.web_app())
+        admin = await _auth(db, "admin")
+        resp = await client.post("/v1/sign", headers=admin, data=_form(
+            make_pdf(1, "Công văn"), key="gone", role="competent_person"))
+        body = await resp.text()
+        assert resp.status == 503, body
+        error = (await resp.json())["error"]
+        assert (error["code"], error["details"]["cause"]) == ("KEY_UNAVAILABLE", "KEY_LOAD")
+        assert error["details"]["alias"] == "gone"
+        assert "secret-key-dir" not in body and "gone.p12" not in body, body
+        keys = await _checked(client, await _auth(db, "operator"))
+        assert "gone.p12" in keys["gone"]["last_error"]["message"]  # the operator's view
+    finally:
+        await gw.stop()
+
+
+async def test_an_unusable_key_file_is_reported_without_its_path(database_url, bus_prefix, db,
+                                                                pki, tmp_path, monkeypatch,
+                                                                aiohttp_client):
+    """A key file the gateway cannot use (here ``~nosuchuser/…``: no home folder to expand,
+    and a JSON nesting past the parser's depth) is KEY_CONFIG: /readyz, /metrics and
+    /v1/keys/health answer (never a 500) and the unauthenticated /readyz does not name the
+    file; /v1/sign is 503 KEY_CONFIG without the path."""
+    secret = tmp_path / "secret-key-dir"
+    secret.mkdir()
+    tilde = secret / "keys.toml"
+    tilde.write_text('[keys.a]\nrole = "agency"\nowner = "x"\npath = "~nosuchuser-e9/a.p12"\n',
+                     encoding="utf-8")
+    deep = secret / "keys.json"
+    deep.write_text('{"keys": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    for keys_file in (tilde, deep):
+        gw = await _start(_settings(database_url, bus_prefix, pki, keys_file), tmp_path,
+                          monkeypatch)
+        try:
+            client = await aiohttp_client(gw.web_app())
+            resp = await client.get("/readyz")
+            text = await resp.text()
+            assert resp.status == 200, text
+            assert "secret-key-dir" not in text, text
+            assert (await resp.json())["keys"]["status"] == "degraded"
+            assert (await client.get("/metrics")).status == 200
+            resp = await client.get("/v1/keys/health", headers=await _auth(db, "operator"))
+            assert resp.status == 200, await resp.text()
+            assert (await resp.json())["error"]["code"] == "KEY_CONFIG"
+            resp = await client.post("/v1/sign", headers=await _auth(db, "admin"), data=_form(
+                make_pdf(1, "Công văn"), key="a", role="agency"))
+            text = await resp.text()
+            assert resp.status == 503, text
+            assert (await resp.json())["error"]["code"] == "KEY_CONFIG"
+            assert "secret-key-dir" not in text, text
+        finally:
+            await gw.stop()

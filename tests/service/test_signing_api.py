@@ -384,3 +384,25 @@ def test_sign_limits_raise_rate_limited_with_scope():
     with pytest.raises(RateLimited) as caught:
         limits.take_token("client")
     assert caught.value.retry_after == 60 and caught.value.details["scope"] == "token"
+
+
+async def test_a_rate_below_one_per_minute_still_lets_requests_through(
+        database_url, bus_prefix, db, pki, keys_file, pdf, aiohttp_client):
+    """``signing.rate_per_token = 0.5`` is one request every two minutes, not none: a token
+    bucket holds at least one token (RFC 6585 §4: 429 says when to come back, and that time
+    comes). Retry-After is then the time one token takes to come back (120 s)."""
+    from gateway.app import Gateway
+
+    sign_gw = Gateway(_settings(database_url, bus_prefix, pki, keys_file, rate_per_token=0.5))
+    await sign_gw.start()
+    try:
+        client = await aiohttp_client(sign_gw.web_app())
+        stranger = await _auth(db, "officer", key_aliases=["nothing"])
+        form = {"key": "officer-a", "role": "competent_person"}
+        resp = await client.post("/v1/sign", headers=stranger, data=_form(pdf, **form))
+        assert resp.status == 403, await resp.text()  # let through, then refused the key
+        resp = await client.post("/v1/sign", headers=stranger, data=_form(pdf, **form))
+        assert resp.status == 429 and await _error(resp) == "RATE_LIMITED"
+        assert 100 <= int(resp.headers["Retry-After"]) <= 120
+    finally:
+        await sign_gw.stop()

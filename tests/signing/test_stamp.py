@@ -15,6 +15,7 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
 from signing.appearance import DEFAULT_LAYOUT, seal_box
+from signing.errors import SigningError
 from signing.fonts import default_font_path
 from signing.sign import (
     DATE_FIELD,
@@ -216,3 +217,50 @@ def test_attachment_and_copy_stamps_on_page_one_do_not_overlap(p12_keys, tmp_pat
     ink = pixels(img, top_right, is_dark)
     inside = sum(pixels(img, (b[0] - 2, b[1] - 2, b[2] + 2, b[3] + 2), is_dark) for b in (a, c))
     assert ink == inside and ink > 100, (ink, inside)
+
+
+def _widget_rects(pdf: bytes, kind: str) -> dict[str, tuple[float, ...]]:
+    """/Rect of each field of type ``kind`` (``/Sig``, ``/Tx``) on page 1, by field name."""
+    reader = PdfFileReader(io.BytesIO(pdf))
+    out = {}
+    for ref in reader.root["/AcroForm"]["/Fields"]:
+        field = ref.get_object()
+        if field.get("/FT") == kind:
+            x0, y0, x1, y1 = (float(v) for v in field["/Rect"])
+            out[str(field["/T"])] = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+    return out
+
+
+def _disjoint(a, b) -> bool:
+    return a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+
+
+def test_stamps_never_cover_the_number_and_date_fields(p12_keys):  # noqa: F811
+    """Decree 30/2020 Appendix I: the number/notation and place/date fields that
+    prepare_form_fields puts near the top of page 1 stay legible: stamps placed automatically
+    at the top right (attachment, copies) go under them, never over them (ISO 32000-2
+    §12.5.2: every widget annotation's /Rect is a region of the page it owns)."""
+    pdf = prepare_form_fields(blank_pdf())
+    stamps = [SignRequest(role="attachment", document_number="45/QĐ-UBND"),
+              SignRequest(role="copy", copy_form="SAO Y", agency_name="Văn phòng UBND tỉnh"),
+              SignRequest(role="copy", copy_form="SAO LỤC", agency_name="Sở Nội vụ"),
+              SignRequest(role="copy", copy_form="TRÍCH SAO", agency_name="Sở Tư pháp")]
+    for req in stamps:
+        pdf = sign_pdf(pdf, req, p12_keys["seal"]).data
+    text = _widget_rects(pdf, "/Tx")
+    sigs = _widget_rects(pdf, "/Sig")
+    assert set(text) == {"SoKyHieu", "NgayBanHanh"} and len(sigs) == 4, (text, sigs)
+    for name, box in sigs.items():
+        for field, rect in text.items():
+            assert _disjoint(box, rect), (name, box, field, rect)
+        assert box[1] >= 0, (name, box)
+
+
+def test_a_stamp_wider_than_the_page_is_refused_not_drawn_off_it(p12_keys):  # noqa: F811
+    """A text block placed automatically must lie inside page 1 (ISO 32000-2 §14.11.2: what is
+    outside the crop box is not shown): a number too long for the page's width is refused
+    with SIGN_NO_ROOM (the caller may give a box), never drawn off the left edge."""
+    with pytest.raises(SigningError) as err:
+        sign_pdf(blank_pdf(), SignRequest(role="attachment", document_number="1/" + "Q" * 200),
+                 p12_keys["seal"])
+    assert err.value.code == "SIGN_NO_ROOM"

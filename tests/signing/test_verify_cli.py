@@ -164,3 +164,77 @@ def test_verifier_aclose_closes_the_session_its_fetchers_opened(tree, test_pki):
                           text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "Unclosed" not in proc.stderr, proc.stderr
+
+
+def test_fifo_and_device_named_pdf_are_reported_not_read(tree, test_pki, tmp_path):
+    """Only regular files are read (POSIX: opening a FIFO blocks until a writer comes, a device
+    never ends): a FIFO named ``x.pdf`` in a folder and ``/dev/zero`` given by name are each
+    reported unreadable at once (exit 2), and the other files are still verified."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    (folder / "valid.pdf").write_bytes((tree / "valid.pdf").read_bytes())
+    os.mkfifo(folder / "pipe.pdf")
+    proc = _cli("odd", "/dev/zero", *_trust(test_pki), "--offline", cwd=tmp_path)
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert lines[0].startswith("odd/pipe.pdf: ERROR IO_ERROR: not a regular file"), lines
+    assert lines[1].startswith("odd/valid.pdf: VALID"), lines
+    assert lines[2].startswith("/dev/zero: ERROR IO_ERROR: not a regular file"), lines
+    assert lines[3] == "1 valid / 0 invalid / 0 indeterminate / 2 unreadable"
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_not_skipped(tree, test_pki, tmp_path):
+    """Every PDF of a folder is verified or reported: a subfolder that cannot be listed (here a
+    path longer than PATH_MAX, ENAMETOOLONG; likewise EACCES) is one unreadable entry (exit 2),
+    never silently left out of a run that then says every file is valid."""
+    (tmp_path / "top").mkdir()
+    (tmp_path / "top" / "valid.pdf").write_bytes((tree / "valid.pdf").read_bytes())
+    fd = os.open(tmp_path / "top", os.O_RDONLY)
+    try:
+        for _ in range(20):  # 20 * 256 characters: past PATH_MAX (4096) as a path string
+            os.mkdir("d" * 255, dir_fd=fd)
+            fd, old = os.open("d" * 255, os.O_RDONLY, dir_fd=fd), fd
+            os.close(old)
+        with open(os.open("deep.pdf", os.O_WRONLY | os.O_CREAT, dir_fd=fd), "wb") as out:
+            out.write((tree / "valid.pdf").read_bytes())
+    finally:
+        os.close(fd)
+    proc = _cli("top", *_trust(test_pki), "--offline", cwd=tmp_path)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "top/valid.pdf: VALID" in proc.stdout
+    assert "ERROR IO_ERROR: cannot list folder" in proc.stdout, proc.stdout
+    assert proc.stdout.splitlines()[-1] == "1 valid / 0 invalid / 0 indeterminate / 1 unreadable"
+
+
+def test_ctrl_c_stops_quietly_and_leaves_no_worker(tree, test_pki, tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group, the CLI and its workers alike) ends the
+    run with status 130: the workers leave it to the CLI (no traceback of theirs on stderr)
+    and none is left running."""
+    import signal
+    import time
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    data = (tree / "valid.pdf").read_bytes()
+    for i in range(400):
+        (folder / f"f{i:03d}.pdf").write_bytes(data)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDOC_")}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "verify", "many", *_trust(test_pki), "--offline",
+         "--jobs", "2"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    first = proc.stdout.readline()  # a result: the workers are running
+    assert first.startswith(b"many/f000.pdf: VALID"), first
+    workers = [int(p) for p in subprocess.run(
+        ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()]
+    os.killpg(proc.pid, signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err and b"KeyboardInterrupt" not in err, err.decode()
+    deadline = time.monotonic() + 10
+    while (left := [p for p in workers if os.path.exists(f"/proc/{p}")
+                    and b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert workers and not left, (workers, left)
