@@ -7,7 +7,8 @@ says what to do with it:
 code                        policy field           when
 ==========================  =====================  ===========================================
 ``PDF_TOO_COMPLEX``         ``too_complex``        a PDF was stopped by a job limit (memory,
-``PDF_TIMEOUT``                                    time) or killed its worker
+``PDF_TIMEOUT``                                    time, size) or killed its worker
+``PDF_TOO_LARGE``
 ``ATTACHMENT_UNREADABLE``   ``unreadable``         an attachment judged as a PDF cannot be
                                                    read as one (not a PDF, or a PDF damaged in
                                                    transit: line ends or text re-encoding)
@@ -46,6 +47,7 @@ from gateway.config import IntakePolicy, SenderBinding
 
 REASONS_VI = {
     "PDF_TOO_COMPLEX": "tệp PDF quá phức tạp để kiểm tra (vượt giới hạn bộ nhớ hoặc thời gian)",
+    "PDF_TOO_LARGE": "tệp PDF vượt quá kích thước được phép kiểm tra",
     "ATTACHMENT_UNREADABLE": "tệp đính kèm không đọc được dưới dạng PDF (tệp hỏng, không phải"
                              " PDF hoặc bị chuyển đổi khi truyền); đề nghị gửi lại tệp PDF gốc",
     "SIGNATURE_INVALID": "chữ ký số trên văn bản không hợp lệ",
@@ -60,7 +62,8 @@ REASONS_VI = {
 _SEVERITY = {"route": 0, "hold": 1, "reject": 2}
 
 #: Codes of a file's report when a job limit stopped its PDF (or the PDF killed its worker).
-LIMIT_CODES = frozenset({"PDF_TOO_COMPLEX", "PDF_TIMEOUT", "PDF_VERIFICATION_CRASHED"})
+LIMIT_CODES = frozenset({"PDF_TOO_COMPLEX", "PDF_TIMEOUT", "PDF_VERIFICATION_CRASHED",
+                         "PDF_TOO_LARGE"})
 
 
 #: Codes of a file's report when the file is not a readable PDF (ISO 32000-2 §7.5: no header,
@@ -210,7 +213,8 @@ def findings(verdict: str, file_reports: Iterable[Mapping], sender: SenderCheck,
     killed = [code for r in reports if (code := limit_code(r))]
     unreadable = [i for i, r in enumerate(reports) if error_code(r) in UNREADABLE_CODES]
     if killed:
-        out.append(Finding(killed[0], "too_complex", REASONS_VI["PDF_TOO_COMPLEX"]))
+        out.append(Finding(killed[0], "too_complex",
+                           REASONS_VI.get(killed[0], REASONS_VI["PDF_TOO_COMPLEX"])))
     elif unreadable:
         which = [labels[i] for i in unreadable if i < len(labels)]
         reason = REASONS_VI["ATTACHMENT_UNREADABLE"] + (

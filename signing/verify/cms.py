@@ -93,18 +93,16 @@ class GatewaySignatureValidator(DefaultSignatureValidator):
     Which input is a set of signed attributes: pyHanko passes the signed attributes re-tagged
     as a universal ``SET OF`` (first octet ``0x31``) when not pre-hashed; every other input it
     verifies (certificates, CRLs, OCSP responses, attribute certificates) is a ``SEQUENCE``
-    (``0x30``). Canonicalising a DER value changes nothing; a non-DER one that a signer signed
-    as stored then fails, as RFC 5652 §5.4 requires."""
+    (``0x30``), and content signed without signed attributes is taken as stored even when it
+    starts with ``0x31`` (:func:`_as_signed`). Canonicalising a DER value changes nothing; a
+    non-DER one that a signer signed as stored then fails, as RFC 5652 §5.4 requires."""
 
     def validate_signature(self, signature: bytes, signed_data: bytes, public_key_info,
                            signature_algorithm: algos.SignedDigestAlgorithm,
                            context: SignatureValidationContext = DEFAULT_VALIDATION_CONTEXT,
                            ) -> None:
         if not context.prehashed and signed_data[:1] == b"\x31":
-            try:
-                signed_data = canonical_der(signed_data)
-            except NotDerError as exc:
-                raise InvalidSignature(str(exc)) from exc
+            signed_data = _as_signed(signed_data)
         oid = signature_algorithm["algorithm"].dotted
         hash_name = PLAIN_ECDSA.get(oid)
         if hash_name is not None:
@@ -113,6 +111,34 @@ class GatewaySignatureValidator(DefaultSignatureValidator):
             return
         super().validate_signature(signature, signed_data, public_key_info,
                                    signature_algorithm, context)
+
+
+def _is_attribute_set(data: bytes) -> bool:
+    """``data`` reads as a SET OF Attribute (RFC 5652 §5.3), as pyHanko's parser reads a
+    SignerInfo's signed attributes."""
+    try:
+        attrs = cms.CMSAttributes.load(data)
+        return len(attrs) > 0 and all(
+            a["type"].dotted and len(a["values"]) >= 0 for a in attrs)
+    except Exception:  # not attributes: content signed without signed attributes
+        return False
+
+
+def _as_signed(data: bytes) -> bytes:
+    """The bytes a ``0x31``-led input was signed as: a set of signed attributes in its
+    canonical DER (an attribute set that cannot be canonicalised is an invalid signature);
+    anything else as stored. A CMS without signed attributes signs its content itself, which
+    may start with ``0x31`` (``adbe.pkcs7.sha1``: a SHA-1 digest, one time in 256). The
+    attribute test runs only when the canonical form differs from the stored bytes."""
+    try:
+        canonical: bytes | None = canonical_der(data)
+    except NotDerError:
+        canonical = None
+    if canonical == data or not _is_attribute_set(data):
+        return data
+    if canonical is None:
+        raise InvalidSignature("signed attributes that cannot be DER-encoded (RFC 5652 §5.4)")
+    return canonical
 
 
 SIGNATURE_VALIDATOR = GatewaySignatureValidator()

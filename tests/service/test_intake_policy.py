@@ -68,6 +68,12 @@ def test_a_pdf_stopped_by_a_limit_is_too_complex_whatever_else():
     found = findings("invalid", reports, check_sender(CITY, reports, BINDINGS))
     assert found[0].code == "PDF_TIMEOUT"
     assert decide(found, IntakePolicy()).state == "REJECTED"
+    # the size limit is a limit too: its own code and reason, never SIGNATURE_INVALID
+    large = [{"verdict": "invalid", "error": {"code": "PDF_TOO_LARGE"}, "signatures": []}]
+    found = findings("invalid", large, check_sender(CITY, large, BINDINGS))
+    assert [f.code for f in found][0] == "PDF_TOO_LARGE"
+    assert "SIGNATURE_INVALID" not in [f.code for f in found]
+    assert "kích thước" in found[0].reason_vi
 
 
 UNREADABLE = {"verdict": "invalid", "error": {"code": "PDF_UNREADABLE"}, "signatures": []}
@@ -90,8 +96,8 @@ def test_an_unreadable_attachment_is_its_own_finding_named_in_the_reason():
 
 def test_an_invalid_signature_beside_an_unreadable_attachment_still_counts():
     """Negative: routing unreadable attachments must not let an invalid signature in another
-    PDF of the document through; an error other than PDF_UNREADABLE (e.g. PDF_TOO_LARGE) is
-    never taken for an unreadable attachment."""
+    PDF of the document through; an error other than PDF_UNREADABLE (e.g. PDF_TOO_LARGE, a
+    limit) is never taken for an unreadable attachment."""
     reports = [UNREADABLE, {"verdict": "invalid", "signatures": []}]
     found = findings("invalid", reports, check_sender(CITY, reports, {}))
     assert [f.code for f in found][:2] == ["ATTACHMENT_UNREADABLE", "SIGNATURE_INVALID"]
@@ -100,7 +106,7 @@ def test_an_invalid_signature_beside_an_unreadable_attachment_still_counts():
         "REJECTED", "SIGNATURE_INVALID")
     too_large = [{"verdict": "invalid", "error": {"code": "PDF_TOO_LARGE"}, "signatures": []}]
     found = findings("invalid", too_large, check_sender(CITY, too_large, {}))
-    assert found[0].code == "SIGNATURE_INVALID"
+    assert found[0].code == "PDF_TOO_LARGE"
     assert decide(found, lenient).state == "REJECTED"
 
 

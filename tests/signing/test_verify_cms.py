@@ -404,3 +404,29 @@ def test_iso32000_2_7_6_4_empty_user_password_is_opened(encrypted, offline):
     assert "ENCRYPTED_EMPTY_PASSWORD" in _codes(report.warnings)
     with pytest.raises(PdfEncryptedError):
         verify_pdf(encrypted["password"], offline)
+
+
+def test_content_signed_without_attributes_may_start_with_0x31_rfc5652_5_4(
+        test_pki, test_pki_folder):
+    """RFC 5652 §5.4: without signed attributes the content itself is signed, as stored. Such
+    content may begin with 0x31 like a SET (adbe.pkcs7.sha1 signs a SHA-1 digest: one time in
+    256); only an attribute set is re-encoded as DER. The same bytes re-ordered as signed
+    attributes still fail over their stored form."""
+    from cryptography.exceptions import InvalidSignature
+
+    from signing.verify.cms import SIGNATURE_VALIDATOR
+
+    key = _rsa_key(test_pki_folder)
+    cert = test_pki.cert("officer")
+    algo = algos.SignedDigestAlgorithm({"algorithm": "sha256_rsa"})
+    for content in (b"\x31" + hashlib.sha1(b"x").digest()[1:],  # not a well-formed value
+                    b"\x31\x03\x02\x01\x05",  # a well-formed SET, but no attributes
+                    ):
+        sig = key.sign(content, padding.PKCS1v15(), hashes.SHA256())
+        SIGNATURE_VALIDATOR.validate_signature(sig, content, cert.public_key, algo)
+    attrs = [cms.CMSAttribute({"type": "content_type", "values": ["data"]}).dump(),
+             cms.CMSAttribute({"type": "message_digest", "values": [b"\x00" * 32]}).dump()]
+    stored = t.attrs_set(sorted(attrs)[::-1])
+    sig = key.sign(stored, padding.PKCS1v15(), hashes.SHA256())
+    with pytest.raises(InvalidSignature):
+        SIGNATURE_VALIDATOR.validate_signature(sig, stored, cert.public_key, algo)
