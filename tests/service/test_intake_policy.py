@@ -71,7 +71,7 @@ def test_a_pdf_stopped_by_a_limit_is_too_complex_whatever_else():
     # the size limit is a limit too: its own code and reason, never SIGNATURE_INVALID
     large = [{"verdict": "invalid", "error": {"code": "PDF_TOO_LARGE"}, "signatures": []}]
     found = findings("invalid", large, check_sender(CITY, large, BINDINGS))
-    assert [f.code for f in found][0] == "PDF_TOO_LARGE"
+    assert found[0].code == "PDF_TOO_LARGE"
     assert "SIGNATURE_INVALID" not in [f.code for f in found]
     assert "kích thước" in found[0].reason_vi
 
