@@ -140,6 +140,7 @@ class KeyAlias:
         unknown = set(data) - known
         if unknown:
             raise KeyConfigError(f"key {alias!r}: unknown settings {sorted(unknown)}")
+        _check_types(alias, data)
         try:
             role = SignerRole(data.get("role", ""))
         except ValueError as exc:
@@ -175,6 +176,35 @@ class KeyAlias:
             if not (result.key_label or result.key_id or result.cert_label or result.cert_id):
                 raise KeyConfigError(f"key {alias!r}: pkcs11 needs key/cert label or id")
         return result
+
+
+#: The TOML type of each key-file setting (a wrong type is the key file's fault, reported at
+#: load as ``KEY_CONFIG``, never later as a fault of the document being signed).
+_SETTING_TYPES: dict[str, tuple[type, ...]] = {
+    "role": (str,), "owner": (str,), "source": (str,), "path": (str,),
+    "passphrase_file": (str,), "module": (str,), "token_label": (str,), "token_serial": (str,),
+    "slot": (int,), "key_label": (str,), "key_id": (str,), "cert_label": (str,),
+    "cert_id": (str,), "pin_file": (str,), "raw_mechanism": (bool,), "chain": (list,),
+}
+
+
+def _check_types(alias: str, data: dict[str, Any]) -> None:
+    for name, value in data.items():
+        types = _SETTING_TYPES.get(name)
+        if types is None:
+            continue
+        if isinstance(value, bool) and bool not in types:  # TOML true is no slot number
+            ok = False
+        else:
+            ok = isinstance(value, types)
+        if name == "chain" and ok:
+            ok = all(isinstance(item, str) for item in value)
+        if name == "slot" and ok:
+            ok = value >= 0
+        if not ok:
+            want = {"slot": "a number >= 0", "raw_mechanism": "true or false",
+                    "chain": "a list of file names"}.get(name, "a string")
+            raise KeyConfigError(f"key {alias!r}: {name} must be {want}")
 
 
 def load_key_config(path: str | Path) -> dict[str, KeyAlias]:

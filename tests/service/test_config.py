@@ -142,6 +142,28 @@ def test_key_file_services_are_validated_by_check_config(services, needle, tmp_p
     assert proc.stdout == ""
 
 
+@pytest.mark.parametrize("setting, needle", [
+    ('slot = "zero"', "slot must be a number >= 0"),
+    ("slot = -1", "slot must be a number >= 0"),
+    ("slot = true", "slot must be a number >= 0"),
+    ("token_serial = 12", "token_serial must be a string"),
+    ('raw_mechanism = "yes"', "raw_mechanism must be true or false"),
+    ("chain = [1, 2]", "chain must be a list of file names"),
+    ("key_label = {a = 1}", "key_label must be a string"),
+])
+def test_key_file_setting_types_are_the_key_files_fault(setting, needle, tmp_path):
+    """A wrong TOML type in a key alias is KEY_CONFIG at load, never a fault of the document
+    at the first signature (slot = "zero" used to reach PKCS#11 as a string)."""
+    from signing.keys import KeyConfigError, load_key_config
+
+    path = tmp_path / "keys.toml"
+    path.write_text('[keys.a]\nrole = "agency"\nsource = "pkcs11"\nmodule = "/x.so"\n'
+                    f'cert_label = "seal"\n{setting}\n', encoding="utf-8")
+    with pytest.raises(KeyConfigError, match=needle) as err:
+        load_key_config(path)
+    assert err.value.code == "KEY_CONFIG"
+
+
 def test_settings_win_over_the_key_file_services(tmp_path):
     from gateway.signing_services import signing_services
 
