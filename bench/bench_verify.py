@@ -1,6 +1,7 @@
 """Verification throughput: stock pyHanko ``validate_pdf_signature`` vs ``signing.verify``.
 
-Same PDFs (1-page and 20-page, signed B-B and B-T by the test PKI), same trust roots, offline,
+Same PDFs (1-page and 20-page, signed B-B and B-T by the test PKI; a 1-page PDF signed twice, so
+that the difference analysis runs), same trust roots, offline,
 one process. Prints docs/s, the ratio, an identical-verdict check, peak memory growth when
 verifying a ~100 MB PDF (in a subprocess, ru_maxrss), and cProfile top entries of ours.
 Run: ``.venv/bin/python bench/bench_verify.py [--quick]``.
@@ -63,6 +64,9 @@ async def make_docs(pki):
             pdf = make_pdf(pages, "Benchmark document")
             out[f"{pages}p B-B"] = await sign_sample(pdf, pki, "officer", level="B-B")
             out[f"{pages}p B-T"] = await sign_sample(pdf, pki, "officer", level="B-T", session=s)
+        # Decree 30: competent person, then agency; the first signature's later revision goes
+        # through the difference analysis (stock DEFAULT_DIFF_POLICY vs GatewayDiffPolicy)
+        out["1p 2 sigs"] = await sign_sample(out["1p B-B"], pki, "seal", level="B-B")
         bad = bytearray(out["1p B-T"])
         bad[bad.index(b"page 1 of 1")] ^= 1
         out["1p tampered"] = bytes(bad)
@@ -105,7 +109,7 @@ def main() -> None:
         print(f"  {name:14s} stock={stock!s:5s} ours={ours!s:5s} {same}")
 
     print(f"\nthroughput ({ROUNDS} rounds per document):")
-    for name in ("1p B-B", "1p B-T", "20p B-B", "20p B-T"):
+    for name in ("1p B-B", "1p B-T", "20p B-B", "20p B-T", "1p 2 sigs"):
         d = [docs[name]]
         fastpath.uninstall()
         s = rate(lambda x: stock_verdict(x, roots), d, ROUNDS)
