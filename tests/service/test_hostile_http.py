@@ -31,6 +31,7 @@ from signing.pool import SigningPool
 from signing.testpki import build_test_pki
 from signing.testpki.pdfs import make_pdf
 from tests.conftest import SERVED, make_settings
+from tests.service.signing_client import bearer, error_code, pdf_form
 from tests.service.test_signing_api import _write_keys
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "edxml"
@@ -77,20 +78,13 @@ def pdf() -> bytes:
 
 
 async def _auth(db, role: str, **kw) -> dict[str, str]:
-    token = (await create_client(db, name=f"{role}-hostile", role=role, **kw)).token
-    return {"Authorization": f"Bearer {token}"}
+    return await bearer(db, role, f"{role}-hostile", **kw)
 
 
-async def _error(resp) -> str:
-    return (await resp.json())["error"]["code"]
+_error = error_code
 
 
-def _form(pdf: bytes, **fields: str) -> aiohttp.FormData:
-    form = aiohttp.FormData()
-    for name, value in fields.items():
-        form.add_field(name, value)
-    form.add_field("file", pdf, filename="cong-van.pdf", content_type="application/pdf")
-    return form
+_form = pdf_form
 
 
 async def _document(db) -> uuid.UUID:

@@ -16,15 +16,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from gateway.api.auth import create_client
 from gateway.keyhealth import monitor
 from signing.testpki import build_test_pki
 from signing.testpki.pdfs import make_pdf
 from signing.testpki.softhsm import SOFTHSM_MODULE, softhsm_available
 from tests.conftest import make_settings
+from tests.service.signing_client import bearer, pdf_form
 
 needs_softhsm = pytest.mark.skipif(not softhsm_available(), reason="SoftHSM2 not installed")
 
@@ -144,16 +143,10 @@ async def keys_client(keys_gw, aiohttp_client):
 
 
 async def _auth(db, role: str, **kw) -> dict[str, str]:
-    token = (await create_client(db, name=f"{role}-keys-test", role=role, **kw)).token
-    return {"Authorization": f"Bearer {token}"}
+    return await bearer(db, role, f"{role}-keys-test", **kw)
 
 
-def _form(pdf: bytes, **fields: str) -> aiohttp.FormData:
-    form = aiohttp.FormData()
-    for name, value in fields.items():
-        form.add_field(name, value)
-    form.add_field("file", pdf, filename="cong-van.pdf", content_type="application/pdf")
-    return form
+_form = pdf_form
 
 
 async def _checked(client, headers, within: float = 90.0) -> dict[str, dict]:

@@ -12,16 +12,15 @@ import os
 import signal
 from urllib.parse import urlsplit
 
-import aiohttp
 import pytest
 
-from gateway.api.auth import create_client
 from gateway.api.ratelimit import SignRateLimits, TokenBuckets
 from gateway.db import audit
 from signing.testpki import build_test_pki
 from signing.testpki.pdfs import make_pdf
 from tests.conftest import make_settings
 from tests.flows.conftest import crl_cache
+from tests.service.signing_client import bearer, error_code, pdf_form
 
 
 @pytest.fixture(scope="module")
@@ -74,20 +73,13 @@ async def sign_client(sign_gw, aiohttp_client):
 
 
 async def _auth(db, role: str, **kw) -> dict[str, str]:
-    token = (await create_client(db, name=f"{role}-sign-test", role=role, **kw)).token
-    return {"Authorization": f"Bearer {token}"}
+    return await bearer(db, role, f"{role}-sign-test", **kw)
 
 
-def _form(pdf: bytes, **fields: str) -> aiohttp.FormData:
-    form = aiohttp.FormData()
-    for name, value in fields.items():
-        form.add_field(name, value)
-    form.add_field("file", pdf, filename="cong-van.pdf", content_type="application/pdf")
-    return form
+_form = pdf_form
 
 
-async def _error(resp) -> str:
-    return (await resp.json())["error"]["code"]
+_error = error_code
 
 
 async def test_officer_signs_with_own_key_audited_and_verifies(sign_gw, sign_client, db, pdf):
