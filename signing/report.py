@@ -208,6 +208,7 @@ _REASON_VI = {
     "FORMAT_FAILURE": "chữ ký sai định dạng",
     "NONSTRICT_PARSE": "tệp PDF sai cấu trúc, chỉ đọc được sau khi sửa lỗi",
     "UNSUPPORTED": "loại chữ ký không được hỗ trợ",
+    "WEAK_ALGORITHM": "thuật toán mật mã không còn đủ an toàn (ví dụ SHA-1)",
     "GENERIC": "không xác định được tính hợp lệ",
 }
 

@@ -261,7 +261,11 @@ def judge_cms(rep, emb_sig) -> None:
             rep.judge(Verdict.INVALID, Indication.TOTAL_FAILED, "SIG_CRYPTO_FAILURE",
                       "SIG_CRYPTO_FAILURE")
     if rep.subfilter == SHA1_SUBFILTER:
-        # ISO 32000-1 §12.8.3.3.1: the document is bound to the signature by SHA-1 only. A weak
-        # algorithm at validation time is a finding, not an integrity failure, and is treated
-        # like a SHA-1 digest under any other subfilter (WEAK_DIGEST): reported, not capped.
         rep.warn("WEAK_DIGEST", "adbe.pkcs7.sha1: the document is bound by a SHA-1 digest")
+    if rep.subfilter == SHA1_SUBFILTER and rep.verdict is Verdict.VALID:
+        # ISO 32000-1 §12.8.3.3.1: the document is bound to the signature by SHA-1 only. A
+        # weak algorithm at validation time is a finding apart from integrity (intact and
+        # valid stay true), judged as pyHanko's algorithm policy judges a SHA-1 digest under
+        # any other subfilter: INDETERMINATE / CRYPTO_CONSTRAINTS_FAILURE (EN 319 102-1).
+        rep.judge(Verdict.INDETERMINATE, Indication.INDETERMINATE,
+                  "CRYPTO_CONSTRAINTS_FAILURE_NO_POE", "WEAK_ALGORITHM")

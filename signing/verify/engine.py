@@ -142,7 +142,8 @@ def _judge(rep: SignatureReport, status, docmdp: MDPPerm | None,
     elif sub_trust is not None or not rep.trusted:
         sub = sub_trust or "NO_CERTIFICATE_CHAIN_FOUND"
         reason = ("EXPIRED" if sub in _EXPIRED else "UNTRUSTED" if sub in _UNTRUSTED
-                  else "REVOCATION_UNKNOWN" if sub in _REVINFO else "GENERIC")
+                  else "REVOCATION_UNKNOWN" if sub in _REVINFO
+                  else "WEAK_ALGORITHM" if sub.startswith("CRYPTO_CONSTRAINTS") else "GENERIC")
         fail(reason, sub, Verdict.INDETERMINATE, Indication.INDETERMINATE)
     elif rep.kind == "signature" and not _timestamp_ok(status):
         ts = status.timestamp_validity

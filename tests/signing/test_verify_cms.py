@@ -345,13 +345,15 @@ async def sha1_docs(test_pki, rsa_signed):
 
 def test_iso32000_1_12_8_3_3_1_adbe_pkcs7_sha1_is_verified(sha1_docs, offline):
     """ISO 32000-1 §12.8.3.3.1: eContent = SHA-1(ByteRange), signed as attached data: intact
-    and crypto-valid; SHA-1 is reported as WEAK_DIGEST, a finding like a SHA-1 digest under
-    any other subfilter, not an integrity failure."""
+    and crypto-valid (integrity holds); SHA-1 binding the document is a weak algorithm at
+    validation time: WEAK_DIGEST and indeterminate (CRYPTO_CONSTRAINTS_FAILURE), as pyHanko's
+    algorithm policy judges a SHA-1 digest under adbe.pkcs7.detached."""
     pdf = sha1_docs["good"]
     sig = verify_pdf(pdf, offline).signatures[0]
     assert sig.kind == "signature" and sig.intact and sig.valid, sig.to_json()
     assert "WEAK_DIGEST" in _codes(sig.warnings)
-    assert sig.verdict is Verdict.VALID, sig.to_json()
+    assert sig.verdict is Verdict.INDETERMINATE and sig.reason == "WEAK_ALGORITHM"
+    assert sig.integrity_ok
     assert _integrity(pdf) == "intact"
 
 
@@ -430,3 +432,27 @@ def test_content_signed_without_attributes_may_start_with_0x31_rfc5652_5_4(
     sig = key.sign(stored, padding.PKCS1v15(), hashes.SHA256())
     with pytest.raises(InvalidSignature):
         SIGNATURE_VALIDATOR.validate_signature(sig, stored, cert.public_key, algo)
+
+
+async def test_sha1_digest_is_a_weak_algorithm_not_an_integrity_failure(test_pki, plain_pdf):
+    """A SHA-1 digest under adbe.pkcs7.detached: intact and crypto-valid (integrity_ok), but a
+    weak algorithm at validation time: INDETERMINATE / CRYPTO_CONSTRAINTS_FAILURE, reason
+    WEAK_ALGORITHM (EN 319 102-1 §5.2.8 cryptographic constraints), like adbe.pkcs7.sha1."""
+    from pyhanko.sign import fields, signers
+
+    from signing.testpki.samples import load_signer
+    from signing.verify import async_verify_pdf
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(plain_pdf))
+    meta = signers.PdfSignatureMetadata(
+        field_name="Old", md_algorithm="sha1",
+        subfilter=fields.SigSeedSubFilter.ADOBE_PKCS7_DETACHED)
+    out = await signers.PdfSigner(meta, signer=load_signer(test_pki, "officer")).async_sign_pdf(
+        writer)
+    report = await async_verify_pdf(out.getvalue(), VerificationPolicy(
+        trust_roots=test_pki.trust_roots, offline=True))
+    sig = report.signatures[0]
+    assert sig.verdict is Verdict.INDETERMINATE and sig.reason == "WEAK_ALGORITHM", sig.to_json()
+    assert sig.sub_indication.startswith("CRYPTO_CONSTRAINTS_FAILURE")
+    assert sig.integrity_ok and "WEAK_DIGEST" in _codes(sig.warnings)
+    assert "thuật toán" in report.summary_vi
