@@ -19,7 +19,6 @@ from aiohttp import web
 from gateway.api import health
 from gateway.api.middleware import make_middlewares
 from gateway.axis import AxisClient, make_axis_client
-from gateway.axis_outbox import axis_sender
 from gateway.bus import topology as topo
 from gateway.bus.publisher import BrokerUnavailable, ConfirmedPublisher
 from gateway.bus.relay import LEASE_MARGIN, OutboxRelay
@@ -27,14 +26,15 @@ from gateway.config import Settings
 from gateway.db.migrate import pending_migrations
 from gateway.db.outbox import axis_destination
 from gateway.db.pool import create_pool
-from gateway.intake import Intake
-from gateway.keyhealth import check_keys
+from gateway.inbound.intake import Intake
+from gateway.inbound.outcomes import consume_outcomes
+from gateway.inbound.poller import AxisPoller
+from gateway.inbound.routing import Router
+from gateway.inbound.verification import PdfJudge
 from gateway.ops.metrics import Metrics
-from gateway.outcomes import consume_outcomes
-from gateway.poller import AxisPoller
-from gateway.revocation import LearnedCrlUrls, refresh_crls
-from gateway.routing import Router
-from gateway.verification import PdfJudge
+from gateway.outbound.axis_sender import axis_sender
+from gateway.pki.keyhealth import check_keys
+from gateway.pki.revocation import LearnedCrlUrls, refresh_crls
 
 log = logging.getLogger(__name__)
 

@@ -188,7 +188,7 @@ class SigningSettings(BaseModel):
     @cached_property
     def revocation_cache(self) -> RevocationCache:
         """The one CRL cache of this configuration: the judge verifies with it, the
-        refresher (:mod:`gateway.revocation`) fills it."""
+        refresher (:mod:`gateway.pki.revocation`) fills it."""
         from signing.trust import RevocationCache
 
         return RevocationCache(self.revocation_cache_dir)

@@ -30,7 +30,7 @@ from gateway.api.uploads import (
     read_body,
     read_part,
 )
-from gateway.intake_rules import Arrival
+from gateway.inbound.rules import Arrival
 from signing.errors import SigningError
 
 #: Largest other part of a multipart package (read and dropped).

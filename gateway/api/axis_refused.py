@@ -2,7 +2,7 @@
 
 Query: ``axis`` (a configured connection name), ``limit`` (1-1000, default 100). Each item:
 axis, axis_doc_id, message_type, sha256, code, document_id (the REJECTED document), acked (the
-axis took our ``fail``), first_seen, last_seen, seen_count (see :mod:`gateway.refused`).
+axis took our ``fail``), first_seen, last_seen, seen_count (see :mod:`gateway.inbound.refused`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from aiohttp import web
 from gateway.api.auth import Role, principal
 from gateway.api.errors import ApiError
 from gateway.api.jsonutil import json_response
-from gateway.refused import list_refused
+from gateway.inbound.refused import list_refused
 
 
 async def get_refused(request: web.Request) -> web.Response:

@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway.api.auth import Role, principal
 from gateway.api.errors import ApiError, Conflict, NotFound
 from gateway.api.jsonutil import json_response
-from gateway.replay import ReplayError, list_deliveries, replay_delivery
+from gateway.ops.replay import ReplayError, list_deliveries, replay_delivery
 
 STATES = ("PENDING", "PUBLISHED", "RETRYING", "DELIVERED", "DEAD")
 

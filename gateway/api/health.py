@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.db.migrate import pending_migrations
-from gateway.keyhealth import monitor as key_monitor
+from gateway.pki.keyhealth import monitor as key_monitor
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -35,7 +35,7 @@ async def readyz(request: web.Request) -> web.Response:
     """PostgreSQL reachable with migrations current, RabbitMQ connected, the signing pool able
     to take work with its trust material in place; 503 naming what fails. With a key file,
     ``keys`` summarises the signing keys' health (``degraded`` also lists ``keys`` under
-    ``degraded``) without changing the status (:mod:`gateway.keyhealth` says why)."""
+    ``degraded``) without changing the status (:mod:`gateway.pki.keyhealth` says why)."""
     from gateway.app import GATEWAY
 
     gw = request.app[GATEWAY]
@@ -55,7 +55,7 @@ async def readyz(request: web.Request) -> web.Response:
     body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
     keys = key_monitor(gw)
     if keys is not None:
-        # reported, never a reason to be unready: see gateway.keyhealth
+        # reported, never a reason to be unready: see gateway.pki.keyhealth
         body["keys"] = summary = keys.summary()
         if summary["status"] == "degraded":
             body["degraded"] = ["keys"]

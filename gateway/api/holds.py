@@ -1,6 +1,6 @@
 """Operators decide on held and conflicting documents:
 ``POST /v1/documents/{id}/resolution`` with ``{"action": "route"|"reject", "reason": "…"}``
-(roles operator, admin). See :mod:`gateway.holds`."""
+(roles operator, admin). See :mod:`gateway.inbound.holds`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from aiohttp import web
 from gateway.api.auth import Role, principal
 from gateway.api.errors import ApiError, Conflict, NotFound
 from gateway.api.jsonutil import json_response, read_json
-from gateway.holds import ResolutionError, resolve_document
+from gateway.inbound.holds import ResolutionError, resolve_document
 
 MAX_BODY = 16 * 1024
 

@@ -1,7 +1,7 @@
 """``GET /v1/keys/health`` (roles operator, admin): the health of every configured signing key.
 
 Answers ``{"keys": [{alias, kind, state, days_to_expiry, not_after, last_check, last_error}],
-"warning_days", "check_interval"}`` from the last checks of :mod:`gateway.keyhealth` (this
+"warning_days", "check_interval"}`` from the last checks of :mod:`gateway.pki.keyhealth` (this
 process's; a request never starts a check, so callers cannot make the gateway sign canaries).
 ``state`` is ``ok``, ``warning``, ``expired``, ``not_yet_valid``, ``unreachable`` or ``unknown``
 (not checked yet); ``last_error`` is ``{code, message, at}`` or null. A gateway without a key
@@ -14,7 +14,7 @@ from aiohttp import web
 
 from gateway.api.auth import Role, principal
 from gateway.api.jsonutil import json_response
-from gateway.keyhealth import monitor
+from gateway.pki.keyhealth import monitor
 
 HEALTH_ROLES = (Role.OPERATOR,)
 

@@ -45,10 +45,10 @@ Rules implemented here:
 * Signing runs in a :class:`signing.pool.SigningPool` with the key file
   (``settings.signing.keys_file``), created at the first sign request, stored on
   ``gateway.extensions["signing_pool"]`` and closed on application cleanup. The TSA for B-T and
-  above is ``signing.tsa_url`` (``tsa_timeout``; see :mod:`gateway.signing_services`, which still
-  reads the older ``[services]`` table of the key file); B-LT/B-LTA validation data is built from
-  ``signing.trust_bundles`` and ``signing.other_certs``. The key file is read once per process:
-  restart to pick up changes.
+  above is ``signing.tsa_url`` (``tsa_timeout``; see :mod:`gateway.pki.signing_services`, which
+  still reads the older ``[services]`` table of the key file); B-LT/B-LTA validation data is
+  built from ``signing.trust_bundles`` and ``signing.other_certs``. The key file is read once per
+  process: restart to pick up changes.
 
 ``POST /v1/verify`` (roles officer, eoffice, operator, admin) takes a PDF the same way and answers
 the validation report JSON of the gateway's judge pool; ``?etsi=1`` adds the ETSI TS 119 102-2 XML
@@ -90,9 +90,9 @@ from gateway.api.uploads import (
 )
 from gateway.config import deprecated_env
 from gateway.db import audit
-from gateway.keyhealth import KEY_CODES
-from gateway.keyhealth import monitor as key_monitor
-from gateway.signing_services import signing_services
+from gateway.pki.keyhealth import KEY_CODES
+from gateway.pki.keyhealth import monitor as key_monitor
+from gateway.pki.signing_services import signing_services
 from signing.errors import SigningError
 from signing.keys import KeyAlias, KeyConfigError, SignerRole, load_key_config
 from signing.pool import SigningPool, WorkerCrashed, check_role

@@ -4,7 +4,7 @@ Body: ``{"agency": "<OrganId>", "status": "03", "description": "...", "staff": {
 (at most :data:`MAX_BODY` bytes, else 413 ``PAYLOAD_TOO_LARGE``). The eOffice token must be
 scoped to ``agency`` and the document must have a delivery to that agency. Codes ``02`` (with a
 reason), ``03``, ``04``, ``05``, ``06`` (and ``15``/``16`` answers to a take-back or update
-request) are accepted in the order the status model of :mod:`gateway.status_rules` allows,
+request) are accepted in the order the status model of :mod:`gateway.business.status_rules` allows,
 else 409 ``STATUS_NOT_ALLOWED`` (the error's ``details`` list what was reported and what may
 come next); fields over their limits or holding control characters are refused with 422
 ``STATUS_FIELD_TOO_LONG`` / ``STATUS_FIELD_INVALID``. The gateway builds the edXML status message
@@ -21,9 +21,8 @@ from aiohttp import web
 from gateway.api.auth import Role, principal, require_agency
 from gateway.api.errors import ApiError, Conflict, NotFound
 from gateway.api.jsonutil import json_response, read_json
-from gateway.db import audit
-from gateway.status_rules import MAX_DESCRIPTION, check_staff, check_text, check_transition
-from gateway.statuses import (
+from gateway.business.status_rules import MAX_DESCRIPTION, check_staff, check_text, check_transition
+from gateway.business.statuses import (
     EOFFICE_CODES,
     STATE_AFTER_STATUS,
     DocumentRef,
@@ -31,6 +30,7 @@ from gateway.statuses import (
     StatusNotAllowed,
     emit_status,
 )
+from gateway.db import audit
 
 #: Largest request body read, in bytes: the longest description and staff fields, even with
 #: every character JSON-escaped (``\\uXXXX``, 6 bytes), fit with room to spare.

@@ -2,7 +2,7 @@
 
 One relay serves one ``destination``: ``amqp`` (RabbitMQ, through a confirmed
 publisher, see :func:`amqp_sender`) or ``axis:<connection>`` (an axis client, see
-:mod:`gateway.axis_outbox`).
+:mod:`gateway.outbound.axis_sender`).
 
 Each pass **leases** a batch of ready rows in one statement: the rows are picked with
 ``FOR UPDATE SKIP LOCKED`` (several gateway processes relay side by side) and their

@@ -8,7 +8,7 @@ them) must be readable certificates; every ``EDOC_SIGNING__OTHER_CERTS`` file mu
 The signing settings themselves (``tsa_url``, ``tsa_timeout``, ``rate_per_token``,
 ``rate_per_key``, ``key_check_interval``, ``key_expiry_warning_days`` …) are validated with the
 rest of the settings, the older ``EDOC_SIGN_RATE_PER_TOKEN``/``_PER_KEY`` and the key file's
-older ``[services]`` table (:mod:`gateway.signing_services`) alike; using either older form is
+older ``[services]`` table (:mod:`gateway.pki.signing_services`) alike; using either older form is
 a warning on stderr. A problem is exit 2 with one line naming the setting, with or without
 ``--connect``; nothing is printed on stdout then.
 """
@@ -50,7 +50,7 @@ def check_signing_files(signing: SigningSettings) -> list[str]:
 
     Returns warnings (a trust bundle without any certificate). Keys are not opened: that needs
     their passphrase or PIN and is the job of the first signature."""
-    from gateway.signing_services import legacy_services
+    from gateway.pki.signing_services import legacy_services
     from signing.errors import TrustConfigError
     from signing.keys import KeyConfigError, load_key_config
     from signing.trust import load_certificates

@@ -1,7 +1,7 @@
 """``edoc-gateway ops``: operators' tools from the command line (no SQL needed).
 
 ``ops deliveries [--state DEAD] [--agency CODE]`` lists deliveries; ``ops replay ID…`` moves
-DEAD deliveries back to PENDING with their message id (see :mod:`gateway.replay`); ``ops audit``
+DEAD deliveries back to PENDING with their message id (see :mod:`gateway.ops.replay`); ``ops audit``
 verifies the hash chain of the audit log.
 """
 
@@ -43,7 +43,7 @@ def _list(args) -> int:
 
 async def _list_main(settings, args) -> int:
     from gateway.db.pool import connect
-    from gateway.replay import list_deliveries
+    from gateway.ops.replay import list_deliveries
 
     conn = await connect(settings.database_url.get_secret_value())
     try:
@@ -65,7 +65,7 @@ def _replay(args) -> int:
 async def _replay_main(settings, ids) -> int:
     from gateway.app import Gateway
     from gateway.db.pool import connect
-    from gateway.replay import ReplayError, replay_delivery
+    from gateway.ops.replay import ReplayError, replay_delivery
 
     router = Gateway(settings).router  # no I/O: names and URLs from the configuration
     conn = await connect(settings.database_url.get_secret_value())

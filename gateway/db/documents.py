@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from gateway.statuses import STATE_AFTER_STATUS, STATE_ORDER
+from gateway.business.statuses import STATE_AFTER_STATUS, STATE_ORDER
 
 _SCOPE = """
 ($1::text[] IS NULL

@@ -167,7 +167,7 @@ def test_salvage_reads_no_entity_and_nothing_past_its_bound():
     import time
 
     from gateway import edxml
-    from gateway.intake_rules import SALVAGE_BYTES, salvage
+    from gateway.inbound.rules import SALVAGE_BYTES, salvage
 
     def facts_of(raw: bytes) -> dict:
         with pytest.raises(edxml.EdxmlError) as exc:

@@ -136,8 +136,8 @@ async def test_the_sender_s_take_back_request_is_seen_by_every_receiver(
     it (and may answer it), while their answers stay their own."""
     from datetime import UTC, datetime
 
+    from gateway.business.statuses import record_inbound_status
     from gateway.edxml import Organ, ResponseFor, StaffInfo, StatusMessage
-    from gateway.statuses import record_inbound_status
 
     client = await aiohttp_client(flow_gateway.web_app())
     axis = (await create_client(db, name="peer", role="axis")).token

@@ -10,10 +10,10 @@ import json
 import uuid
 
 from gateway.api.auth import create_client
+from gateway.business.statuses import DocumentRef, emit_status
 from gateway.db import audit
 from gateway.demo.samples import edoc, malformed_package, package, signed_pdf, tamper
 from gateway.edxml import Attachment
-from gateway.statuses import DocumentRef, emit_status
 from tests.conftest import wait_for
 from tests.flows.conftest import CITY, D1, D2, OTHER, SENDER
 
@@ -175,7 +175,7 @@ async def test_eoffice_status_reaches_the_sender(flow_gateway, aiohttp_client, d
     assert detail["state"] == "ACCEPTED"
     events = [e["event"] for e in detail["timeline"]]
     assert "received" in events and "routed" in events and "status.outbound.03" in events
-    # a new status moves the state forward; a step back is refused (gateway.status_rules)
+    # a new status moves the state forward; a step back is refused (gateway.business.status_rules)
     for code, answer in (("05", 202), ("06", 202), ("04", 409)):
         resp = await client.post(f"/v1/documents/{doc_id}/status", headers=auth,
                                  json={"agency": D1.organ_id, "status": code})

@@ -14,8 +14,8 @@ from pyhanko.sign.validation.dss import DocumentSecurityStore
 
 from gateway.app import Gateway
 from gateway.config import SigningSettings
-from gateway.revocation import HTTP_SESSION, CrlRefresher
-from gateway.verification import PdfJudge
+from gateway.inbound.verification import PdfJudge
+from gateway.pki.revocation import HTTP_SESSION, CrlRefresher
 from signing.testpki.pdfs import make_pdf
 from signing.testpki.samples import sign_sample
 from signing.trust import RevocationCache
@@ -151,7 +151,7 @@ async def test_issuing_ca_crl_is_learned_from_a_verified_signer(
     document's signer is checked against it. A certificate from outside the bundle teaches
     nothing (its URLs are the sender's choice)."""
     from gateway.demo.samples import edoc, package
-    from gateway.intake_rules import Arrival
+    from gateway.inbound.rules import Arrival
     from tests.flows.conftest import D1, SENDER
 
     settings = flow_settings(database_url, bus_prefix, pki, axis, signing={

@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.api.auth import create_client
+from gateway.business.statuses import record_inbound_status
 from gateway.demo.samples import edoc, package, signed_pdf
 from gateway.edxml import Bussiness, BussinessDocType, Organ, ResponseFor, StaffInfo, StatusMessage
-from gateway.statuses import record_inbound_status
 from tests.flows.conftest import CITY, D1, SENDER
 
-#: The documented limits (gateway.statuses.MAX_DESCRIPTION, MAX_STAFF_NAME), spelled out here
-#: so that these tests also run (and fail) against code that has none.
+#: The documented limits (gateway.business.statuses.MAX_DESCRIPTION, MAX_STAFF_NAME), spelled
+#: out here so that these tests also run (and fail) against code that has none.
 MAX_DESCRIPTION = 2000
 MAX_STAFF_NAME = 255
 
@@ -97,7 +97,7 @@ async def test_fields_are_bounded_and_clean(setup, db):
                                     "Mobile": "+84 (24) 3823-1234", "Department": "Văn thư"})
     assert got == 202, body
 
-    from gateway import statuses
+    from gateway.business import statuses
 
     assert (getattr(statuses, "MAX_DESCRIPTION", None),
             getattr(statuses, "MAX_STAFF_NAME", None)) == (MAX_DESCRIPTION, MAX_STAFF_NAME)

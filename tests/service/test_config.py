@@ -165,7 +165,7 @@ def test_key_file_setting_types_are_the_key_files_fault(setting, needle, tmp_pat
 
 
 def test_settings_win_over_the_key_file_services(tmp_path):
-    from gateway.signing_services import signing_services
+    from gateway.pki.signing_services import signing_services
 
     keys = _keys_file(tmp_path, '[services]\ntsa_url = "http://old-tsa"\ntimeout = 25\n'
                                 'other_certs = ["ca.pem"]\n')

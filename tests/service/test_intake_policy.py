@@ -1,4 +1,4 @@
-"""The pure rules of intake's decision (gateway.intake_policy): the sender check and the
+"""The pure rules of intake's decision (gateway.inbound.policy): the sender check and the
 policy. Reports are the verification reports' JSON form, as intake sees them."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import IntakePolicy, SenderBinding
-from gateway.intake_policy import check_sender, decide, findings, organ_key
+from gateway.inbound.policy import check_sender, decide, findings, organ_key
 
 CITY, DISTRICT = "000.00.01.H99", "000.00.02.H99"
 BINDINGS = {organ_key(b.agency): b for b in (

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.keyhealth import monitor
+from gateway.pki.keyhealth import monitor
 from signing.testpki import build_test_pki
 from signing.testpki.pdfs import make_pdf
 from signing.testpki.softhsm import SOFTHSM_MODULE, softhsm_available

@@ -3,7 +3,7 @@ import uuid
 from datetime import UTC, datetime
 
 from gateway.db.pool import connect
-from gateway.outcomes import OutcomeError, apply_outcome, parse_outcome
+from gateway.inbound.outcomes import OutcomeError, apply_outcome, parse_outcome
 
 
 def outcome(delivery_id, kind="delivered", attempt=1, error=None) -> dict:

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.config import AxisConnection
-from gateway.poller import AxisPoller
+from gateway.inbound.poller import AxisPoller
 
 
 def _conn(**kw) -> AxisConnection:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import SigningSettings
-from gateway.verification import PdfJudge, combine, is_pdf
+from gateway.inbound.verification import PdfJudge, combine, is_pdf
 from signing.testpki import build_test_pki
 from signing.testpki.pdfs import make_pdf
 from signing.testpki.samples import doc_timestamp, sign_sample
@@ -33,7 +33,7 @@ def test_what_is_not_a_pdf(name, content_type, data):
 
 
 def test_combine():
-    from gateway.verification import FileVerdict
+    from gateway.inbound.verification import FileVerdict
 
     def f(v):
         return FileVerdict(v, "", {})

@@ -1,6 +1,6 @@
 """The statements intake writes with (one round trip each) and the timeline it collects.
 
-Kept apart from :mod:`gateway.intake`, which decides; this module only knows the tables.
+Kept apart from :mod:`gateway.inbound.intake`, which decides; this module only knows the tables.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from gateway.db import audit
 from gateway.db.outbox import args as outbox_args
 from gateway.db.outbox import insert_when
 from gateway.edxml import EdocMessage
-from gateway.routing import Router, RoutingMaterial
+from gateway.inbound.routing import Router, RoutingMaterial
 
 #: A delivery and its queue message in the outbox, in one statement.
 DELIVERY_WITH_MESSAGE = f"""

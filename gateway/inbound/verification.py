@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config import SigningSettings
-from gateway.intake_policy import limit_code
+from gateway.inbound.policy import limit_code
 from signing.errors import PdfEncryptedError, PdfError, SigningError
 from signing.pool import PoolOverloaded, SigningPool, WorkerCrashed
 from signing.report import Verdict

@@ -12,7 +12,7 @@ The same steps serve every arrival (axis poller, push endpoint):
    genuine document, nor the genuine one take the forgery's answer);
 3. keep only receivers this gateway serves; verify every PDF in the signing pool (intake lane:
    never behind API callers; every PDF under the pool's memory and time limits);
-4. decide (:mod:`gateway.intake_policy`): ``ROUTED`` (findings flagged), ``HELD`` for an
+4. decide (:mod:`gateway.inbound.policy`): ``ROUTED`` (findings flagged), ``HELD`` for an
    operator, or ``REJECTED`` with a machine code and a Vietnamese reason — not addressed to us
    (``NOT_ADDRESSED_TO_US``), malformed or secret (the codec's ``EDXML_*``), and by policy an
    invalid signature, a PDF too complex to judge, an attachment that is not a readable PDF
@@ -39,9 +39,15 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from gateway import edxml
+from gateway.business.statuses import (
+    DocumentRef,
+    describe_rejection,
+    emit_status,
+    record_inbound_status,
+)
 from gateway.db import audit
 from gateway.edxml import EdocMessage, StatusMessage
-from gateway.intake_policy import (
+from gateway.inbound.policy import (
     Decision,
     SenderCheck,
     check_sender,
@@ -49,7 +55,8 @@ from gateway.intake_policy import (
     findings,
     organ_key,
 )
-from gateway.intake_rules import (
+from gateway.inbound.routing import RoutingMaterial, load_material, signature_summary
+from gateway.inbound.rules import (
     INLINE_PARSE_BYTES,
     REASONS_VI,
     RECEIVED_TEXT,
@@ -63,17 +70,15 @@ from gateway.intake_rules import (
     salvage,
     sha256_hex,
 )
-from gateway.intake_store import (
+from gateway.inbound.store import (
     DOCUMENT_WITH_PARTS,
     Timeline,
     add_deliveries,
     attachment_rows,
     columns,
 )
+from gateway.inbound.verification import DocumentVerdict, PdfJudge, is_pdf
 from gateway.logs import correlation
-from gateway.routing import RoutingMaterial, load_material, signature_summary
-from gateway.statuses import DocumentRef, describe_rejection, emit_status, record_inbound_status
-from gateway.verification import DocumentVerdict, PdfJudge, is_pdf
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -366,8 +371,8 @@ class Intake:
     # -- malformed packages -----------------------------------------------------------------
     async def _reject_malformed(self, raw: bytes, sha: str, exc: edxml.EdxmlError,
                                 arrival: Arrival, cid: str) -> IntakeResult:
-        from gateway.intake_rules import malformed_reason  # (imports kept in this method)
-        from gateway.statuses import StatusError
+        from gateway.business.statuses import StatusError
+        from gateway.inbound.rules import malformed_reason  # (imports kept in this method)
 
         key = f"inbound-raw:{sha}"
         async with self.gw.pool.acquire() as conn:

@@ -11,7 +11,7 @@ document's timeline (matched on ``ResponseFor/DocumentId``), and so is a take-ba
 (``13``) from the sender of a document we received.
 
 Which status may follow which, and the size of every field, are defined in
-:mod:`gateway.status_rules`.
+:mod:`gateway.business.status_rules`.
 """
 
 from __future__ import annotations
@@ -26,11 +26,7 @@ from typing import Any
 import asyncpg
 
 from gateway import edxml
-from gateway.db import audit
-from gateway.db.outbox import OutboxMessage, axis_destination, insert_when
-from gateway.db.outbox import args as outbox_args
-from gateway.edxml import Organ, ResponseFor, StaffInfo, StatusCode, StatusMessage
-from gateway.status_rules import (
+from gateway.business.status_rules import (
     MAX_DESCRIPTION,
     MAX_STAFF_NAME,
     StatusError,
@@ -38,6 +34,10 @@ from gateway.status_rules import (
     bound,
     bound_staff,
 )
+from gateway.db import audit
+from gateway.db.outbox import OutboxMessage, axis_destination, insert_when
+from gateway.db.outbox import args as outbox_args
+from gateway.edxml import Organ, ResponseFor, StaffInfo, StatusCode, StatusMessage
 
 __all__ = ["EOFFICE_CODES", "MAX_DESCRIPTION", "MAX_STAFF_NAME", "STATE_AFTER_STATUS",
            "STATE_ORDER", "DocumentRef", "StatusError", "StatusNotAllowed", "describe_rejection",
@@ -150,8 +150,9 @@ async def emit_status(conn: asyncpg.Connection, doc: DocumentRef, *, agency_code
     One statement: atomic on its own, or part of the caller's transaction. Returns False when
     the same status (same agency and code, whatever the description) was already emitted:
     retries of the same report change nothing. Which code may follow which is the caller's
-    check (:func:`gateway.status_rules.check_transition`); texts are kept within the field
-    limits here (:func:`gateway.status_rules.bound`) so that nothing unbounded reaches the axis.
+    check (:func:`gateway.business.status_rules.check_transition`); texts are kept within the
+    field limits here (:func:`gateway.business.status_rules.bound`) so that nothing unbounded
+    reaches the axis.
     """
     description = bound(description, MAX_DESCRIPTION, multiline=True) or ""
     staff = bound_staff(staff)
@@ -192,10 +193,11 @@ async def record_inbound_status(conn: asyncpg.Connection, msg: StatusMessage
     not send, or naming another sender) is kept unmatched (document_id NULL) for operators,
     never attached to an inbound document.
 
-    Never refused for its size: texts are cut to the limits of :mod:`gateway.status_rules`
-    with a note giving the original length, control characters and lone surrogates become
-    U+FFFD (:func:`gateway.status_rules.bound`). The same status arriving twice (same reporter,
-    sender, document and code, whatever its time and text) is stored once.
+    Never refused for its size: texts are cut to the limits of
+    :mod:`gateway.business.status_rules` with a note giving the original length, control
+    characters and lone surrogates become U+FFFD (:func:`gateway.business.status_rules.bound`).
+    The same status arriving twice (same reporter, sender, document and code, whatever its time
+    and text) is stored once.
     """
     code = msg.status_code.value if isinstance(msg.status_code, StatusCode) else msg.status_code
     code = bound(code, 8) or ""

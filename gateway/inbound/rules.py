@@ -1,5 +1,5 @@
 """The pure rules of intake: result types, business dedup keys, rejection reasons, and what a
-rejected package still tells. No I/O: :mod:`gateway.intake` applies them.
+rejected package still tells. No I/O: :mod:`gateway.inbound.intake` applies them.
 """
 
 from __future__ import annotations

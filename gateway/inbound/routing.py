@@ -23,7 +23,7 @@ import asyncpg
 
 from gateway.bus.topology import Topology
 from gateway.db.outbox import AMQP, OutboxMessage, enqueue
-from gateway.verification import DocumentVerdict
+from gateway.inbound.verification import DocumentVerdict
 
 SCHEMA = "edoc.delivery/1"
 
@@ -77,7 +77,7 @@ def signature_summary(verdict: DocumentVerdict, attachments: list[dict[str, Any]
 
 async def load_material(conn: asyncpg.Connection, doc_id: uuid.UUID) -> RoutingMaterial:
     """The routing material of a stored document (call after locking its row)."""
-    from gateway.verification import FileVerdict
+    from gateway.inbound.verification import FileVerdict
 
     doc = await conn.fetchrow(
         "SELECT id, edxml_document_id, correlation_id, bussiness_doc_type, header,"

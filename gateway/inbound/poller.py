@@ -15,9 +15,10 @@ intake failed for a passing reason (database down…) is not acknowledged: the a
 again next round; that item is retried with its own back-off (``poll_interval`` doubling up
 to :data:`RETRY_CAP`), so one item that keeps failing costs a few requests, not one per round.
 
-An item refused as malformed is remembered (:mod:`gateway.refused`): an axis that keeps listing
-it after ``fail`` does not make the poller fetch and parse it again; such an item is nothing new
-for the idle back-off, and only the ``fail`` acknowledgement is repeated until the axis took one.
+An item refused as malformed is remembered (:mod:`gateway.inbound.refused`): an axis that keeps
+listing it after ``fail`` does not make the poller fetch and parse it again; such an item is
+nothing new for the idle back-off, and only the ``fail`` acknowledgement is repeated until the
+axis took one.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from gateway import refused
 from gateway.axis import AckStatus, AxisClient, AxisError, MessageType
 from gateway.config import AxisConnection
-from gateway.intake import Arrival
+from gateway.inbound import refused
+from gateway.inbound.intake import Arrival
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

@@ -20,11 +20,11 @@ from typing import Literal
 
 import asyncpg
 
+from gateway.business.statuses import DocumentRef, describe_rejection, emit_status
 from gateway.db import audit
-from gateway.intake_rules import RECEIVED_TEXT
-from gateway.intake_store import add_deliveries
-from gateway.routing import Router, load_material
-from gateway.statuses import DocumentRef, describe_rejection, emit_status
+from gateway.inbound.routing import Router, load_material
+from gateway.inbound.rules import RECEIVED_TEXT
+from gateway.inbound.store import add_deliveries
 
 Action = Literal["route", "reject"]
 

@@ -15,7 +15,7 @@ import uuid
 import asyncpg
 
 from gateway.db import audit
-from gateway.routing import Router, load_material
+from gateway.inbound.routing import Router, load_material
 
 
 class ReplayError(Exception):

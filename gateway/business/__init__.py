@@ -1,0 +1,8 @@
+"""The business vocabulary both flows share (QCVN 102:2016 ``Bussiness`` and status messages).
+
+* :mod:`.statuses`      business status messages in both directions (01–06, 13/15/16):
+  emitted to the outbox, recorded from the axis;
+* :mod:`.status_rules`  which status may follow which, and the limits of every field.
+
+Neither flow's package is imported from here: inbound and outbound both build on it.
+"""
