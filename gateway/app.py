@@ -1,23 +1,33 @@
-"""Wiring of one gateway process: database, broker, relay, HTTP application.
+"""Wiring of one gateway process: database, broker, relays, flows, HTTP application, workers.
 
-:class:`Gateway` owns the long-lived resources. ``start()`` fails fast with a
-:class:`StartupError` (one clear line) when PostgreSQL or RabbitMQ cannot be
-reached or migrations are pending; background tasks (outbox relay, axis pollers,
-outcome consumer) are started by ``start()`` and stopped by ``stop()``.
+This module only wires. :class:`Gateway` builds the collaborators
+(:class:`gateway.services.Services`: settings, metrics, publisher, topology, router, database
+pool, PDF judge …), hands each flow the ones it uses (intake, axis pollers, outcome consumer,
+CRL refresher, key checks), builds the web application from :data:`ROUTE_MODULES` and owns the
+background tasks. Nothing below it imports it (only the CLI and the demo do;
+``tests/service/test_layout.py`` keeps it so).
+
+``start()`` fails fast with a :class:`StartupError` (one clear line) when a route module is
+missing, PostgreSQL or RabbitMQ cannot be reached or migrations are pending; background tasks
+(outbox relays, axis pollers, outcome consumer, CRL refresher, key checks) are started by
+``start()`` and stopped by ``stop()``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from collections.abc import Awaitable, Callable
+from types import ModuleType
 
 import asyncpg
 from aiohttp import web
 
 from gateway.api import health
 from gateway.api.middleware import make_middlewares
+from gateway.api.signing import release_backend, signing_backend
 from gateway.axis import AxisClient, make_axis_client
 from gateway.bus import topology as topo
 from gateway.bus.publisher import BrokerUnavailable, ConfirmedPublisher
@@ -34,17 +44,17 @@ from gateway.inbound.verification import PdfJudge
 from gateway.ops.metrics import Metrics
 from gateway.outbound.axis_sender import axis_sender
 from gateway.pki.keyhealth import check_keys
-from gateway.pki.revocation import LearnedCrlUrls, refresh_crls
+from gateway.pki.keyhealth import monitor as key_monitor
+from gateway.pki.revocation import HTTP_SESSION, LearnedCrlUrls, refresh_crls
+from gateway.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
 
-GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
-
-#: Modules adding routes: each has ``setup(app)``. Missing ones are skipped.
+#: Modules adding routes: each has ``setup(app)``. Every one must exist: a missing one stops
+#: the gateway at start (:class:`StartupError`), it is never skipped.
 ROUTE_MODULES = ("gateway.api.documents", "gateway.api.statuses", "gateway.api.signing",
                  "gateway.api.axis_inbox", "gateway.api.deliveries", "gateway.api.axis_refused",
-                 "gateway.api.holds", "gateway.api.keys",
-                 "gateway.ops.console")
+                 "gateway.api.holds", "gateway.api.keys")
 
 
 def _lease(longest_send: float) -> float:
@@ -57,46 +67,99 @@ class StartupError(Exception):
     code = "STARTUP_FAILED"
 
 
+def route_modules(names: tuple[str, ...] | None = None) -> list[ModuleType]:
+    """The route modules (``names``, default :data:`ROUTE_MODULES`), imported;
+    :class:`StartupError` (one line) when one is missing or has no ``setup(app)``. A module that
+    exists but fails to import raises its own error."""
+    modules = []
+    for name in ROUTE_MODULES if names is None else names:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
+                raise StartupError(f"route module {name} not found (listed in"
+                                   " gateway.app.ROUTE_MODULES)") from None
+            raise
+        if not callable(getattr(module, "setup", None)):
+            raise StartupError(f"route module {name} has no setup(app)")
+        modules.append(module)
+    return modules
+
+
+def public_url(settings: Settings) -> str:
+    """Base URL adapters use to reach this gateway's API (attachments, statuses)."""
+    return settings.public_url or f"http://{settings.http_host}:{settings.http_port}"
+
+
+def build_topology(settings: Settings) -> topo.Topology:
+    return topo.Topology(
+        prefix=settings.bus.prefix,
+        agencies=tuple(settings.served_codes),
+        delivery_limit=settings.bus.delivery_limit,
+        max_length=settings.bus.max_length,
+        retry_delays=tuple(settings.bus.retry_delays),
+    )
+
+
+def build_router(settings: Settings, topology: topo.Topology | None = None) -> Router:
+    """The delivery messages' router (no I/O: names and URLs from the configuration)."""
+    return Router(topology or build_topology(settings), public_url(settings),
+                  settings.bus.inline_threshold)
+
+
 class Gateway:
+    """One gateway process: builds the collaborators (:class:`gateway.services.Services`), the
+    flows with the collaborators each uses, the web application and the background workers."""
+
     def __init__(self, settings: Settings, *, run_background: bool = True) -> None:
         self.settings = settings
-        self.metrics = Metrics()
         self.run_background = run_background
-        self.pool: asyncpg.Pool = None  # type: ignore[assignment]
-        self.publisher = ConfirmedPublisher(settings.amqp_url.get_secret_value(),
-                                            timeout=settings.bus.publish_timeout)
-        self.topology = topo.Topology(
-            prefix=settings.bus.prefix,
-            agencies=tuple(settings.served_codes),
-            delivery_limit=settings.bus.delivery_limit,
-            max_length=settings.bus.max_length,
-            retry_delays=tuple(settings.bus.retry_delays),
+        topology = build_topology(settings)
+        self.services = services = Services(
+            settings=settings,
+            metrics=Metrics(),
+            publisher=ConfirmedPublisher(settings.amqp_url.get_secret_value(),
+                                         timeout=settings.bus.publish_timeout),
+            topology=topology,
+            router=build_router(settings, topology),
+            learned_crl_urls=LearnedCrlUrls(),
         )
+        services.signing_pool = lambda: signing_backend(services).pool
+        # the collaborators that never change, by name
+        self.metrics = services.metrics
+        self.publisher = services.publisher
+        self.topology = services.topology
+        self.router = services.router
+        self.learned_crl_urls = services.learned_crl_urls
+        self.extensions = services.extensions
+        self.stopping = services.stopping
         self.relay: OutboxRelay | None = None
         self.axis_clients: dict[str, AxisClient] = {}
         self.axis_relays: dict[str, OutboxRelay] = {}
         self.pollers: dict[str, AxisPoller] = {}
-        self.judge: PdfJudge | None = None
-        #: CRL distribution points learned from verified signers (fed by intake, read by the
-        #: CRL refresher).
-        self.learned_crl_urls = LearnedCrlUrls()
-        self.router = Router(self.topology, self.public_url, settings.bus.inline_threshold)
-        self.intake: Intake = None  # type: ignore[assignment]
-        self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
-        #: Background workers other modules register: ``async def worker(gateway, stop)``.
-        self.workers: list[Callable[[Gateway, asyncio.Event], Awaitable[None]]] = []
-        self.workers.append(refresh_crls)  # keeps the CRL cache of signing.revocation_*
-        self.workers.append(check_keys)  # health of the signing keys (signing.key_check_*)
-        self.extensions: dict[str, object] = {}
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.services.pool
+
+    @property
+    def judge(self) -> PdfJudge | None:
+        return self.services.judge
+
+    @property
+    def intake(self) -> Intake:
+        return self.services.intake
 
     @property
     def dsn(self) -> str:
         return self.settings.database_url.get_secret_value()
 
     async def start(self) -> None:
+        route_modules()  # a missing route module stops the start before anything connects
+        s = self.services
         try:
-            self.pool = await create_pool(self.dsn, min_size=self.settings.db_pool_min,
+            s.pool = await create_pool(self.dsn, min_size=self.settings.db_pool_min,
                                           max_size=self.settings.db_pool_max)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             raise StartupError(f"cannot connect to PostgreSQL: {exc}") from None
@@ -119,8 +182,10 @@ class Gateway:
                                  poll_interval=self.settings.relay.poll_interval,
                                  dsn=self.dsn, metrics=self.metrics,
                                  lease=_lease(self.settings.bus.publish_timeout))
-        self.judge = PdfJudge(self.settings.signing)
-        self.intake = Intake(self, self.judge)
+        s.judge = PdfJudge(self.settings.signing)
+        s.intake = Intake(self.settings, pool=s.pool, judge=s.judge, metrics=s.metrics,
+                          router=s.router, learned_crl_urls=s.learned_crl_urls,
+                          status_axis=s.axis_for, wake_relays=s.wake_relays)
         for conn in self.settings.axis:
             client = make_axis_client(
                 conn.kind, endpoint=conn.endpoint, system_id=conn.system_id,
@@ -133,7 +198,9 @@ class Gateway:
                 destination=axis_destination(conn.name), metrics=self.metrics,
                 in_document_order=True, lease=_lease(client.longest_call))
             if conn.enabled:
-                self.pollers[conn.name] = AxisPoller(self, conn, client)
+                self.pollers[conn.name] = AxisPoller(conn, client, dsn=self.dsn, pool=s.pool,
+                                                     intake=s.intake, metrics=s.metrics)
+        s.relays[:] = [self.relay, *self.axis_relays.values()]
         if self.run_background:
             stop = self.stopping
             self.spawn(lambda: self.relay.run(stop), "outbox-relay")
@@ -141,31 +208,28 @@ class Gateway:
                 self.spawn(lambda r=relay: r.run(stop), f"axis-relay-{name}")
             for name, poller in self.pollers.items():
                 self.spawn(lambda p=poller: p.run(stop), f"axis-poller-{name}")
-            self.spawn(lambda: consume_outcomes(self, stop), "outcomes")
-            for worker in self.workers:
-                self.spawn(lambda w=worker: w(self, stop), getattr(worker, "__name__", "worker"))
+            self.spawn(lambda: consume_outcomes(stop, publisher=s.publisher,
+                                                queue=s.topology.outcomes_queue, pool=s.pool),
+                       "outcomes")
+            signing = self.settings.signing
+            # keeps the CRL cache of signing.revocation_* fresh
+            self.spawn(lambda: refresh_crls(
+                stop, settings=signing,
+                cache=s.judge.policy.revocation_cache if s.judge is not None else None,
+                session=s.extensions.get(HTTP_SESSION), metrics=s.metrics,
+                learned=s.learned_crl_urls), "refresh_crls")
+            # health of the signing keys (signing.key_check_*)
+            self.spawn(lambda: check_keys(key_monitor(s), signing.key_check_interval, stop,
+                                          release_pool=lambda: release_backend(s)),
+                       "check_keys")
 
     @property
     def public_url(self) -> str:
         """Base URL adapters use to reach this gateway's API (attachments, statuses)."""
-        s = self.settings
-        return s.public_url or f"http://{s.http_host}:{s.http_port}"
-
-    def axis_for(self, agency: str, arrival: str | None = None) -> str | None:
-        """The axis connection that carries ``agency``'s messages (its configured one, else the
-        one the document arrived on, else the only one configured)."""
-        for served in self.settings.agencies:
-            if served.code == agency and served.axis:
-                return served.axis
-        if arrival:
-            return arrival
-        return self.settings.axis[0].name if len(self.settings.axis) == 1 else None
+        return public_url(self.settings)
 
     def wake_relays(self) -> None:
-        if self.relay is not None:
-            self.relay.wake()
-        for relay in self.axis_relays.values():
-            relay.wake()
+        self.services.wake_relays()
 
     def spawn(self, factory: Callable[[], Awaitable[None]], name: str) -> asyncio.Task:
         """Run ``factory()`` in the background until the gateway stops, restarting it with
@@ -239,17 +303,9 @@ class Gateway:
             middlewares=make_middlewares(lambda: self.pool, self.metrics),
             client_max_size=self.settings.max_document_bytes,
         )
-        app[GATEWAY] = self
+        app[SERVICES] = self.services
         health.setup(app)
-        import importlib
-
-        for name in ROUTE_MODULES:
-            try:
-                module = importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                if exc.name == name:
-                    continue
-                raise
+        for module in route_modules():
             module.setup(app)
         return app
 

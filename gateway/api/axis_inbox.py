@@ -31,6 +31,7 @@ from gateway.api.uploads import (
     read_part,
 )
 from gateway.inbound.rules import Arrival
+from gateway.services import SERVICES
 from signing.errors import SigningError
 
 #: Largest other part of a multipart package (read and dropped).
@@ -70,13 +71,11 @@ async def _read_package(request: web.Request, limit: int) -> bytes:
 
 
 async def post_inbox(request: web.Request) -> web.Response:
-    from gateway.app import GATEWAY
-
-    gw = request.app[GATEWAY]
+    svc = request.app[SERVICES]
     who = principal(request, Role.AXIS)
-    raw = await _read_package(request, gw.settings.max_document_bytes)
+    raw = await _read_package(request, svc.settings.max_document_bytes)
     try:
-        result = await gw.intake.take(raw, Arrival(axis=None, sender_hint=None,
+        result = await svc.intake.take(raw, Arrival(axis=None, sender_hint=None,
                                                    receiver_hint=None))
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, SigningError,
             BrokenProcessPool):

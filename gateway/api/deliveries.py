@@ -10,13 +10,12 @@ from gateway.api.auth import Role, principal
 from gateway.api.errors import ApiError, Conflict, NotFound
 from gateway.api.jsonutil import json_response
 from gateway.ops.replay import ReplayError, list_deliveries, replay_delivery
+from gateway.services import SERVICES
 
 STATES = ("PENDING", "PUBLISHED", "RETRYING", "DELIVERED", "DEAD")
 
 
 async def get_deliveries(request: web.Request) -> web.Response:
-    from gateway.app import GATEWAY
-
     principal(request, Role.OPERATOR)
     state = request.query.get("state")
     if state is not None and state not in STATES:
@@ -25,29 +24,27 @@ async def get_deliveries(request: web.Request) -> web.Response:
         limit = max(1, min(int(request.query.get("limit", "100")), 1000))
     except ValueError:
         raise ApiError("limit must be an integer", code="INVALID_QUERY") from None
-    async with request.app[GATEWAY].pool.acquire() as conn:
+    async with request.app[SERVICES].pool.acquire() as conn:
         rows = await list_deliveries(conn, state=state, agency=request.query.get("agency"),
                                      limit=limit)
     return json_response({"deliveries": rows})
 
 
 async def post_replay(request: web.Request) -> web.Response:
-    from gateway.app import GATEWAY
-
-    gw = request.app[GATEWAY]
+    svc = request.app[SERVICES]
     who = principal(request, Role.OPERATOR)
     try:
         delivery_id = uuid.UUID(request.match_info["id"])
     except ValueError:
         raise NotFound("no such delivery", code="DELIVERY_NOT_FOUND") from None
     try:
-        async with gw.pool.acquire() as conn:
-            result = await replay_delivery(conn, gw.router, delivery_id, actor=who.actor())
+        async with svc.pool.acquire() as conn:
+            result = await replay_delivery(conn, svc.router, delivery_id, actor=who.actor())
     except ReplayError as exc:
         if exc.code == "DELIVERY_NOT_FOUND":
             raise NotFound(exc.message, code=exc.code) from None
         raise Conflict(exc.message, code=exc.code) from None
-    gw.wake_relays()
+    svc.wake_relays()
     return json_response(result, status=202)
 
 

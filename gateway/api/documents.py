@@ -17,6 +17,7 @@ from gateway.api.auth import Principal, Role, principal
 from gateway.api.errors import ApiError, NotFound
 from gateway.api.jsonutil import json_response
 from gateway.db import documents as q
+from gateway.services import SERVICES
 
 READERS = (Role.EOFFICE, Role.OPERATOR)
 
@@ -33,8 +34,6 @@ def _uuid(value: str, what: str) -> uuid.UUID:
 
 
 async def list_documents(request: web.Request) -> web.Response:
-    from gateway.app import GATEWAY
-
     who = principal(request, *READERS)
     params = request.query
     try:
@@ -45,7 +44,7 @@ async def list_documents(request: web.Request) -> web.Response:
     except (ValueError, OverflowError):
         raise ApiError("limit must be an integer and before an ISO 8601 time",
                        code="INVALID_QUERY") from None
-    async with request.app[GATEWAY].pool.acquire() as conn:
+    async with request.app[SERVICES].pool.acquire() as conn:
         docs = await q.list_documents(conn, agencies=scope(who), state=params.get("state"),
                                       direction=params.get("direction"), limit=limit,
                                       before=before)
@@ -53,11 +52,9 @@ async def list_documents(request: web.Request) -> web.Response:
 
 
 async def get_document(request: web.Request) -> web.Response:
-    from gateway.app import GATEWAY
-
     who = principal(request, *READERS)
     doc_id = _uuid(request.match_info["id"], "document")
-    async with request.app[GATEWAY].pool.acquire() as conn:
+    async with request.app[SERVICES].pool.acquire() as conn:
         doc = await q.get_document(conn, doc_id, agencies=scope(who))
     if doc is None:
         raise NotFound(f"no document {doc_id}", code="DOCUMENT_NOT_FOUND")
@@ -65,12 +62,10 @@ async def get_document(request: web.Request) -> web.Response:
 
 
 async def get_attachment(request: web.Request) -> web.Response:
-    from gateway.app import GATEWAY
-
     who = principal(request, *READERS)
     doc_id = _uuid(request.match_info["id"], "document")
     att_id = _uuid(request.match_info["aid"], "attachment")
-    async with request.app[GATEWAY].pool.acquire() as conn:
+    async with request.app[SERVICES].pool.acquire() as conn:
         row = await q.get_attachment(conn, doc_id, att_id, agencies=scope(who))
     if row is None:
         raise NotFound(f"no attachment {att_id} in document {doc_id}",

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.db.migrate import pending_migrations
 from gateway.pki.keyhealth import monitor as key_monitor
+from gateway.services import SERVICES, Services
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -17,16 +18,16 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def signing_check(gw) -> str:
+def signing_check(svc: Services) -> str:
     """The judge's pool can take work and every configured trust bundle and key file is there
     (a missing bundle makes every verdict wrong: a server fault, not the documents')."""
-    signing = gw.settings.signing
+    signing = svc.settings.signing
     for path in signing.trust_bundles:
         if not os.access(path, os.R_OK):
             return f"trust bundle unreadable: {path}"
     if signing.keys_file and not os.access(signing.keys_file, os.R_OK):
         return f"keys file unreadable: {signing.keys_file}"
-    if gw.judge is not None and (problem := gw.judge.pool.health()["problem"]):
+    if svc.judge is not None and (problem := svc.judge.pool.health()["problem"]):
         return f"verification pool: {problem}"
     return "ok"
 
@@ -36,24 +37,22 @@ async def readyz(request: web.Request) -> web.Response:
     to take work with its trust material in place; 503 naming what fails. With a key file,
     ``keys`` summarises the signing keys' health (``degraded`` also lists ``keys`` under
     ``degraded``) without changing the status (:mod:`gateway.pki.keyhealth` says why)."""
-    from gateway.app import GATEWAY
-
-    gw = request.app[GATEWAY]
+    svc = request.app[SERVICES]
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(3):
-            async with gw.pool.acquire() as conn:
+            async with svc.pool.acquire() as conn:
                 pending = await pending_migrations(conn)
         checks["database"] = "ok" if not pending else (
             "migrations pending: " + ", ".join(m.version for m in pending))
     except Exception as exc:  # any failure means not ready
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    checks["rabbitmq"] = "ok" if gw.publisher.is_connected else "disconnected"
-    checks["signing"] = signing_check(gw)
+    checks["rabbitmq"] = "ok" if svc.publisher.is_connected else "disconnected"
+    checks["signing"] = signing_check(svc)
     ready = all(v == "ok" for v in checks.values())
     failing = [k for k, v in checks.items() if v != "ok"]
     body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
-    keys = key_monitor(gw)
+    keys = key_monitor(svc)
     if keys is not None:
         # reported, never a reason to be unready: see gateway.pki.keyhealth
         body["keys"] = summary = keys.summary()
@@ -66,17 +65,15 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    from gateway.app import GATEWAY
-
-    gw = request.app[GATEWAY]
+    svc = request.app[SERVICES]
     try:
         async with asyncio.timeout(3):
-            await gw.metrics.refresh_from_db(gw.pool)
+            await svc.metrics.refresh_from_db(svc.pool)
     except Exception:  # scrape still answers with what it has
         pass
-    if (keys := key_monitor(gw)) is not None:
+    if (keys := key_monitor(svc)) is not None:
         keys.export_all()
-    body = generate_latest(gw.metrics.registry)
+    body = generate_latest(svc.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -12,14 +12,13 @@ from gateway.api.auth import Role, principal
 from gateway.api.errors import ApiError, Conflict, NotFound
 from gateway.api.jsonutil import json_response, read_json
 from gateway.inbound.holds import ResolutionError, resolve_document
+from gateway.services import SERVICES
 
 MAX_BODY = 16 * 1024
 
 
 async def post_resolution(request: web.Request) -> web.Response:
-    from gateway.app import GATEWAY
-
-    gw = request.app[GATEWAY]
+    svc = request.app[SERVICES]
     who = principal(request, Role.OPERATOR)
     try:
         doc_id = uuid.UUID(request.match_info["id"])
@@ -30,19 +29,19 @@ async def post_resolution(request: web.Request) -> web.Response:
                                                                  str | None):
         raise ApiError("body must be {\"action\": \"route\"|\"reject\", \"reason\": text}",
                        code="RESOLUTION_INVALID", status=422)
-    served = {a.code: a.name for a in gw.settings.agencies}
+    served = {a.code: a.name for a in svc.settings.agencies}
     try:
-        async with gw.pool.acquire() as conn:
+        async with svc.pool.acquire() as conn:
             result = await resolve_document(
-                conn, gw.router, doc_id, action=body["action"], reason=body.get("reason"),
-                actor=who.actor(), served=served, status_axis=gw.axis_for)
+                conn, svc.router, doc_id, action=body["action"], reason=body.get("reason"),
+                actor=who.actor(), served=served, status_axis=svc.axis_for)
     except ResolutionError as exc:
         if exc.code == "DOCUMENT_NOT_FOUND":
             raise NotFound(exc.message, code=exc.code) from None
         if exc.code == "DOCUMENT_NOT_HELD":
             raise Conflict(exc.message, code=exc.code) from None
         raise ApiError(exc.message, code=exc.code, status=422) from None
-    gw.wake_relays()
+    svc.wake_relays()
     return json_response(result)
 
 

@@ -15,20 +15,19 @@ from aiohttp import web
 from gateway.api.auth import Role, principal
 from gateway.api.jsonutil import json_response
 from gateway.pki.keyhealth import monitor
+from gateway.services import SERVICES
 
 HEALTH_ROLES = (Role.OPERATOR,)
 
 
 async def get_keys_health(request: web.Request) -> web.Response:
-    from gateway.app import GATEWAY
-
-    gw = request.app[GATEWAY]
+    svc = request.app[SERVICES]
     principal(request, *HEALTH_ROLES)
-    keys = monitor(gw)
+    keys = monitor(svc)
     if keys is None:
         return json_response({"keys": [], "warning_days":
-                              gw.settings.signing.key_expiry_warning_days,
-                              "check_interval": gw.settings.signing.key_check_interval})
+                              svc.settings.signing.key_expiry_warning_days,
+                              "check_interval": svc.settings.signing.key_check_interval})
     return json_response(keys.report())
 
 

@@ -44,7 +44,7 @@ Rules implemented here:
   limiting, which would let a client flood the log).
 * Signing runs in a :class:`signing.pool.SigningPool` with the key file
   (``settings.signing.keys_file``), created at the first sign request, stored on
-  ``gateway.extensions["signing_pool"]`` and closed on application cleanup. The TSA for B-T and
+  ``Services.extensions["signing_pool"]`` and closed on application cleanup. The TSA for B-T and
   above is ``signing.tsa_url`` (``tsa_timeout``; see :mod:`gateway.pki.signing_services`, which
   still reads the older ``[services]`` table of the key file); B-LT/B-LTA validation data is
   built from ``signing.trust_bundles`` and ``signing.other_certs``. The key file is read once per
@@ -93,6 +93,7 @@ from gateway.db import audit
 from gateway.pki.keyhealth import KEY_CODES
 from gateway.pki.keyhealth import monitor as key_monitor
 from gateway.pki.signing_services import signing_services
+from gateway.services import SERVICES, Services
 from signing.errors import SigningError
 from signing.keys import KeyAlias, KeyConfigError, SignerRole, load_key_config
 from signing.pool import SigningPool, WorkerCrashed, check_role
@@ -331,12 +332,12 @@ class SigningBackend:
     services: SigningServices
 
 
-def signing_backend(gw) -> SigningBackend:
+def signing_backend(svc: Services) -> SigningBackend:
     """The gateway's signing backend, created on first use (no await: no creation race)."""
-    backend = gw.extensions.get("signing_backend")
+    backend = svc.extensions.get("signing_backend")
     if backend is not None:
         return backend
-    cfg = gw.settings.signing
+    cfg = svc.settings.signing
     if not cfg.keys_file:
         raise ServiceUnavailable("this gateway has no signing keys configured (signing.keys_file)",
                                  code="SIGNING_NOT_CONFIGURED")
@@ -351,28 +352,35 @@ def signing_backend(gw) -> SigningBackend:
                        max_pending=cfg.max_queue, services=services,
                        memory_mb=cfg.job_memory_mb, job_timeout=cfg.job_timeout)
     backend = SigningBackend(pool, keys, services)
-    gw.extensions["signing_backend"] = backend
-    gw.extensions["signing_pool"] = pool
+    svc.extensions["signing_backend"] = backend
+    svc.extensions["signing_pool"] = pool
     return backend
 
 
 async def close_backend(app: web.Application) -> None:
-    from gateway.app import GATEWAY
-
-    gw = app[GATEWAY]
-    backend = gw.extensions.pop("signing_backend", None)
-    gw.extensions.pop("signing_pool", None)
+    svc = app[SERVICES]
+    backend = svc.extensions.pop("signing_backend", None)
+    svc.extensions.pop("signing_pool", None)
     if backend is not None:
         await asyncio.get_running_loop().run_in_executor(None, backend.pool.close)
 
 
-def rate_limits(gw) -> SignRateLimits:
-    limits = gw.extensions.get("sign_rate_limits")
+def release_backend(svc: Services) -> None:
+    """Close a signing pool left behind at shutdown, without waiting for its workers (the
+    application's cleanup may have run before the key checks stopped)."""
+    backend = svc.extensions.pop("signing_backend", None)
+    svc.extensions.pop("signing_pool", None)
+    if backend is not None:
+        backend.pool.close(wait=False)
+
+
+def rate_limits(svc: Services) -> SignRateLimits:
+    limits = svc.extensions.get("sign_rate_limits")
     if limits is None:
-        cfg = gw.settings.signing
+        cfg = svc.settings.signing
         for warning in deprecated_env():
             log.warning(warning)
-        limits = gw.extensions["sign_rate_limits"] = SignRateLimits(cfg.rate_per_token,
+        limits = svc.extensions["sign_rate_limits"] = SignRateLimits(cfg.rate_per_token,
                                                                     cfg.rate_per_key)
     return limits
 
@@ -380,10 +388,11 @@ def rate_limits(gw) -> SignRateLimits:
 # --- audit -------------------------------------------------------------------------------------
 
 
-async def write_audit(gw, who: Principal, alias: str, action: str, detail: dict[str, Any]) -> int:
+async def write_audit(svc: Services, who: Principal, alias: str, action: str,
+                      detail: dict[str, Any]) -> int:
     """Append one entry and return its id; 503 ``AUDIT_UNAVAILABLE`` when it cannot be written."""
     try:
-        async with gw.pool.acquire() as conn, conn.transaction():
+        async with svc.pool.acquire() as conn, conn.transaction():
             digest = await audit.append(conn, actor=who.actor(), action=action, subject=alias,
                                         detail=detail)
             return await conn.fetchval("SELECT id FROM audit_log WHERE hash = $1", digest)
@@ -403,16 +412,16 @@ def _signed_detail(base: dict[str, Any], signed: SignedPdf) -> dict[str, Any]:
 # --- handlers ----------------------------------------------------------------------------------
 
 
-def discard_backend(gw, backend: SigningBackend) -> None:
+def discard_backend(svc: Services, backend: SigningBackend) -> None:
     """Forget a broken backend (a worker died): the next request builds a fresh pool."""
-    if gw.extensions.get("signing_backend") is backend:
-        gw.extensions.pop("signing_backend", None)
-        gw.extensions.pop("signing_pool", None)
+    if svc.extensions.get("signing_backend") is backend:
+        svc.extensions.pop("signing_backend", None)
+        svc.extensions.pop("signing_pool", None)
     backend.pool.close(wait=False)
 
 
-async def _sign(gw, backend: SigningBackend, data: bytes, request: SignRequest, alias: str
-                ) -> SignedPdf:
+async def _sign(svc: Services, backend: SigningBackend, data: bytes, request: SignRequest,
+                alias: str) -> SignedPdf:
     key = backend.keys.get(alias)
     if key is None:
         raise NotFound(f"no key configured under alias {alias!r}", code="KEY_UNKNOWN")
@@ -423,31 +432,29 @@ async def _sign(gw, backend: SigningBackend, data: bytes, request: SignRequest, 
                            status=422)
         signed = await backend.pool.sign(data, request, alias)
     except SigningError as exc:
-        if exc.code in KEY_CODES and (keys := key_monitor(gw)) is not None:
+        if exc.code in KEY_CODES and (keys := key_monitor(svc)) is not None:
             keys.record_error(alias, exc.code, str(exc), canary=False)
         raise api_error(exc, alias) from None
     except BrokenProcessPool as exc:
         log.error("signing worker died", extra={"alias": alias, "error": type(exc).__name__})
         if not isinstance(exc, WorkerCrashed):  # WorkerCrashed: the pool replaced itself
-            discard_backend(gw, backend)
+            discard_backend(svc, backend)
         raise pool_crashed(exc) from None
-    if (keys := key_monitor(gw)) is not None:
+    if (keys := key_monitor(svc)) is not None:
         keys.record_signed(alias)
     return signed
 
 
 async def post_sign(request: web.Request) -> web.Response:
-    from gateway.app import GATEWAY
-
-    gw = request.app[GATEWAY]
+    svc = request.app[SERVICES]
     who = principal(request, *SIGN_ROLES)
-    limits = rate_limits(gw)
+    limits = rate_limits(svc)
     limits.take_token(who.client_id)
-    data, params = await read_upload(request, gw.settings.max_document_bytes)
+    data, params = await read_upload(request, svc.settings.max_document_bytes)
     alias, sign_req = sign_request_from(params)
     sign_req = dataclasses.replace(
         sign_req, check_existing=True,
-        refuse_invalid_existing=gw.settings.signing.refuse_invalid_existing)
+        refuse_invalid_existing=svc.settings.signing.refuse_invalid_existing)
     base = {"input_sha256": hashlib.sha256(data).hexdigest(), "input_size": len(data),
             "role": sign_req.role.value, "level": sign_req.level.value,
             "request_id": request.get(REQUEST_ID_KEY)}
@@ -456,23 +463,23 @@ async def post_sign(request: web.Request) -> web.Response:
     try:
         if not who.may_use_key(alias):
             raise Forbidden(f"this token may not use key {alias!r}", code="KEY_FORBIDDEN")
-        backend = signing_backend(gw)
+        backend = signing_backend(svc)
         if alias in backend.keys:
             limits.take_key(alias)
-        signed = await _sign(gw, backend, data, sign_req, alias)
+        signed = await _sign(svc, backend, data, sign_req, alias)
     except RateLimited:
         raise
     except ApiError as exc:
-        await write_audit(gw, who, alias, "pdf.sign.failed",
+        await write_audit(svc, who, alias, "pdf.sign.failed",
                           {**base, "error": exc.code, "status": exc.status})
         raise
     except Exception:
         log.exception("signing crashed", extra={"alias": alias})
-        await write_audit(gw, who, alias, "pdf.sign.failed",
+        await write_audit(svc, who, alias, "pdf.sign.failed",
                           {**base, "error": "SIGN_FAILED", "status": 500})
         raise ApiError("signing failed; see the gateway log", code="SIGN_FAILED",
                        status=500) from None
-    audit_id = await write_audit(gw, who, alias, "pdf.sign", _signed_detail(base, signed))
+    audit_id = await write_audit(svc, who, alias, "pdf.sign", _signed_detail(base, signed))
     log.info("pdf signed", extra={"alias": alias, "actor": who.actor(), "sha256": signed.sha256,
                                   "field": signed.field_name, "audit_id": audit_id})
     return web.Response(body=signed.data, content_type="application/pdf", headers={
@@ -488,34 +495,32 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def verify_limits(gw) -> ConcurrencyLimit:
-    limits = gw.extensions.get("verify_limits")
+def verify_limits(svc: Services) -> ConcurrencyLimit:
+    limits = svc.extensions.get("verify_limits")
     if limits is None:
-        limits = gw.extensions["verify_limits"] = ConcurrencyLimit(
-            gw.settings.signing.api_verify_per_token)
+        limits = svc.extensions["verify_limits"] = ConcurrencyLimit(
+            svc.settings.signing.api_verify_per_token)
     return limits
 
 
 async def post_verify(request: web.Request) -> web.Response:
-    from gateway.app import GATEWAY
-
-    gw = request.app[GATEWAY]
+    svc = request.app[SERVICES]
     who = principal(request, *VERIFY_ROLES)
-    limits = verify_limits(gw)
+    limits = verify_limits(svc)
     if not limits.acquire(who.client_id):
         raise TooManyRequests(
             f"this token may run at most {limits.per_key} verifications at once",
             code="VERIFY_CONCURRENCY_LIMIT", retry_after=RETRY_AFTER_BUSY,
             details={"scope": "token", "limit": limits.per_key})
     try:
-        return await _verify(gw, request)
+        return await _verify(svc, request)
     finally:
         limits.release(who.client_id)
 
 
-async def _verify(gw, request: web.Request) -> web.Response:
-    data, params = await read_upload(request, gw.settings.signing.api_verify_max_bytes)
-    judge = gw.judge
+async def _verify(svc: Services, request: web.Request) -> web.Response:
+    data, params = await read_upload(request, svc.settings.signing.api_verify_max_bytes)
+    judge = svc.judge
     if judge is None:
         raise ServiceUnavailable("the verifier is not running", code="VERIFIER_UNAVAILABLE")
     policy = judge.policy

@@ -31,6 +31,7 @@ from gateway.business.statuses import (
     emit_status,
 )
 from gateway.db import audit
+from gateway.services import SERVICES
 
 #: Largest request body read, in bytes: the longest description and staff fields, even with
 #: every character JSON-escaped (``\\uXXXX``, 6 bytes), fit with room to spare.
@@ -57,9 +58,7 @@ FOR UPDATE OF v
 
 
 async def post_status(request: web.Request) -> web.Response:
-    from gateway.app import GATEWAY
-
-    gw = request.app[GATEWAY]
+    svc = request.app[SERVICES]
     who = principal(request, Role.EOFFICE)
     try:
         doc_id = uuid.UUID(request.match_info["id"])
@@ -91,7 +90,7 @@ async def post_status(request: web.Request) -> web.Response:
     # One transaction: the delivery row is locked while the report is checked against what the
     # agency reported before; the status, its axis message, the state move and the audit entry
     # are then one statement.
-    async with gw.pool.acquire() as conn, conn.transaction():
+    async with svc.pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(_DOCUMENT, doc_id, agency)
         if row is None:
             raise NotFound(f"no document {doc_id} delivered to {agency}",
@@ -102,7 +101,7 @@ async def post_status(request: web.Request) -> web.Response:
         except StatusNotAllowed as exc:
             raise Conflict(str(exc), code=exc.code, details=exc.details) from None
         ref = DocumentRef.from_row(row)
-        axis = gw.axis_for(agency, ref.axis)
+        axis = svc.axis_for(agency, ref.axis)
         fresh = False
         if not duplicate:
             try:
@@ -116,7 +115,7 @@ async def post_status(request: web.Request) -> web.Response:
                 raise ApiError(str(exc), code=exc.code, status=422,
                                details=exc.details) from None
     if fresh:
-        gw.wake_relays()
+        svc.wake_relays()
     # sent_to_axis False: no axis connection carries this agency's messages (recorded as
     # status.not_sent on the timeline for operators)
     return json_response({"document_id": str(doc_id), "agency": agency, "status": code,

@@ -63,11 +63,11 @@ def _replay(args) -> int:
 
 
 async def _replay_main(settings, ids) -> int:
-    from gateway.app import Gateway
+    from gateway.app import build_router
     from gateway.db.pool import connect
     from gateway.ops.replay import ReplayError, replay_delivery
 
-    router = Gateway(settings).router  # no I/O: names and URLs from the configuration
+    router = build_router(settings)  # no I/O: names and URLs from the configuration
     conn = await connect(settings.database_url.get_secret_value())
     failed = 0
     try:

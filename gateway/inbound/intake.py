@@ -34,6 +34,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -55,7 +56,7 @@ from gateway.inbound.policy import (
     findings,
     organ_key,
 )
-from gateway.inbound.routing import RoutingMaterial, load_material, signature_summary
+from gateway.inbound.routing import Router, RoutingMaterial, load_material, signature_summary
 from gateway.inbound.rules import (
     INLINE_PARSE_BYTES,
     REASONS_VI,
@@ -81,7 +82,9 @@ from gateway.inbound.verification import DocumentVerdict, PdfJudge, is_pdf
 from gateway.logs import correlation
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.config import Settings
+    from gateway.ops.metrics import Metrics
+    from gateway.pki.revocation import LearnedCrlUrls
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +97,29 @@ class IntakeRace(Exception):
     code = "INTAKE_RACE"
 
 class Intake:
-    def __init__(self, gateway: Gateway, judge: PdfJudge) -> None:
-        self.gw = gateway
+    """Takes in one package at a time (see the module's steps).
+
+    Its collaborators: the ``settings`` (served agencies, senders, intake policy, limits), the
+    database ``pool``, the PDF ``judge``, the ``metrics``, the ``router`` that builds delivery
+    messages, the CRL URLs it learns from verified signers (``learned_crl_urls``), which axis
+    connection carries an agency's statuses (``status_axis(agency, arrival)``) and
+    ``wake_relays()`` to send what it wrote to the outbox at once."""
+
+    def __init__(self, settings: Settings, *, pool: asyncpg.Pool, judge: PdfJudge,
+                 metrics: Metrics, router: Router, learned_crl_urls: LearnedCrlUrls,
+                 status_axis: Callable[[str, str | None], str | None],
+                 wake_relays: Callable[[], None]) -> None:
+        self.pool = pool
         self.judge = judge
-        self.settings = gateway.settings
-        self.served = {a.code: a for a in gateway.settings.agencies}
-        self.limits = edxml.Limits(max_document_size=gateway.settings.max_document_bytes)
-        self.bindings = {organ_key(b.agency): b for b in gateway.settings.senders}
+        self.metrics = metrics
+        self.router = router
+        self.learned_crl_urls = learned_crl_urls
+        self.status_axis = status_axis
+        self.wake_relays = wake_relays
+        self.settings = settings
+        self.served = {a.code: a for a in settings.agencies}
+        self.limits = edxml.Limits(max_document_size=settings.max_document_bytes)
+        self.bindings = {organ_key(b.agency): b for b in settings.senders}
 
     # -- entry point ----------------------------------------------------------------------
     async def take(self, raw: bytes, arrival: Arrival) -> IntakeResult:
@@ -119,7 +138,7 @@ class Intake:
                     result = await self._take_status(msg, cid)
                 else:
                     result = await self._take_edoc(msg, raw, sha, arrival, cid)
-            self.gw.metrics.intake_seconds.observe(time.perf_counter() - started)
+            self.metrics.intake_seconds.observe(time.perf_counter() - started)
             log.info("intake", extra={"state": result.state, "duplicate": result.duplicate,
                                       "document": str(result.document_id),
                                       "reject_code": result.reject_code, "axis": arrival.axis,
@@ -161,7 +180,7 @@ class Intake:
         ident = identify(msg, header, digests)
         receivers = list(dict.fromkeys(o.organ_id for o in msg.to_organs
                                        if o.organ_id in self.served))
-        async with self.gw.pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             seen, owner = await self._known(conn, ident)
         if seen is not None:
             return await self._extend(seen, receivers, header)
@@ -183,9 +202,9 @@ class Intake:
                 if is_pdf(a.name, a.content_type, a.data)}
         verdict = await self.judge.judge(pdfs)
         for file in verdict.files.values():
-            self.gw.metrics.signatures.labels(file.verdict).inc()
+            self.metrics.signatures.labels(file.verdict).inc()
         reports = [f.report for f in verdict.files.values()]
-        self.gw.learned_crl_urls.from_reports(reports)
+        self.learned_crl_urls.from_reports(reports)
         sender = check_sender(msg.from_organ.organ_id, reports, self.bindings)
         names = [msg.attachments[o].name for o in verdict.files]
         decision = decide(findings(verdict.verdict, reports, sender, names=names),
@@ -205,7 +224,7 @@ class Intake:
             # that "its" document was refused; an operator sees both
             decision = Decision("CONFLICT", "DOCUMENT_ID_CONFLICT",
                                 REASONS_VI["DOCUMENT_ID_CONFLICT"], decision.flags)
-        async with self.gw.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, conn.transaction():
             # the common path is one statement; it writes nothing when the same package is
             # stored already or another package owns the identity (a concurrent insert of
             # either is waited for), and only then is what is stored looked at
@@ -230,13 +249,13 @@ class Intake:
                                         cid, receivers, verdict, sender, decision, conflicting)
         if seen is not None:
             return await self._extend(seen, receivers, header)
-        self.gw.metrics.documents_received.labels(decision.state).inc()
+        self.metrics.documents_received.labels(decision.state).inc()
         if decision.state == "CONFLICT":
-            self.gw.metrics.intake_conflicts.inc()
+            self.metrics.intake_conflicts.inc()
             log.warning("package conflicts with a stored one", extra={
                 "document": str(doc_id), "conflicts_with": str(conflicting),
                 "edxml_document_id": msg.document_id, "sender": msg.from_organ.organ_id})
-        self.gw.wake_relays()
+        self.wake_relays()
         return IntakeResult(doc_id, decision.state, False, cid, decision.code, decision.reason)
 
     async def _write_parts(self, conn, doc_id, msg: EdocMessage, header, attachments, sha,
@@ -315,12 +334,12 @@ class Intake:
     async def _route(self, conn, m: RoutingMaterial, receivers: list[str],
                      timeline: Timeline) -> None:
         """One delivery per receiver with its queue message in the outbox."""
-        for agency, delivery_id in await add_deliveries(conn, self.gw.router, m, receivers):
+        for agency, delivery_id in await add_deliveries(conn, self.router, m, receivers):
             timeline.add("routed", agency, {"delivery_id": str(delivery_id)})
 
     async def _status(self, conn, ref: DocumentRef, agency: str, code: str, text: str) -> None:
         served = self.served.get(agency)
-        axis = self.gw.axis_for(agency, ref.axis)
+        axis = self.status_axis(agency, ref.axis)
         await emit_status(conn, ref, agency_code=agency,
                           agency_name=served.name if served else None, code=code,
                           description=text, axis=axis)
@@ -336,7 +355,7 @@ class Intake:
                 or seen.document_id is None:
             return seen
         doc_id = seen.document_id
-        async with self.gw.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, conn.transaction():
             doc = await conn.fetchrow(
                 "SELECT id, state, sender_code, code_number, code_notation, promulgation_date,"
                 " edxml_document_id, correlation_id, axis, header FROM documents WHERE id = $1"
@@ -365,7 +384,7 @@ class Intake:
                     await self._status(conn, ref, code, "01", RECEIVED_TEXT)
             timeline.add("receivers.added", None, {"agencies": missing})
             await timeline.write(conn)
-        self.gw.wake_relays()
+        self.wake_relays()
         return seen
 
     # -- malformed packages -----------------------------------------------------------------
@@ -375,7 +394,7 @@ class Intake:
         from gateway.inbound.rules import malformed_reason  # (imports kept in this method)
 
         key = f"inbound-raw:{sha}"
-        async with self.gw.pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             if (seen := await self._existing(conn, key)) is not None:
                 return seen
         facts = await asyncio.to_thread(salvage, raw, exc)
@@ -383,7 +402,7 @@ class Intake:
         detail = {"code": exc.code, "message": exc.message, "path": exc.path}
         doc_id = uuid.uuid4()
         sender = facts.get("sender") or arrival.sender_hint
-        async with self.gw.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
                 "INSERT INTO documents (id, direction, dedup_key, edxml_document_id, axis,"
                 " axis_doc_id, sender_code, subject, state, reject_code, reject_reason,"
@@ -419,14 +438,14 @@ class Intake:
             await audit.append(conn, actor=f"axis:{arrival.axis}" if arrival.axis else "push",
                                action="document.rejected", subject=str(doc_id),
                                detail={"sha256": sha, **detail})
-        self.gw.metrics.documents_received.labels("REJECTED").inc()
-        self.gw.wake_relays()
+        self.metrics.documents_received.labels("REJECTED").inc()
+        self.wake_relays()
         return IntakeResult(doc_id, "REJECTED", False, cid, exc.code, reason,
                             unprocessable=True)
 
     # -- status messages ----------------------------------------------------------------------
     async def _take_status(self, msg: StatusMessage, cid: str) -> IntakeResult:
-        async with self.gw.pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             doc_id = await record_inbound_status(conn, msg)  # on the timeline as status.inbound
         return IntakeResult(doc_id, "STATUS_RECORDED", False, cid)
 

@@ -23,7 +23,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from gateway.logs import correlation
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.bus.publisher import ConfirmedPublisher
 
 log = logging.getLogger(__name__)
 CONSUMER = "outcomes"
@@ -116,12 +116,14 @@ async def apply_outcome(conn, data: dict) -> bool:
     return row["first"]
 
 
-async def consume_outcomes(gw: Gateway, stop: asyncio.Event) -> None:
-    """Background worker: apply outcomes until ``stop`` is set."""
-    channel = await gw.publisher.connection.channel()
+async def consume_outcomes(stop: asyncio.Event, *, publisher: ConfirmedPublisher, queue: str,
+                           pool: asyncpg.Pool) -> None:
+    """Background worker: apply the outcomes of ``queue`` (on ``publisher``'s connection) to the
+    database ``pool`` until ``stop`` is set."""
+    channel = await publisher.connection.channel()
     await channel.set_qos(prefetch_count=50)
     # passive declare (not get_queue): a robust channel re-consumes it after a reconnect
-    queue = await channel.declare_queue(gw.topology.outcomes_queue, passive=True)
+    outcomes = await channel.declare_queue(queue, passive=True)
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         with correlation(message.correlation_id):
@@ -133,7 +135,7 @@ async def consume_outcomes(gw: Gateway, stop: asyncio.Event) -> None:
                 await message.ack()
                 return
             try:
-                async with gw.pool.acquire() as conn:
+                async with pool.acquire() as conn:
                     await apply_outcome(conn, data)
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
                 # the outcome itself cannot be stored: retrying cannot help (the delivery shows
@@ -149,12 +151,12 @@ async def consume_outcomes(gw: Gateway, stop: asyncio.Event) -> None:
                 return
             await message.ack()
 
-    tag = await queue.consume(on_message)
+    tag = await outcomes.consume(on_message)
     try:
         await stop.wait()
     finally:
         try:
-            await queue.cancel(tag)
+            await outcomes.cancel(tag)
             await channel.close()
         except Exception:  # broker gone already
             pass

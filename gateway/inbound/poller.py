@@ -38,7 +38,8 @@ from gateway.inbound import refused
 from gateway.inbound.intake import Arrival
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.inbound.intake import Intake
+    from gateway.ops.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,16 @@ def lock_key(connection: str) -> int:
 
 
 class AxisPoller:
-    def __init__(self, gateway: Gateway, conn: AxisConnection, client: AxisClient) -> None:
-        self.gw = gateway
+    """Polls one axis connection ``conn`` through ``client``: takes each package in with
+    ``intake``, remembers refused items in the database ``pool``, counts rounds in ``metrics``
+    and holds its advisory lock on a session of its own (``dsn``)."""
+
+    def __init__(self, conn: AxisConnection, client: AxisClient, *, dsn: str,
+                 pool: asyncpg.Pool, intake: Intake, metrics: Metrics) -> None:
+        self.dsn = dsn
+        self.pool = pool
+        self.intake = intake
+        self.metrics = metrics
         self.conn = conn
         self.client = client
         self.rounds = 0
@@ -68,7 +77,7 @@ class AxisPoller:
         while not stop.is_set():
             lock_conn = None
             try:
-                lock_conn = await asyncpg.connect(self.gw.dsn, timeout=10)
+                lock_conn = await asyncpg.connect(self.dsn, timeout=10)
                 while not stop.is_set():
                     if await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)",
                                                 lock_key(self.conn.name)):
@@ -105,14 +114,14 @@ class AxisPoller:
             try:
                 items = await self.client.list_received(kind)
             except AxisError as exc:
-                self.gw.metrics.axis_polls.labels(self.conn.name, "error").inc()
+                self.metrics.axis_polls.labels(self.conn.name, "error").inc()
                 log.warning("axis list failed", extra={"axis": self.conn.name,
                                                        "error": str(exc)})
                 continue
-            self.gw.metrics.axis_polls.labels(self.conn.name, "ok").inc()
+            self.metrics.axis_polls.labels(self.conn.name, "ok").inc()
             unique = {item.doc_id: item for item in items}  # the axis may list one twice
             listed_ids.update(unique)
-            async with self.gw.pool.acquire() as db:
+            async with self.pool.acquire() as db:
                 seen = await refused.known(db, self.conn.name, list(unique))
             now = time.monotonic()
             due = {d: i for d, i in unique.items() if self._retry.get(d, (0, now))[1] <= now}
@@ -150,7 +159,7 @@ class AxisPoller:
                                                     "axis_doc_id": doc_id, "error": str(exc)})
             return False
         try:
-            result = await self.gw.intake.take(raw, Arrival(
+            result = await self.intake.take(raw, Arrival(
                 axis=self.conn.name, axis_doc_id=doc_id, receiver_hint=self.conn.organ_id,
                 sender_hint=sender or None))
         except Exception:
@@ -170,7 +179,7 @@ class AxisPoller:
             sha = hashlib.sha256(raw).hexdigest() if len(raw) <= 1 << 20 \
                 else await asyncio.to_thread(lambda: hashlib.sha256(raw).hexdigest())
             try:
-                async with self.gw.pool.acquire() as db:
+                async with self.pool.acquire() as db:
                     await refused.remember(db, refused.Refusal(
                         self.conn.name, doc_id, kind.value, sha,
                         result.reject_code or "EDXML_ERROR", result.document_id, acked))
@@ -196,7 +205,7 @@ class AxisPoller:
             return False
         self._retry.pop(doc_id, None)
         with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            async with self.gw.pool.acquire() as db:  # else: acknowledged once more later
+            async with self.pool.acquire() as db:  # else: acknowledged once more later
                 await refused.mark_acked(db, self.conn.name, doc_id)
         return False
 

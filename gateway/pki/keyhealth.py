@@ -30,15 +30,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.api.errors import ApiError
 from signing.errors import SigningError
 from signing.keys import KeyConfigError, load_key_config
 from signing.keys.health import SECONDS_PER_DAY, KeyState, days_left, key_state
+
+if TYPE_CHECKING:
+    from gateway.config import SigningSettings
+    from gateway.ops.metrics import Metrics
+    from gateway.services import Services
+    from signing.pool import SigningPool
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +92,20 @@ class KeyHealth:
 
 
 class KeyHealthMonitor:
-    """The health of every key of ``signing.keys_file`` (one per gateway process)."""
+    """The health of every key of ``signing.keys_file`` (one per gateway process): ``signing``
+    settings, ``metrics`` to export to, and ``signing_pool()`` (the pool ``/v1/sign`` uses,
+    created on first use) to check the keys in."""
 
-    def __init__(self, gw) -> None:
-        self.gw = gw
-        self.warning_days = gw.settings.signing.key_expiry_warning_days
+    def __init__(self, signing: SigningSettings, metrics: Metrics,
+                 signing_pool: Callable[[], SigningPool]) -> None:
+        self.signing = signing
+        self.metrics = metrics
+        self.signing_pool = signing_pool
+        self.warning_days = signing.key_expiry_warning_days
         self.keys: dict[str, KeyHealth] = {}
         #: Why the key file itself cannot be used (then there are no keys to show).
         self.config_error: str | None = None
-        keys_file = gw.settings.signing.keys_file
+        keys_file = signing.keys_file
         if keys_file:
             try:
                 aliases = load_key_config(keys_file)
@@ -113,7 +125,7 @@ class KeyHealthMonitor:
         health.last_error = {"code": code, "message": message[:500],
                              "at": _now().isoformat()}
         if canary:
-            self.gw.metrics.key_canary_failures.labels(alias, code).inc()
+            self.metrics.key_canary_failures.labels(alias, code).inc()
         self._export(health)
 
     def record_signed(self, alias: str) -> None:
@@ -133,7 +145,7 @@ class KeyHealthMonitor:
             self._export(health)
 
     def _export(self, health: KeyHealth) -> None:
-        metrics, now = self.gw.metrics, _now()
+        metrics, now = self.metrics, _now()
         if health.not_after is not None:
             metrics.key_expiry_days.labels(health.alias).set(
                 (health.not_after - now).total_seconds() / SECONDS_PER_DAY)
@@ -149,12 +161,11 @@ class KeyHealthMonitor:
     # -- checking -------------------------------------------------------------------------------
     async def check(self, alias: str) -> None:
         """Check one key in the signing pool (see the module rules)."""
-        from gateway.api.signing import signing_backend
         from signing import worker
 
         try:
-            pool = signing_backend(self.gw).pool
-            limit = min(CHECK_TIMEOUT, self.gw.settings.signing.job_timeout)
+            pool = self.signing_pool()
+            limit = min(CHECK_TIMEOUT, self.signing.job_timeout)
             result = await pool.call(worker._worker_key_check, alias, limit=limit)
         except (SigningError, ApiError) as exc:
             if exc.code in POOL_CODES:
@@ -184,7 +195,7 @@ class KeyHealthMonitor:
         body: dict[str, Any] = {
             "keys": [h.to_json(now, self.warning_days) for h in self.keys.values()],
             "warning_days": self.warning_days,
-            "check_interval": self.gw.settings.signing.key_check_interval,
+            "check_interval": self.signing.key_check_interval,
         }
         if self.config_error:
             body["error"] = {"code": "KEY_CONFIG", "message": self.config_error}
@@ -215,22 +226,25 @@ class KeyHealthMonitor:
         return out
 
 
-def monitor(gw) -> KeyHealthMonitor | None:
-    """The gateway's key health monitor (created on first use); None without a key file."""
-    if not gw.settings.signing.keys_file:
+def monitor(services: Services) -> KeyHealthMonitor | None:
+    """The process's key health monitor (created on first use, kept in
+    ``services.extensions``); None without a key file."""
+    signing = services.settings.signing
+    if not signing.keys_file:
         return None
-    found = gw.extensions.get(EXTENSION)
+    found = services.extensions.get(EXTENSION)
     if found is None:
-        found = gw.extensions[EXTENSION] = KeyHealthMonitor(gw)
-    return found
+        found = services.extensions[EXTENSION] = KeyHealthMonitor(
+            signing, services.metrics, lambda: services.signing_pool())
+    return found  # type: ignore[return-value]
 
 
-async def check_keys(gw, stop: asyncio.Event) -> None:
-    """Background worker of the gateway (registered in :mod:`gateway.app`): one round of key
-    checks at start, then one every ``signing.key_check_interval`` seconds. On the way out it
-    closes a signing pool it left behind (the application's cleanup may have run already)."""
-    interval = gw.settings.signing.key_check_interval
-    keys = monitor(gw)
+async def check_keys(keys: KeyHealthMonitor | None, interval: float, stop: asyncio.Event, *,
+                     release_pool: Callable[[], None]) -> None:
+    """Background worker of the gateway (started by ``app.py``): one round of key
+    checks at start, then one every ``interval`` (``signing.key_check_interval``) seconds. When
+    ``stop`` is set it calls ``release_pool()`` on the way out, to close a signing pool it left
+    behind (the application's cleanup may have run already)."""
     if keys is None or interval <= 0 or not keys.keys:
         await stop.wait()
         return
@@ -240,8 +254,5 @@ async def check_keys(gw, stop: asyncio.Event) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
     finally:
-        if gw.stopping.is_set():
-            backend = gw.extensions.pop("signing_backend", None)
-            gw.extensions.pop("signing_pool", None)
-            if backend is not None:
-                backend.pool.close(wait=False)
+        if stop.is_set():
+            release_pool()

@@ -45,7 +45,7 @@ from signing.trust import (
 )
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.config import SigningSettings
     from gateway.ops.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,9 @@ MAX_CRL_BYTES = 64 * 1024 * 1024
 FETCH_TIMEOUT = 60.0
 #: Seconds before failed URLs are tried again (when shorter than the refresh interval).
 RETRY_AFTER = 300.0
-#: ``Gateway.extensions`` key of an ``aiohttp.ClientSession`` to fetch CRLs with (otherwise
+#: ``Services.extensions`` key of an ``aiohttp.ClientSession`` to fetch CRLs with (otherwise
 #: the refresher opens its own): a deployment behind a proxy, or the test PKI in-process.
+#: ``app.py`` hands it to :func:`refresh_crls`.
 HTTP_SESSION = "revocation.http_session"
 
 
@@ -207,15 +208,15 @@ class CrlRefresher:
                     w.cancel()
 
 
-async def refresh_crls(gateway: Gateway, stop: asyncio.Event) -> None:
-    """Background worker of the gateway (registered in :mod:`gateway.app`)."""
-    settings = gateway.settings.signing
-    judge = gateway.judge
-    cache: Any = judge.policy.revocation_cache if judge is not None else None
+async def refresh_crls(stop: asyncio.Event, *, settings: SigningSettings,
+                       cache: RevocationCache | None, session: Any, metrics: Metrics,
+                       learned: LearnedCrlUrls) -> None:
+    """Background worker of the gateway (started by ``app.py``): keeps ``cache`` (the
+    judge's, none: nothing to do) fresh per ``settings`` (``signing.*``) until ``stop``, fetching
+    with ``session`` (an ``aiohttp.ClientSession``; None: its own)."""
     if cache is None or settings.crl_refresh_interval <= 0:
         await stop.wait()
         return
     refresher = CrlRefresher(cache, settings.trust_bundles, extra_urls=settings.crl_urls,
-                             session=gateway.extensions.get(HTTP_SESSION),  # type: ignore[arg-type]
-                             metrics=gateway.metrics, learned=gateway.learned_crl_urls)
+                             session=session, metrics=metrics, learned=learned)
     await refresher.run(stop, settings.crl_refresh_interval)

@@ -574,7 +574,7 @@ async def test_crashed_or_closed_pool_is_503_with_retry_after_on_sign_and_verify
     from gateway.api.signing import signing_backend
 
     admin = await _auth(db, "admin")
-    backend = signing_backend(gw)
+    backend = signing_backend(gw.services)
     judge_pool, sign_pool = gw.judge.pool, backend.pool
     crashing = CrashingPool(max_workers=1)
     try:
@@ -767,7 +767,7 @@ async def test_verify_concurrency_per_token_is_429(gw, client, db, pdf):
     first = asyncio.create_task(client.post("/v1/verify", data=slow(), headers=operator))
     try:
         for _ in range(200):  # until the first request holds its slot (reading its body)
-            if verify_limits(gw).running(created.id):
+            if verify_limits(gw.services).running(created.id):
                 break
             await asyncio.sleep(0.05)
         resp = await client.post("/v1/verify", data=pdf, headers=operator)
@@ -784,4 +784,4 @@ async def test_verify_concurrency_per_token_is_429(gw, client, db, pdf):
     resp = await client.post("/v1/verify", data=pdf, headers=operator)
     assert resp.status == 200, await resp.text()
     assert hashlib.sha256(pdf).hexdigest() == (await resp.json())["sha256"]
-    assert verify_limits(gw).running(created.id) == 0
+    assert verify_limits(gw.services).running(created.id) == 0

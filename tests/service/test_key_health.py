@@ -260,7 +260,7 @@ async def test_token_deleted_while_running_is_503_and_reported_unreachable(
         error = (await resp.json())["error"]
         assert (error["code"], error["details"]["cause"]) == ("KEY_UNAVAILABLE", "KEY_TOKEN")
         assert resp.headers["Retry-After"]
-        await monitor(gw).check_all()
+        await monitor(gw.services).check_all()
         resp = await client.get("/v1/keys/health", headers=operator)
         (key,) = (await resp.json())["keys"]
         assert key["state"] == "unreachable" and key["last_error"]["code"] == "KEY_TOKEN"

@@ -14,8 +14,13 @@ def _conn(**kw) -> AxisConnection:
                           organ_id="000.00.00.H99", **kw)
 
 
+def _poller(conn: AxisConnection) -> AxisPoller:
+    """A poller whose waits are computed, never run (no client, database or intake)."""
+    return AxisPoller(conn, None, dsn="", pool=None, intake=None, metrics=None)
+
+
 def test_idle_rounds_double_the_wait_up_to_the_cap_and_a_listing_resets_it():
-    poller = AxisPoller(None, _conn(poll_interval=0.02, idle_poll_interval=0.25), None)
+    poller = _poller(_conn(poll_interval=0.02, idle_poll_interval=0.25))
     waits = []
     for listed in (0, 0, 0, 0, 0, 0, 3, 0, 1):
         poller.listed = listed
@@ -24,7 +29,7 @@ def test_idle_rounds_double_the_wait_up_to_the_cap_and_a_listing_resets_it():
 
 
 def test_without_idle_interval_the_wait_is_fixed():
-    poller = AxisPoller(None, _conn(poll_interval=0.5), None)
+    poller = _poller(_conn(poll_interval=0.5))
     poller.listed = 0
     assert {poller.next_wait() for _ in range(5)} == {0.5}
 

@@ -314,7 +314,7 @@ async def test_overloaded_pool_answers_503_with_retry_after(sign_gw, sign_client
     from gateway.api.signing import signing_backend
     from signing.pool import SigningPool
 
-    backend = signing_backend(sign_gw)
+    backend = signing_backend(sign_gw.services)
     backend.pool.close(wait=False)
     full = SigningPool(max_workers=1, key_config_path=sign_gw.settings.signing.keys_file,
                        max_pending=0)  # no room at all: every job is refused at once
@@ -333,7 +333,7 @@ async def test_dead_worker_is_replaced_and_the_request_still_signed(sign_gw, sig
                                                                      pdf):
     from gateway.api.signing import signing_backend
 
-    backend = signing_backend(sign_gw)
+    backend = signing_backend(sign_gw.services)
     killed = await backend.pool.worker_pid()
     os.kill(killed, signal.SIGKILL)  # a worker of this test's pool, idle
     officer = await _auth(db, "officer", key_aliases=["officer-a"])
