@@ -5,8 +5,9 @@ document timestamp (validated as a time-stamp token over its byte range; a ``/Ty
 ``/Sig`` instead of ``/DocTimeStamp`` is the warning ``DOCTIMESTAMP_TYPE``, ISO 32000-2 Table
 255); ``ETSI.CAdES.detached`` / ``adbe.pkcs7.detached`` are CMS signatures; the legacy
 ``adbe.pkcs7.sha1`` encapsulates SHA-1 of the byte range (``WEAK_DIGEST``, at best
-indeterminate, like any SHA-1 digest); anything else is reported as unsupported (indeterminate). A CMS with several
-SignerInfos is validated per SignerInfo, worst verdict wins (``NOT_PADES_BASELINE``). CMS rules
+indeterminate, like any SHA-1 digest); anything else is reported as unsupported
+(indeterminate). A CMS with several SignerInfos is validated per SignerInfo, worst verdict wins
+(``NOT_PADES_BASELINE``). CMS rules
 (:mod:`signing.verify.cms`): signed attributes are verified over their DER (RFC 5652 §5.4),
 BSI TR-03111 plain ECDSA is verified. An encrypted file opens only with an empty user password
 (``ENCRYPTED_EMPTY_PASSWORD``); otherwise :class:`PdfEncryptedError`.
@@ -48,8 +49,9 @@ for the lifetime of the :class:`Verifier`. Each signature reports its ``revocati
 
 Weak algorithms at validation time (SHA-1, MD5, RSA < 2048: pyHanko's algorithm policy; the SHA-1
 binding of ``adbe.pkcs7.sha1``) are not integrity failures (``integrity_ok`` holds): warning
-``WEAK_DIGEST``, verdict INDETERMINATE / CRYPTO_CONSTRAINTS_FAILURE, reason ``WEAK_ALGORITHM``. ``integrity_ok`` of a report
-needs at least one signature (document timestamps alone prove no approval).
+``WEAK_DIGEST``, verdict INDETERMINATE / CRYPTO_CONSTRAINTS_FAILURE, reason
+``WEAK_ALGORITHM``. ``integrity_ok`` of a report needs at least one signature (document
+timestamps alone prove no approval).
 """
 
 from __future__ import annotations
