@@ -33,6 +33,7 @@ from gateway.bus import topology as topo
 from gateway.bus.publisher import BrokerUnavailable, ConfirmedPublisher
 from gateway.bus.relay import LEASE_MARGIN, OutboxRelay
 from gateway.config import Settings
+from gateway.db.directory import record_served
 from gateway.db.migrate import pending_migrations
 from gateway.db.outbox import axis_destination
 from gateway.db.pool import create_pool
@@ -156,11 +157,12 @@ class Gateway:
         return self.settings.database_url.get_secret_value()
 
     async def start(self) -> None:
+        """Connect, build the flows with their collaborators and start the workers."""
         route_modules()  # a missing route module stops the start before anything connects
         s = self.services
         try:
             s.pool = await create_pool(self.dsn, min_size=self.settings.db_pool_min,
-                                          max_size=self.settings.db_pool_max)
+                                       max_size=self.settings.db_pool_max)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             raise StartupError(f"cannot connect to PostgreSQL: {exc}") from None
         async with self.pool.acquire() as conn:
@@ -176,7 +178,7 @@ class Gateway:
             await self.publisher.close()
             await self.pool.close()
             raise StartupError(str(exc)) from None
-        await self._sync_directory()
+        await record_served(s.pool, self.settings.agencies)
         self.relay = OutboxRelay(self.pool, self.publisher,
                                  batch_size=self.settings.relay.batch_size,
                                  poll_interval=self.settings.relay.poll_interval,
@@ -253,18 +255,6 @@ class Gateway:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), delay)
             delay = min(delay * 2, 60.0)
-
-    async def _sync_directory(self) -> None:
-        """Record the served agencies from configuration in the directory table."""
-        async with self.pool.acquire() as conn:
-            await conn.execute("UPDATE agencies SET served = false WHERE served")
-            for agency in self.settings.agencies:
-                await conn.execute(
-                    "INSERT INTO agencies (code, name, served, axis) VALUES ($1, $2, true, $3)"
-                    " ON CONFLICT (code) DO UPDATE SET served = true, axis = EXCLUDED.axis,"
-                    " name = CASE WHEN EXCLUDED.name = '' THEN agencies.name"
-                    " ELSE EXCLUDED.name END, updated_at = now()",
-                    agency.code, agency.name, agency.axis)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop background tasks, then close clients, pool and connections. Each step gets
