@@ -63,7 +63,7 @@ async def replay_delivery(conn: asyncpg.Connection, router: Router, delivery_id:
 async def list_deliveries(conn: asyncpg.Connection, *, state: str | None = None,
                           agency: str | None = None, limit: int = 100) -> list[dict]:
     rows = await conn.fetch(
-        "SELECT v.id, v.document_id, v.agency_code, v.state, v.attempts, v.last_error,"
+        "SELECT v.id, v.document_id, v.agency_code, v.kind, v.state, v.attempts, v.last_error,"
         " v.updated_at, d.subject, d.code_number, d.code_notation, d.sender_code"
         " FROM deliveries v JOIN documents d ON d.id = v.document_id"
         " WHERE ($1::text IS NULL OR v.state = $1) AND ($2::text IS NULL OR v.agency_code = $2)"

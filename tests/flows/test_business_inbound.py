@@ -29,6 +29,7 @@ from gateway.edxml import (
     StatusMessage,
     build,
 )
+from gateway.ops.replay import replay_delivery
 from tests.conftest import wait_for
 from tests.flows.conftest import CITY, D1, D2, OTHER, SENDER
 
@@ -210,7 +211,7 @@ async def test_revoke_from_another_agency_is_refused(flow_gateway, db, pki, axis
 
 
 async def test_unknown_original_is_held_then_linked_by_the_operator(flow_gateway, aiohttp_client,
-                                                                   db, pki, axis):
+                                                                   db, pki, axis, amqp):
     """A revoke naming a document not (yet) here: ``HELD`` with ``BUSINESS_ORIGINAL_UNKNOWN``,
     never dropped; the operator's ``route`` is refused until the original arrives, then links
     it (the original becomes REVOKED, the revoke is delivered typed)."""
@@ -234,6 +235,17 @@ async def test_unknown_original_is_held_then_linked_by_the_operator(flow_gateway
                              held["id"]) == "revoke"
     assert await db.fetchval("SELECT original_id FROM documents WHERE id = $1",
                              held["id"]) == orig["id"]
+    # a dead typed delivery replayed by an operator is the same typed message again
+    await wait_for(lambda: _published(db), timeout=15)
+    first = [m for m in await _messages(flow_gateway, amqp, D1.organ_id) if m.get("kind")]
+    delivery = await db.fetchval("UPDATE deliveries SET state = 'DEAD' WHERE document_id = $1"
+                                 " RETURNING id", held["id"])
+    await replay_delivery(db, flow_gateway.router, delivery, actor="test")
+    await wait_for(lambda: _published(db), timeout=15)
+    again = await _messages(flow_gateway, amqp, D1.organ_id)
+    assert [m["kind"] for m in first] == [m["kind"] for m in again] == ["revoke"]
+    assert again[0]["message_id"] == first[0]["message_id"]
+    assert again[0]["business"]["originals"] == first[0]["business"]["originals"]
 
 
 def _take_back(sender: Organ, original, description: str = "Gửi nhầm, xin lấy lại",
