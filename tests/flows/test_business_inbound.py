@@ -33,8 +33,19 @@ from gateway.ops.replay import replay_delivery
 from tests.conftest import wait_for
 from tests.flows.conftest import CITY, D1, D2, OTHER, SENDER
 
-pytestmark = pytest.mark.usefixtures("drained_agency_queues")
+pytestmark = pytest.mark.usefixtures("drained_agency_queues", "empty_agency_queues")
 STRANGER = organ(OTHER)
+
+
+@pytest.fixture
+async def empty_agency_queues(flow_gateway, amqp):
+    """Start with the run's agency queues empty: tests of other modules may leave messages."""
+    channel = await amqp.channel()
+    for agency in (D1.organ_id, D2.organ_id):
+        queue = await channel.get_queue(flow_gateway.topology.agency_queue(agency),
+                                        ensure=False)
+        await queue.purge()
+    await channel.close()
 
 
 async def _messages(gw, amqp, agency: str) -> list[dict]:
@@ -114,7 +125,8 @@ async def test_revoke_links_the_original_and_is_a_typed_message(flow_gateway, ai
         (action["id"], "revoke"), (action["id"], "revoke")]
     await wait_for(lambda: _published(db), timeout=15)
     got = await _messages(gw, amqp, D1.organ_id)
-    assert [m.get("kind") for m in got] == [None, "revoke"]  # a document's message unchanged
+    assert [(m.get("kind"), m["document_id"]) for m in got] == [
+        (None, str(orig["id"])), ("revoke", str(action["id"]))], got  # a document's unchanged
     typed = got[1]
     assert typed["schema"] == "edoc.delivery/1" and typed["bussiness_doc_type"] == 1
     assert typed["document_id"] == str(action["id"])
