@@ -12,7 +12,15 @@ What it does, per ``POST /webhook``:
 - when ``answer`` is ``"03"`` (accepted) or ``"02"`` (returned) and a ``gateway_url`` is set,
   reports that business status to ``POST {gateway_url}/v1/documents/{document_id}/status``
   in a background task after answering, retrying a few times; results are in
-  ``status_reports``.
+  ``status_reports``;
+- a typed business message (``kind`` revoke, update, replace, take_back; issue 13) acts on the
+  documents it names (``business.originals``) like an eOffice would: a revoke cancels them
+  (``revoked``; Decree 30 Art. 18.4b), a replace marks them ``replaced`` (the replacement is a
+  new document, answered with ``answer``), an update marks them ``updated``; a take back hands
+  them back (``taken_back``) when ``business_answer`` is ``"15"``. Revoke, update and take back
+  are then answered with ``business_answer`` (``"15"`` agree, ``"16"`` refuse with a reason,
+  None: no answer) on the message's ``document_id``. Every typed message is kept in
+  ``business``.
 
 Use it as ``async with EOfficeSimulator(secret) as sim: ... sim.url ...``.
 """
@@ -37,10 +45,13 @@ from gateway.edxml.payload import b64decode_strict
 log = logging.getLogger(__name__)
 
 BusinessAnswer = Literal["03", "02"]
+FlowAnswer = Literal["15", "16"]
 DEFAULT_STAFF = {"Department": "Văn phòng", "Staff": "Văn thư"}
 DESCRIPTIONS = {
     "03": "Đã tiếp nhận văn bản (eOffice mô phỏng)",
     "02": "Từ chối tiếp nhận: văn bản gửi nhầm đơn vị (eOffice mô phỏng)",
+    "15": "Đồng ý: đã hủy/cập nhật/trả lại văn bản (eOffice mô phỏng)",
+    "16": "Không đồng ý: văn bản đã được xử lý (eOffice mô phỏng)",
 }
 
 
@@ -62,6 +73,13 @@ class ReceivedDocument:
     correlation_id: str | None
     attachments: tuple[ReceivedFile, ...]
     payload: dict[str, Any] = field(repr=False, compare=False)
+    kind: str = "document"
+
+    @property
+    def originals(self) -> tuple[str, ...]:
+        """Gateway ids of the documents a typed business message is about."""
+        return tuple(str(o.get("document_id")) for o in
+                     (self.payload.get("business") or {}).get("originals") or ())
 
 
 @dataclass(frozen=True)
@@ -81,9 +99,18 @@ class EOfficeSimulator:
                  fail_first: int = 0, fail_status: int = 503, host: str = "127.0.0.1",
                  port: int = 0, max_skew: float = 300.0, report_attempts: int = 5,
                  report_delay: float = 0.2, staff: dict[str, str] | None = None,
-                 latency: float = 0.0) -> None:
+                 latency: float = 0.0, business_answer: FlowAnswer | None = "15") -> None:
         if answer not in ("03", "02", None):
             raise ValueError("answer must be '03', '02' or None")
+        if business_answer not in ("15", "16", None):
+            raise ValueError("business_answer must be '15', '16' or None")
+        self.business_answer = business_answer
+        #: Typed business messages received, and what they did to the documents named.
+        self.business: list[ReceivedDocument] = []
+        self.revoked: set[str] = set()
+        self.replaced: set[str] = set()
+        self.updated: set[str] = set()
+        self.taken_back: set[str] = set()
         self.secret = secret
         self.gateway_url = gateway_url.rstrip("/") if gateway_url else None
         self.gateway_token = gateway_token
@@ -198,11 +225,27 @@ class EOfficeSimulator:
         log.info("eoffice-sim accepted document",
                  extra={"message_id": key, "document_id": document.document_id,
                         "agency": document.agency, "reference": document.reference})
-        if self.answer and self.gateway_url:
-            task = asyncio.create_task(self._report_status(document, self.answer))
+        answer = self._act(document) if document.kind != "document" else self.answer
+        if answer and self.gateway_url:
+            task = asyncio.create_task(self._report_status(document, answer))
             self._reports.add(task)
             task.add_done_callback(self._reports.discard)
         return web.json_response({"reference": document.reference}, status=200)
+
+    def _act(self, document: ReceivedDocument) -> str | None:
+        """What a typed business message does here, and the status to answer it with."""
+        self.business.append(document)
+        originals = set(document.originals)
+        if document.kind == "replace":
+            self.replaced |= originals
+            return self.answer  # the replacement is a document: registered (03) or not
+        if document.kind == "revoke":
+            self.revoked |= originals  # cancelled whatever the answer (Art. 18.4b)
+        elif document.kind == "update":
+            self.updated |= originals
+        elif document.kind == "take_back" and self.business_answer == "15":
+            self.taken_back |= originals
+        return self.business_answer
 
     def _document(self, key: str, payload: dict[str, Any],
                   request: web.Request) -> ReceivedDocument:
@@ -229,6 +272,7 @@ class EOfficeSimulator:
             correlation_id=request.headers.get("X-Edoc-Correlation-Id"),
             attachments=tuple(files),
             payload={k: v for k, v in payload.items() if k != "attachments"},
+            kind=str(payload.get("kind") or "document"),
         )
 
     # -- business status back to the gateway -----------------------------------------------

@@ -1,7 +1,11 @@
 """The drop-folder adapter: each document becomes one directory an eOffice picks up.
 
 Layout: ``<root>/<agency>/<message_id>/`` holding the attachments and ``manifest.json``
-(the delivery metadata plus, per file, the name on disk, size and sha256).
+(the delivery metadata plus, per file, the name on disk, size and sha256). A typed business
+message (issue 13) also holds ``business-<kind>.json`` (``business-revoke.json``,
+``business-update.json``, ``business-replace.json``, ``business-take_back.json``): its
+``business`` block, whose ``originals`` name the documents delivered before that it is about —
+a pick-up tool sees the kind from the file list alone; ``manifest.json`` has ``kind`` too.
 
 The rule: a directory under its final name is always complete. Everything is written into
 ``<root>/<agency>/.tmp-<message_id>-<random>`` on the same filesystem, each file fsynced,
@@ -116,7 +120,14 @@ def _neutralise(name: str) -> tuple[str, str]:
     return stem, f".{ext}" if ext else ""
 
 
-def safe_file_names(names: Sequence[str], *, max_bytes: int = NAME_MAX) -> list[str]:
+def business_file(kind: str) -> str:
+    """The file naming a typed business message's kind (``kind`` is one of the fixed kinds
+    the message parser accepts, never free text)."""
+    return f"business-{kind}.json"
+
+
+def safe_file_names(names: Sequence[str], *, max_bytes: int = NAME_MAX,
+                    reserved: Sequence[str] = (MANIFEST,)) -> list[str]:
     """Turn the untrusted attachment names of one document into file names that are safe
     on Linux and on Windows shares, one per name, in order. The rules, in order:
 
@@ -130,15 +141,16 @@ def safe_file_names(names: Sequence[str], *, max_bytes: int = NAME_MAX) -> list[
     6. nothing left: ``file-<ordinal>``;
     7. cut to ``max_bytes`` UTF-8 bytes (``NAME_MAX``), keeping the extension and whole
        characters;
-    8. a name equal, case-insensitively as on Windows, to an earlier one or to
-       ``manifest.json`` gets `` (2)``, `` (3)``... before its extension.
+    8. a name equal, case-insensitively as on Windows, to an earlier one or to one of
+       ``reserved`` (``manifest.json``, the business file) gets `` (2)``, `` (3)``... before
+       its extension.
 
     Pure: the same names always give the same result. ``max_bytes`` must leave room for the
     longest extension kept (16 characters) and a counter, so it is at least 100.
     """
     if max_bytes < 100:
         raise ValueError("max_bytes must be at least 100")
-    taken = {MANIFEST.casefold()}
+    taken = {r.casefold() for r in reserved}
     out: list[str] = []
     for ordinal, name in enumerate(names, start=1):
         stem, ext = _neutralise(name)
@@ -191,7 +203,9 @@ class FolderAdapter:
             return DeliveryReceipt(reference=str(final), detail="already delivered")
         files: list[tuple[str, bytes]] = []
         entries: list[dict[str, Any]] = []
-        names = safe_file_names([att.name for att in delivery.attachments])
+        extra = business_file(delivery.kind) if delivery.kind != "document" else None
+        names = safe_file_names([att.name for att in delivery.attachments],
+                                reserved=(MANIFEST, extra) if extra else (MANIFEST,))
         for att, name in zip(delivery.attachments, names, strict=True):
             data = await delivery.fetch_attachment(att)
             files.append((name, data))
@@ -203,6 +217,11 @@ class FolderAdapter:
         # its escape ``\udXXX`` — inside a JSON string, so the manifest still reads the same.
         body = json.dumps(manifest, ensure_ascii=False, indent=2).encode(
             "utf-8", "backslashreplace")
+        if extra:
+            files.append((extra, json.dumps(
+                {"kind": delivery.kind, "document_id": delivery.document_id,
+                 "business": delivery.business}, ensure_ascii=False, indent=2).encode(
+                "utf-8", "backslashreplace")))
         try:
             created = await asyncio.to_thread(self._write_atomically, final, files, body)
         except OSError as exc:

@@ -4,6 +4,13 @@ The rule: a message that does not follow ``schemas/messages/delivery.schema.json
 JSON, a missing or mistyped required field, a wrong ``schema`` marker) raises
 :class:`MessageFormatError` with a precise reason, so the runner can dead-letter it with a
 clear error instead of crashing or dropping it. Unknown extra fields are kept in ``raw``.
+
+Business flows (issue 13): ``kind`` says what the message carries — ``document`` (absent in a
+document's message: older gateways never send it) or a typed business message about documents
+delivered before: ``revoke``, ``update``, ``replace``, ``take_back``, with a ``business`` block
+whose ``originals`` name them (gateway ``document_id`` and ``edxml_document_id``). A kind this
+adapter does not know is refused (``MESSAGE_KIND_UNKNOWN``: dead-lettered, never delivered as
+if it were a new document).
 """
 
 from __future__ import annotations
@@ -18,6 +25,9 @@ from adapters.errors import MessageFormatError
 
 SCHEMA = "edoc.delivery/1"
 VERDICTS = frozenset({"valid", "invalid", "indeterminate", "unsigned"})
+DOCUMENT = "document"
+#: Kinds of typed business messages (``gateway.business.flow_rules.FlowKind``).
+BUSINESS_KINDS = frozenset({"revoke", "update", "replace", "take_back"})
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -50,6 +60,15 @@ class DeliveryMessage:
     status_url: str | None = None
     created_at: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: ``document`` or a business kind (:data:`BUSINESS_KINDS`), and its ``business`` block.
+    kind: str = DOCUMENT
+    business: dict[str, Any] | None = None
+
+    @property
+    def original_ids(self) -> tuple[str, ...]:
+        """Gateway ids of the documents a business message is about (empty for a document)."""
+        originals = (self.business or {}).get("originals") or ()
+        return tuple(o["document_id"] for o in originals)
 
     def metadata(self) -> dict[str, Any]:
         """The message as JSON without inline attachment bodies (safe to forward or store)."""
@@ -125,6 +144,7 @@ def parse_delivery(body: bytes) -> DeliveryMessage:
     if signature.get("verdict") not in VERDICTS:
         raise MessageFormatError(f"signature.verdict: {signature.get('verdict')!r} unknown")
     attachments = _require(data, "attachments", list, "")
+    kind, business = _kind(data)
     return DeliveryMessage(
         message_id=_uuid(data, "message_id"),
         delivery_id=_uuid(data, "delivery_id"),
@@ -139,4 +159,24 @@ def parse_delivery(body: bytes) -> DeliveryMessage:
         status_url=_optional_str(data, "status_url", ""),
         created_at=_optional_str(data, "created_at", ""),
         raw=data,
+        kind=kind,
+        business=business,
     )
+
+
+def _kind(data: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """``kind`` and ``business`` of a message: a business kind needs a ``business`` object
+    whose ``originals`` is a list of objects with a uuid ``document_id``."""
+    kind = data.get("kind", DOCUMENT)
+    if kind == DOCUMENT:
+        return DOCUMENT, None
+    if not isinstance(kind, str) or kind not in BUSINESS_KINDS:
+        raise MessageFormatError(f"kind: {str(kind)[:40]!r} unknown to this adapter",
+                                 code="MESSAGE_KIND_UNKNOWN")
+    business = _require(data, "business", dict, "")
+    originals = _require(business, "originals", list, "business.")
+    for i, item in enumerate(originals):
+        if not isinstance(item, dict):
+            raise MessageFormatError(f"business.originals[{i}]: not an object")
+        _uuid(item, "document_id")
+    return kind, business

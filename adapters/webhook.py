@@ -3,8 +3,9 @@
 The request body is the delivery metadata (the queue message without inline bodies) plus,
 with ``include_files``, each attachment's verified bytes as ``content_base64``. Headers:
 ``Idempotency-Key: <message_id>`` (the eOffice must treat a repeat as the same document),
-``X-Edoc-Correlation-Id``, ``X-Edoc-Timestamp`` and ``X-Edoc-Signature`` (see
-:mod:`adapters.signature`).
+``X-Edoc-Correlation-Id``, ``X-Edoc-Kind`` (``document``, or the business message's kind:
+``revoke``, ``update``, ``replace``, ``take_back``; the body says the same in ``kind``),
+``X-Edoc-Timestamp`` and ``X-Edoc-Signature`` (see :mod:`adapters.signature`).
 
 How answers map: 2xx = delivered (a JSON ``{"reference": ...}`` is kept as the eOffice's
 reference); 409 = the eOffice already has it = delivered; 408, 429, 5xx, network errors and
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
 _MAX_ERROR_BODY = 200
+KIND_HEADER = "X-Edoc-Kind"
 
 
 def classify_status(status: int) -> str:
@@ -87,6 +89,7 @@ class WebhookAdapter:
             "Content-Type": "application/json; charset=utf-8",
             IDEMPOTENCY_HEADER: delivery.message_id,
             CORRELATION_HEADER: delivery.correlation_id,
+            KIND_HEADER: delivery.kind,
             **sign_webhook(self._secret, body),
         }
         if self._session is None:

@@ -38,7 +38,8 @@ async def post_resolution(request: web.Request) -> web.Response:
     except ResolutionError as exc:
         if exc.code == "DOCUMENT_NOT_FOUND":
             raise NotFound(exc.message, code=exc.code) from None
-        if exc.code == "DOCUMENT_NOT_HELD":
+        if exc.code in ("DOCUMENT_NOT_HELD", "BUSINESS_ORIGINAL_UNKNOWN",
+                        "BUSINESS_NOT_ORIGINAL_SENDER"):
             raise Conflict(exc.message, code=exc.code) from None
         raise ApiError(exc.message, code=exc.code, status=422) from None
     svc.wake_relays()

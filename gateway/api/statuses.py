@@ -10,6 +10,12 @@ come next); fields over their limits or holding control characters are refused w
 ``STATUS_FIELD_TOO_LONG`` / ``STATUS_FIELD_INVALID``. The gateway builds the edXML status message
 and sends it to the document's sender through the axis (outbox). Reporting a code already
 reported, with any text, changes nothing and answers the same (200, ``"duplicate": true``).
+
+Business flows (:mod:`gateway.business.flow_rules`): a typed ``take_back`` message is answered
+on the original document (``15`` makes it ``TAKEN_BACK``; ``16`` needs a reason, else 422
+``STATUS_REASON_REQUIRED``); a ``revoke`` or ``update`` message is answered on its own
+``document_id`` (``15``: the revoked document was cancelled / the update applied — Decree 30
+Art. 18.4b: the receiver notifies the sender —, ``16`` with a reason otherwise).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from gateway.business.statuses import (
     emit_status,
 )
 from gateway.db import audit
+from gateway.inbound.business import answer_take_back
 from gateway.services import SERVICES
 
 #: Largest request body read, in bytes: the longest description and staff fields, even with
@@ -53,6 +60,7 @@ SELECT d.id, d.sender_code, d.code_number, d.code_notation, d.promulgation_date,
 FROM documents d JOIN deliveries v ON v.document_id = d.id
 LEFT JOIN agencies a ON a.code = v.agency_code
 WHERE d.id = $1 AND v.agency_code = $2 AND d.direction = 'inbound' AND d.state <> 'REJECTED'
+  AND v.kind <> 'take_back'
 FOR UPDATE OF v
 """
 
@@ -85,7 +93,7 @@ async def post_status(request: web.Request) -> web.Response:
         raise ApiError(str(exc), code=exc.code, status=422, details=exc.details) from None
     if code in ("02", "16") and not description:
         raise ApiError(f"status {code} requires a reason in description",
-                       code="STATUS_REASON_REQUIRED")
+                       code="STATUS_REASON_REQUIRED", status=422)
     description = description or _DEFAULT_TEXT.get(code, "")
     # One transaction: the delivery row is locked while the report is checked against what the
     # agency reported before; the status, its axis message, the state move and the audit entry
@@ -114,6 +122,8 @@ async def post_status(request: web.Request) -> web.Response:
             except StatusError as exc:
                 raise ApiError(str(exc), code=exc.code, status=422,
                                details=exc.details) from None
+            if fresh and code in ("15", "16"):  # the answer to a take back moves the document
+                await answer_take_back(conn, doc_id, code, agency)
     if fresh:
         svc.wake_relays()
     # sent_to_axis False: no axis connection carries this agency's messages (recorded as

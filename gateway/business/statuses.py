@@ -41,7 +41,8 @@ from gateway.edxml import Organ, ResponseFor, StaffInfo, StatusCode, StatusMessa
 
 __all__ = ["EOFFICE_CODES", "MAX_DESCRIPTION", "MAX_STAFF_NAME", "STATE_AFTER_STATUS",
            "STATE_ORDER", "DocumentRef", "StatusError", "StatusNotAllowed", "describe_rejection",
-           "emit_status", "record_inbound_status", "status_message"]
+           "emit_status", "insert_inbound_status", "record_inbound_status",
+           "status_message"]
 
 #: Document state after a business status reported by the receiving eOffice.
 STATE_AFTER_STATUS = {
@@ -120,11 +121,13 @@ def _emit_statement(to_axis: bool, advance: bool, audited: bool) -> str:
         ctes.append("not_sent AS (INSERT INTO document_events (document_id, event, agency_code,"
                     f" detail) SELECT $1, 'status.not_sent', $2, ${n}::jsonb FROM emitted)")
         n += 1
-    if advance:  # business states only move forward (a late 03 never undoes 06)
+    if advance:  # business states only move forward (a late 03 never undoes 06); an
+        # UPDATED document moves on with its next status (gateway.business.flow_rules)
         state, order = f"${n}", f"${n + 1}::text[]"
         ctes.append(f"advanced AS (UPDATE documents SET state = {state}, updated_at = now()"
                     " WHERE id = $1 AND EXISTS (SELECT 1 FROM emitted)"
-                    f" AND array_position({order}, state) < array_position({order}, {state}))")
+                    f" AND (state = 'UPDATED' OR array_position({order}, state)"
+                    f" < array_position({order}, {state})))")
         n += 2
     if audited:
         ctes.append(audit.append_when("emitted", n))
@@ -209,19 +212,34 @@ async def record_inbound_status(conn: asyncpg.Connection, msg: StatusMessage
         " AND (direction = 'outbound' OR ($3 = '13' AND direction = 'inbound' AND $4 = $2))"
         " ORDER BY direction = 'outbound' DESC, created_at DESC LIMIT 1",
         document_id, sender, code, reporter)
+    await insert_inbound_status(conn, msg, doc_id)
+    return doc_id
+
+
+async def insert_inbound_status(conn: asyncpg.Connection, msg: StatusMessage,
+                                doc_id: uuid.UUID | None, *, problem: str | None = None) -> bool:
+    """Store a status message received from another agency on ``doc_id`` (None: kept
+    unmatched for operators, ``problem`` saying why); False when the same status (same
+    reporter, sender, document and code, whatever its time and text) was stored before.
+    Texts are :func:`gateway.business.status_rules.bound` to their limits."""
+    code = msg.status_code.value if isinstance(msg.status_code, StatusCode) else msg.status_code
+    code = bound(code, 8) or ""
+    reporter = bound(msg.from_organ.organ_id, _MAX_ID) or ""
+    sender = bound(msg.response_for.organ_id, _MAX_ID)
+    document_id = bound(msg.response_for.document_id, _MAX_ID)
     staff = None
     if msg.staff_info is not None:
         staff = bound_staff({"Department": msg.staff_info.department,
                              "Staff": msg.staff_info.staff, "Email": msg.staff_info.email,
                              "Mobile": msg.staff_info.mobile})
     key = "|".join((reporter, sender or "", document_id or "", code))
-    await conn.execute(
+    return await conn.fetchval(
         "INSERT INTO status_events (document_id, direction, agency_code, status_code, description,"
-        " staff, occurred_at, dedup_key) VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7)"
-        " ON CONFLICT (dedup_key) DO NOTHING",
+        " staff, occurred_at, dedup_key, problem)"
+        " VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8)"
+        " ON CONFLICT (dedup_key) DO NOTHING RETURNING true",
         doc_id, reporter, code, bound(msg.description, MAX_DESCRIPTION, multiline=True), staff,
-        msg.timestamp, "in:" + hashlib.sha256(key.encode()).hexdigest())
-    return doc_id
+        msg.timestamp, "in:" + hashlib.sha256(key.encode()).hexdigest(), problem) or False
 
 
 #: Identifiers (OrganId, DocumentId) are at most 255 characters (edxml-common.xsd).

@@ -60,7 +60,7 @@ SUMMARY_COLUMNS = f"""
 d.id, d.direction, d.edxml_document_id, d.axis, d.axis_doc_id, d.sender_code, d.sender_name,
 d.code_number, d.code_notation, d.subject, d.type_name, d.promulgation_date, d.due_date,
 d.priority, d.bussiness_doc_type, {_STATE} AS state, d.reject_code, d.reject_reason,
-d.signature_verdict, d.correlation_id, d.created_at, d.updated_at
+d.signature_verdict, d.correlation_id, d.created_at, d.updated_at, d.original_id, d.take_back
 """
 
 #: Status events of document ``d`` the scope ``$1`` may see (see the module docstring).
@@ -96,8 +96,8 @@ async def get_document(conn: asyncpg.Connection, doc_id: uuid.UUID, *,
         "SELECT id, ordinal, content_id, name, description, content_type, size, sha256"
         " FROM attachments WHERE document_id = $1 ORDER BY ordinal", doc_id)]
     doc["deliveries"] = [dict(r) for r in await conn.fetch(
-        "SELECT id, agency_code, message_id, state, attempts, next_at, last_error, published_at,"
-        " delivered_at, updated_at FROM deliveries WHERE document_id = $2"
+        "SELECT id, agency_code, kind, message_id, state, attempts, next_at, last_error,"
+        " published_at, delivered_at, updated_at FROM deliveries WHERE document_id = $2"
         " AND ($1::text[] IS NULL OR agency_code = ANY($1)) ORDER BY agency_code",
         agencies, doc_id)]
     doc["signature_reports"] = [dict(r) for r in await conn.fetch(

@@ -10,6 +10,8 @@ In the order a document meets them:
 * :mod:`.verification` the judge of the PDFs (signing pool, intake lane);
 * :mod:`.routing`      the delivery message an agency's adapter receives;
 * :mod:`.outcomes`     the adapters' delivery outcomes applied to deliveries;
+* :mod:`.business`     revoke/update/replace/take back received: linked to the original,
+                       delivered as typed messages;
 * :mod:`.holds`        an operator's decision on a HELD or CONFLICT document;
 * :mod:`.refused`      axis items refused as malformed, remembered so they are fetched once.
 

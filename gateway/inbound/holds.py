@@ -3,7 +3,11 @@ or ``CONFLICT`` (a second package under a known sender and DocumentId with other
 
 * ``route``: the document goes on as if intake had routed it — one delivery per served
   receiver with its queue message in the outbox, and (for a conflict, which was not
-  acknowledged) status 01 to the sender; state ``ROUTED``.
+  acknowledged) status 01 to the sender; state ``ROUTED``. A revoke/update/replace (held with
+  ``BUSINESS_ORIGINAL_UNKNOWN`` until its original arrives, or held by the intake policy) is
+  linked to its originals and routed as a typed message
+  (:func:`gateway.inbound.business.apply_flow`); while no original can be linked the decision
+  is refused with that code (``BUSINESS_ORIGINAL_UNKNOWN``, ``BUSINESS_NOT_ORIGINAL_SENDER``).
 * ``reject``: status 02 to the sender with the operator's reason (after a 01 for a conflict);
   state ``REJECTED`` with code ``OPERATOR_REJECTED``.
 
@@ -22,9 +26,10 @@ import asyncpg
 
 from gateway.business.statuses import DocumentRef, describe_rejection, emit_status
 from gateway.db import audit
+from gateway.inbound import business
 from gateway.inbound.routing import Router, load_material
 from gateway.inbound.rules import RECEIVED_TEXT
-from gateway.inbound.store import add_deliveries
+from gateway.inbound.store import Timeline, add_deliveries
 
 Action = Literal["route", "reject"]
 
@@ -56,8 +61,8 @@ async def resolve_document(conn: asyncpg.Connection, router: Router, doc_id: uui
     async with conn.transaction():
         doc = await conn.fetchrow(
             "SELECT id, state, direction, sender_code, code_number, code_notation,"
-            " promulgation_date, edxml_document_id, correlation_id, axis, header"
-            " FROM documents WHERE id = $1 FOR UPDATE", doc_id)
+            " promulgation_date, edxml_document_id, correlation_id, axis, header,"
+            " bussiness_doc_type FROM documents WHERE id = $1 FOR UPDATE", doc_id)
         if doc is None or doc["direction"] != "inbound":
             raise ResolutionError("DOCUMENT_NOT_FOUND", f"no inbound document {doc_id}")
         if doc["state"] not in UNDECIDED:
@@ -77,7 +82,20 @@ async def resolve_document(conn: asyncpg.Connection, router: Router, doc_id: uui
             for agency in receivers:
                 await status(agency, "01", RECEIVED_TEXT)
         if action == "route":
-            await add_deliveries(conn, router, await load_material(conn, doc_id), receivers)
+            request = business.request_of(doc["header"]) if doc["bussiness_doc_type"] else None
+            if request is not None:  # a revoke/update/replace: linked, typed, or not at all
+                found = await business.match(conn, doc["sender_code"] or "", request.originals,
+                                             exclude=(doc_id,))
+                if (problem := found.problem()) is not None:
+                    raise ResolutionError(problem, f"document {doc_id}: {problem}: the"
+                                          " original it names is not (yet) here")
+                timeline = Timeline(doc_id)
+                await business.apply_flow(conn, router, await load_material(conn, doc_id),
+                                          request, found, receivers, timeline, actor=actor)
+                await timeline.write(conn)
+            else:
+                await add_deliveries(conn, router, await load_material(conn, doc_id),
+                                     receivers)
             await conn.execute("UPDATE documents SET state = 'ROUTED', updated_at = now()"
                                " WHERE id = $1", doc_id)
             state = "ROUTED"

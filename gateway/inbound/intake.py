@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from gateway import edxml
+from gateway.business.flow_rules import FlowError, FlowRequest, OriginalMatch, flow_request
 from gateway.business.statuses import (
     DocumentRef,
     describe_rejection,
@@ -47,7 +48,8 @@ from gateway.business.statuses import (
     record_inbound_status,
 )
 from gateway.db import audit
-from gateway.edxml import EdocMessage, StatusMessage
+from gateway.edxml import BussinessDocType, EdocMessage, StatusCode, StatusMessage
+from gateway.inbound import business
 from gateway.inbound.policy import (
     Decision,
     SenderCheck,
@@ -215,6 +217,9 @@ class Intake:
                           cid: str, header: dict, digests: list[str], ident: PackageIdentity,
                           receivers: list[str], owner: uuid.UUID | None) -> IntakeResult:
         verdict, sender, decision = await self._judge(msg, receivers)
+        flow = None
+        if bussiness_kind(msg) != BussinessDocType.NEW and decision.state in ("ROUTED", "HELD"):
+            decision, flow = await self._plan_flow(msg, decision)
         doc_id = uuid.uuid4()
         attachments = attachment_rows(msg, digests)
         seen = conflicting = None
@@ -246,7 +251,8 @@ class Intake:
                         raise IntakeRace(f"package {ident.dedup_key} stored meanwhile")
             if inserted:
                 await self._write_parts(conn, doc_id, msg, header, attachments, sha, arrival,
-                                        cid, receivers, verdict, sender, decision, conflicting)
+                                        cid, receivers, verdict, sender, decision, conflicting,
+                                        flow)
         if seen is not None:
             return await self._extend(seen, receivers, header)
         self.metrics.documents_received.labels(decision.state).inc()
@@ -261,8 +267,11 @@ class Intake:
     async def _write_parts(self, conn, doc_id, msg: EdocMessage, header, attachments, sha,
                            arrival: Arrival, cid, receivers, verdict: DocumentVerdict,
                            sender: SenderCheck, decision: Decision,
-                           conflicting: uuid.UUID | None) -> None:
-        """Everything else of the intake transaction, after the document and its parts."""
+                           conflicting: uuid.UUID | None,
+                           flow: tuple[FlowRequest, OriginalMatch] | None = None) -> None:
+        """Everything else of the intake transaction, after the document and its parts (a
+        routed revoke/update/replace is linked to its originals and routed as a typed
+        message: :func:`gateway.inbound.business.apply_flow`)."""
         ref = DocumentRef(doc_id, msg.from_organ.organ_id, msg.code.code_number,
                           msg.code.code_notation, msg.promulgation_info.promulgation_date,
                           msg.document_id, cid, arrival.axis)
@@ -276,9 +285,14 @@ class Intake:
                                             "flags": list(decision.flags)})
         state = decision.state
         if state == "ROUTED":
-            await self._route(conn, RoutingMaterial(
+            material = RoutingMaterial(
                 doc_id, msg.document_id, cid, int(bussiness_kind(msg)), header,
-                signature_summary(verdict, attachments), attachments), receivers, timeline)
+                signature_summary(verdict, attachments), attachments)
+            if flow is not None:
+                await business.apply_flow(conn, self.router, material, *flow, receivers,
+                                          timeline, actor=_actor(arrival))
+            else:
+                await self._route(conn, material, receivers, timeline)
             for code in receivers:
                 await self._status(conn, ref, code, "01", RECEIVED_TEXT)
         elif state == "HELD":
@@ -302,10 +316,30 @@ class Intake:
                 await self._status(conn, ref, code, "02",
                                    describe_rejection(decision.code, decision.reason))
         await timeline.write(conn, audit.AuditEntry(
-            f"axis:{arrival.axis}" if arrival.axis else "push", "document.received",
+            _actor(arrival), "document.received",
             str(doc_id), {"edxml_document_id": msg.document_id, "sha256": sha,
                           "state": state, "reject_code": decision.code,
                           "conflicts_with": str(conflicting) if conflicting else None}))
+
+    async def _plan_flow(self, msg: EdocMessage, decision: Decision
+                         ) -> tuple[Decision, tuple[FlowRequest, OriginalMatch] | None]:
+        """A revoke/update/replace package: the originals it names, matched among the sender's
+        own documents (:mod:`gateway.business.flow_rules`). Nothing linkable: refused
+        (``BUSINESS_INVALID``, ``BUSINESS_NOT_ORIGINAL_SENDER``: status 02) or kept for an
+        operator (``BUSINESS_ORIGINAL_UNKNOWN``: ``HELD``)."""
+        try:
+            request = flow_request(msg.bussiness)
+        except FlowError as exc:
+            return Decision("REJECTED", exc.code, exc.reason, decision.flags), None
+        assert request is not None
+        async with self.pool.acquire() as conn:
+            found = await business.match(conn, msg.from_organ.organ_id, request.originals)
+        problem = found.problem()
+        if problem == "BUSINESS_NOT_ORIGINAL_SENDER":
+            return Decision("REJECTED", problem, FlowError(problem).reason, decision.flags), None
+        if problem is not None:
+            return Decision("HELD", problem, FlowError(problem).reason, decision.flags), None
+        return decision, (request, found)
 
     async def _insert_document(self, conn, doc_id, ident: PackageIdentity, msg: EdocMessage,
                                header, raw, sha, arrival, cid, verdict: DocumentVerdict,
@@ -445,9 +479,23 @@ class Intake:
 
     # -- status messages ----------------------------------------------------------------------
     async def _take_status(self, msg: StatusMessage, cid: str) -> IntakeResult:
+        if msg.status_code == StatusCode.TAKE_BACK_REQUEST:  # 13: a business flow
+            async with self.pool.acquire() as conn, conn.transaction():
+                doc_id, problem, fresh = await business.take_back_request(conn, self.router, msg)
+            if fresh and problem is None:
+                self.wake_relays()
+            if problem is not None:
+                log.warning("take-back request kept for an operator", extra={
+                    "reject_code": problem, "sender": msg.from_organ.organ_id})
+            return IntakeResult(doc_id, "STATUS_RECORDED", not fresh, cid, problem,
+                                FlowError(problem).reason if problem else None)
         async with self.pool.acquire() as conn:
             doc_id = await record_inbound_status(conn, msg)  # on the timeline as status.inbound
         return IntakeResult(doc_id, "STATUS_RECORDED", False, cid)
+
+
+def _actor(arrival: Arrival) -> str:
+    return f"axis:{arrival.axis}" if arrival.axis else "push"
 
 
 def _key_of(ident: PackageIdentity, decision: Decision) -> str:

@@ -40,6 +40,10 @@ class RoutingMaterial:
     signature: dict[str, Any]
     attachments: list[dict[str, Any]]  # id, ordinal, name, description, content_type, size,
     #                                    sha256, data
+    #: ``document`` for the document itself, else a typed business message about an original
+    #: (:class:`gateway.business.flow_rules.FlowKind`) with its ``business`` block.
+    kind: str = "document"
+    business: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,8 @@ class Router:
             message_id=message_id, document_id=m.document_id, agency=agency,
             correlation_id=m.correlation_id, edxml_document_id=m.edxml_document_id,
             bussiness_doc_type=m.bussiness_doc_type, header=m.header, signature=m.signature,
-            attachments=m.attachments, inline_threshold=self.inline_threshold)
+            attachments=m.attachments, inline_threshold=self.inline_threshold, kind=m.kind,
+            business=m.business)
 
     async def enqueue(self, conn: asyncpg.Connection, m: RoutingMaterial, agency: str, *,
                       delivery_id: uuid.UUID, message_id: uuid.UUID) -> None:
@@ -101,7 +106,13 @@ def delivery_message(*, topology: Topology, public_url: str, delivery_id: uuid.U
                      message_id: uuid.UUID, document_id: uuid.UUID, agency: str,
                      correlation_id: str, edxml_document_id: str, bussiness_doc_type: int,
                      header: dict[str, Any], signature: dict[str, Any],
-                     attachments: list[dict[str, Any]], inline_threshold: int) -> OutboxMessage:
+                     attachments: list[dict[str, Any]], inline_threshold: int,
+                     kind: str = "document", business: dict[str, Any] | None = None
+                     ) -> OutboxMessage:
+    """The ``edoc.delivery/1`` message. A typed business message (``kind`` revoke, update,
+    replace, take_back) also carries ``kind`` and ``business`` (which originals it is about,
+    the reason…); a document's message is exactly what it was before business flows existed
+    (no ``kind``: adapters that predate them read it unchanged)."""
     base = public_url.rstrip("/")
     refs = []
     for att in attachments:
@@ -126,10 +137,15 @@ def delivery_message(*, topology: Topology, public_url: str, delivery_id: uuid.U
         "status_url": f"{base}/v1/documents/{document_id}/status",
         "created_at": datetime.now(UTC).isoformat(),
     }
+    headers = {"x-delivery-id": str(delivery_id), "x-document-id": str(document_id),
+               "x-agency": agency, "x-correlation-id": correlation_id}
+    if kind != "document":
+        payload["kind"] = kind
+        payload["business"] = business or {}
+        headers["x-kind"] = kind
     return OutboxMessage.json(
         AMQP, payload, exchange=topology.work_exchange,
         routing_key=topology.agency_routing_key(agency), message_id=message_id,
         correlation_id=correlation_id, document_id=document_id, delivery_id=delivery_id,
-        headers={"x-delivery-id": str(delivery_id), "x-document-id": str(document_id),
-                 "x-agency": agency, "x-correlation-id": correlation_id},
+        headers=headers,
     )

@@ -18,9 +18,9 @@ from gateway.inbound.routing import Router, RoutingMaterial
 #: A delivery and its queue message in the outbox, in one statement.
 DELIVERY_WITH_MESSAGE = f"""
 WITH delivery AS (
-    INSERT INTO deliveries (id, document_id, agency_code, message_id) VALUES ($1, $2, $3, $4)
-    RETURNING id
-), queued AS ({insert_when("delivery", 5)})
+    INSERT INTO deliveries (id, document_id, agency_code, message_id, kind)
+    VALUES ($1, $2, $3, $4, $5) RETURNING id
+), queued AS ({insert_when("delivery", 6)})
 SELECT 1
 """
 
@@ -111,13 +111,14 @@ async def add_deliveries(conn: asyncpg.Connection, router: Router, material: Rou
                          agencies: list[str]) -> list[tuple[str, uuid.UUID]]:
     """One delivery per agency with its queue message in the outbox (one statement each);
     ``(agency, delivery_id)`` in order. Intake routes with it, and so does an operator's
-    decision on a held document."""
+    decision on a held document; a typed business message (``material.kind``) is a delivery
+    of that kind (of the flow's row, or of the original for a take back)."""
     out = []
     for agency in agencies:
         delivery_id, message_id = uuid.uuid4(), uuid.uuid4()
         message = router.message(material, agency, delivery_id=delivery_id,
                                  message_id=message_id)
         await conn.execute(DELIVERY_WITH_MESSAGE, delivery_id, material.document_id, agency,
-                           message_id, *outbox_args(message))
+                           message_id, material.kind, *outbox_args(message))
         out.append((agency, delivery_id))
     return out

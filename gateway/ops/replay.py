@@ -3,7 +3,8 @@
 A delivery is DEAD when its adapter exhausted the retry ladder (or refused it for good). After
 the cause is fixed (eOffice back, wrong URL corrected) the operator replays it: in one
 transaction the delivery goes back to ``PENDING`` and its queue message — rebuilt from the
-stored document, with the SAME message id — is written to the outbox; the relay publishes it
+stored document, with the SAME message id and kind (a typed business message keeps its
+``business`` block) — is written to the outbox; the relay publishes it
 and the adapter delivers it (it never remembered a message it could not deliver). Replaying a
 delivery that is not DEAD is refused (``DELIVERY_NOT_DEAD``): it could deliver twice.
 """
@@ -15,7 +16,8 @@ import uuid
 import asyncpg
 
 from gateway.db import audit
-from gateway.inbound.routing import Router, load_material
+from gateway.inbound.business import delivery_material
+from gateway.inbound.routing import Router
 
 
 class ReplayError(Exception):
@@ -30,7 +32,7 @@ async def replay_delivery(conn: asyncpg.Connection, router: Router, delivery_id:
     """Replay one DEAD delivery; returns its new summary. Raises :class:`ReplayError`."""
     async with conn.transaction():
         row = await conn.fetchrow(
-            "SELECT id, document_id, agency_code, message_id, state, last_error"
+            "SELECT id, document_id, agency_code, message_id, state, last_error, kind"
             " FROM deliveries WHERE id = $1 FOR UPDATE", delivery_id)
         if row is None:
             raise ReplayError("DELIVERY_NOT_FOUND", f"no delivery {delivery_id}")
@@ -40,7 +42,7 @@ async def replay_delivery(conn: asyncpg.Connection, router: Router, delivery_id:
         if row["agency_code"] not in router.topology.agencies:
             raise ReplayError("AGENCY_NOT_SERVED",
                               f"agency {row['agency_code']} is no longer served here")
-        material = await load_material(conn, row["document_id"])
+        material = await delivery_material(conn, row["document_id"], row["kind"])
         await conn.execute(
             "UPDATE deliveries SET state = 'PENDING', next_at = NULL, last_error = NULL,"
             " updated_at = now() WHERE id = $1", delivery_id)
@@ -61,7 +63,7 @@ async def replay_delivery(conn: asyncpg.Connection, router: Router, delivery_id:
 async def list_deliveries(conn: asyncpg.Connection, *, state: str | None = None,
                           agency: str | None = None, limit: int = 100) -> list[dict]:
     rows = await conn.fetch(
-        "SELECT v.id, v.document_id, v.agency_code, v.state, v.attempts, v.last_error,"
+        "SELECT v.id, v.document_id, v.agency_code, v.kind, v.state, v.attempts, v.last_error,"
         " v.updated_at, d.subject, d.code_number, d.code_notation, d.sender_code"
         " FROM deliveries v JOIN documents d ON d.id = v.document_id"
         " WHERE ($1::text IS NULL OR v.state = $1) AND ($2::text IS NULL OR v.agency_code = $2)"

@@ -146,9 +146,11 @@ async def test_take_back_answers_need_a_request(setup, db):
     for code in ("15", "16"):
         got, body = await report(plain, code, description="Đồng ý")
         assert (got, body["error"]["code"]) == (409, "STATUS_NOT_ALLOWED"), (code, body)
-    # a revoke is a request: it gets one answer, never both
-    revoke = await push(Bussiness(BussinessDocType.REVOKE, "x,2026/01/01,1/UBND",
-                                  "Ban hành nhầm"))
+    # a revoke is a request: it gets one answer, never both (it names a document the same
+    # sender sent: a revoke of an unknown one is held for an operator, issue 13)
+    named = await db.fetchval("SELECT edxml_document_id FROM documents WHERE id = $1",
+                              uuid.UUID(plain))
+    revoke = await push(Bussiness(BussinessDocType.REVOKE, named, "Ban hành nhầm"))
     assert (await report(revoke, "15"))[0] == 202
     got, body = await report(revoke, "16", description="Không đồng ý")
     assert (got, body["error"]["code"]) == (409, "STATUS_NOT_ALLOWED")
