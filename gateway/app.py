@@ -195,7 +195,7 @@ class Gateway:
                 timeout=conn.timeout)
             self.axis_clients[conn.name] = client
             self.axis_relays[conn.name] = OutboxRelay(
-                self.pool, axis_sender(client, conn.name), batch_size=20,
+                self.pool, axis_sender(client, conn.name, s.pool), batch_size=20,
                 poll_interval=max(0.2, self.settings.relay.poll_interval),
                 destination=axis_destination(conn.name), metrics=self.metrics,
                 in_document_order=True, lease=_lease(client.longest_call))
