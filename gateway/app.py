@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 #: the gateway at start (:class:`StartupError`), it is never skipped.
 ROUTE_MODULES = ("gateway.api.documents", "gateway.api.statuses", "gateway.api.signing",
                  "gateway.api.axis_inbox", "gateway.api.deliveries", "gateway.api.axis_refused",
-                 "gateway.api.holds", "gateway.api.keys")
+                 "gateway.api.holds", "gateway.api.keys", "gateway.api.outbound")
 
 
 def _lease(longest_send: float) -> float:
@@ -195,7 +195,7 @@ class Gateway:
                 timeout=conn.timeout)
             self.axis_clients[conn.name] = client
             self.axis_relays[conn.name] = OutboxRelay(
-                self.pool, axis_sender(client, conn.name), batch_size=20,
+                self.pool, axis_sender(client, conn.name, s.pool), batch_size=20,
                 poll_interval=max(0.2, self.settings.relay.poll_interval),
                 destination=axis_destination(conn.name), metrics=self.metrics,
                 in_document_order=True, lease=_lease(client.longest_call))

@@ -91,6 +91,17 @@ class ServedAgency(BaseModel):
     name: str = ""
     #: Which axis connection carries this agency's traffic.
     axis: str | None = None
+    #: Key alias (of ``signing.keys_file``: PKCS#12 or PKCS#11, role ``agency``) of the agency
+    #: seal the gateway applies to this agency's outbound documents (``POST /v1/outbound``).
+    seal_key: str | None = Field(default=None, min_length=1, max_length=128)
+    #: Seal every outbound document of this agency unless its metadata says ``seal: false``.
+    seal: bool = False
+
+    @model_validator(mode="after")
+    def _seal_needs_key(self) -> ServedAgency:
+        if self.seal and not self.seal_key:
+            raise ValueError(f"agency {self.code}: seal = true needs seal_key")
+        return self
 
 
 class SigningSettings(BaseModel):

@@ -420,8 +420,10 @@ def discard_backend(svc: Services, backend: SigningBackend) -> None:
     backend.pool.close(wait=False)
 
 
-async def _sign(svc: Services, backend: SigningBackend, data: bytes, request: SignRequest,
-                alias: str) -> SignedPdf:
+async def sign_with(svc: Services, backend: SigningBackend, data: bytes, request: SignRequest,
+                    alias: str) -> SignedPdf:
+    """Sign ``data`` with ``alias`` in the signing pool (``/v1/sign``, and the agency seal of
+    ``/v1/outbound``); every failure is the :class:`ApiError` a caller gets."""
     key = backend.keys.get(alias)
     if key is None:
         raise NotFound(f"no key configured under alias {alias!r}", code="KEY_UNKNOWN")
@@ -466,7 +468,7 @@ async def post_sign(request: web.Request) -> web.Response:
         backend = signing_backend(svc)
         if alias in backend.keys:
             limits.take_key(alias)
-        signed = await _sign(svc, backend, data, sign_req, alias)
+        signed = await sign_with(svc, backend, data, sign_req, alias)
     except RateLimited:
         raise
     except ApiError as exc:

@@ -8,7 +8,8 @@ Rules implemented here:
   than the limit.
 * ``multipart/form-data`` (RFC 7578) framing that cannot be parsed — no or an empty boundary, a
   body that does not start with the boundary, a truncated part or a body without the closing
-  delimiter, a part without ``Content-Disposition``, a nested multipart part — is 400
+  delimiter, a part without ``Content-Disposition``, a part header with a control character
+  (not valid HTTP, RFC 9110 §5.5), a nested multipart part — is 400
   ``MULTIPART_INVALID``. aiohttp reports these as ``ValueError``/``AssertionError``/``KeyError``
   from its reader; they are translated only around the reader's own calls.
 * A body the server cannot decode (``Content-Encoding: gzip`` over bytes that are not gzip) is
@@ -20,12 +21,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from gateway.api.errors import ApiError
 
 CHUNK = 256 * 1024
-#: What aiohttp's multipart reader raises on framing it cannot parse.
-_FRAMING_ERRORS = (ValueError, AssertionError, KeyError, IndexError)
+#: What aiohttp's multipart reader raises on framing it cannot parse (``BadHttpMessage``: a
+#: part header that is not valid HTTP, e.g. a control character in a file name).
+_FRAMING_ERRORS = (ValueError, AssertionError, KeyError, IndexError, BadHttpMessage)
 
 
 class MultipartInvalid(ApiError):

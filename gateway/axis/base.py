@@ -148,7 +148,13 @@ class AxisClient(abc.ABC):
 
     @abc.abstractmethod
     async def send_edoc(self, edxml: bytes, *, to: list[str] | None = None) -> SendResult:
-        """Send a document package; ``to`` (organ ids) overrides the edXML ``To`` routing."""
+        """Send a document package; ``to`` (organ ids) overrides the edXML ``To`` routing.
+
+        Never repeated by the client once the request may have reached the axis (a timeout or
+        a connection lost after the request was written raises
+        :class:`AxisTransientError` with ``maybe_sent`` True): a second ``sendEdoc`` would
+        make the axis hold a second copy. The caller reconciles (:meth:`find_sent`) before it
+        sends again."""
 
     @abc.abstractmethod
     async def send_status(self, edxml: bytes, *, to: list[str] | None = None) -> SendResult:
@@ -175,6 +181,12 @@ class AxisClient(abc.ABC):
     @abc.abstractmethod
     async def list_sent(self, doc_id: str) -> list[SentReceipt]:
         """Per-receiver delivery state of a package we sent."""
+
+    @abc.abstractmethod
+    async def find_sent(self, sha256: str) -> list[SentReceipt]:
+        """Per-receiver state of the packages we sent whose file had this SHA-256 (hex), newest
+        last: how a sender that may have lost a ``sendEdoc`` answer finds the DocId the axis
+        gave (reconciliation; an empty list means the axis holds no such package from us)."""
 
     @abc.abstractmethod
     async def directory(self) -> list[DirectoryEntry]:

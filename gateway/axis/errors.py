@@ -9,7 +9,8 @@ Callers branch on the class (what to do) and log the code (why):
   by the client when raised; the caller may retry later (outbox / next poll).
 - :class:`AxisProtocolError` - an answer we cannot understand (not JSON, no envelope, missing
   fields, bad base64). Never treated as success.
-- :class:`AxisRejectedError` - the axis understood and said no (``ErrorCode != "0"``).
+- :class:`AxisRejectedError` - the axis understood and said no (``ErrorCode != "0"``). Whether
+  saying it again can help is :attr:`AxisRejectedError.permanent` (see :func:`is_permanent`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ class AxisTransientError(AxisError):
     """A failure that may pass: HTTP 5xx/429/408, timeout, dropped or refused connection.
 
     ``attempts`` is how many times the request was tried before giving up;
-    ``http_status`` is set when the axis answered with an HTTP error.
+    ``http_status`` is set when the axis answered with an HTTP error; ``maybe_sent`` is True
+    when the request may have reached the axis and taken effect (no answer in time, the
+    connection lost after the request was written), False when it surely did not (the
+    connection was refused, the axis answered an HTTP error).
     """
 
     code = "transient"
@@ -49,16 +53,27 @@ class AxisTransientError(AxisError):
         *,
         attempts: int = 1,
         http_status: int | None = None,
+        maybe_sent: bool = False,
     ) -> None:
         super().__init__(code, message)
         self.attempts = attempts
         self.http_status = http_status
+        self.maybe_sent = maybe_sent
 
 
 class AxisProtocolError(AxisError):
     """The answer is not what the protocol promises; it is never taken for a success."""
 
     code = "protocol"
+
+
+#: Envelope ``ErrorCode`` values that say "not now" rather than "no" [I]: the real VDXP's
+#: numeric codes are not public; these are the HTTP-like codes of an axis that is overloaded or
+#: failing behind its front end (``-1`` is what Java SDK wrappers put for an exception). Every
+#: other ``ErrorCode`` is a refusal of this request that sending it again cannot change (the
+#: simulator's ``400`` bad request, ``403`` not the caller's, ``404`` unknown, ``422`` unknown
+#: receiver).
+RETRYABLE_AXIS_CODES = frozenset({"-1", "408", "429", "500", "502", "503", "504"})
 
 
 class AxisRejectedError(AxisError):
@@ -73,8 +88,23 @@ class AxisRejectedError(AxisError):
         where = f"{operation}: " if operation else ""
         super().__init__("rejected", f"{where}axis ErrorCode {axis_code}: {axis_desc}")
 
+    @property
+    def permanent(self) -> bool:
+        """The axis refused this request for good (its ``ErrorCode`` is not one of
+        :data:`RETRYABLE_AXIS_CODES`): the same request will be refused again."""
+        return self.axis_code.strip() not in RETRYABLE_AXIS_CODES
+
 
 class AxisNotSupportedError(AxisError):
     """The requested axis flavour or operation is not implemented (yet)."""
 
     code = "not_supported"
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether sending the same request again can never succeed: only a refusal the axis
+    answered in its envelope with a non-retryable ``ErrorCode``
+    (:attr:`AxisRejectedError.permanent`). Authentication failures are not permanent: an
+    operator fixes the secret or the clock and the same package goes through; transient and
+    protocol errors may pass."""
+    return isinstance(exc, AxisRejectedError) and exc.permanent

@@ -8,6 +8,8 @@ Tests set faults on ``simulator.faults``; each ``*_next(n)`` arms the next ``n``
 - ``drop_next(n, after_processing=False)``: close the TCP connection without an answer, either
   before the operation runs or after it took effect (the "lost answer" that makes senders retry
   and the axis hold a package twice);
+- ``hold_next(n, seconds)``: the operation takes effect, then its answer waits ``seconds`` (a
+  sender killed while it waits has sent without learning the DocId);
 - ``garble_next(n)``: answer HTTP 200 with a body that is not JSON;
 - ``duplicate_next(n)``: the next ``n`` ``getReceivedEdocList`` answers list every entry twice;
 - ``redeliver_after_ack(n)``: the next ``n`` ``updateStatus done|fail`` answer success but leave the
@@ -37,6 +39,7 @@ class Faults:
     _fail: list[_Armed] = field(default_factory=list, repr=False)
     _drop: list[_Armed] = field(default_factory=list, repr=False)
     _garble: list[_Armed] = field(default_factory=list, repr=False)
+    _hold: list[_Armed] = field(default_factory=list, repr=False)
     _duplicate: int = 0
     _redeliver: int = 0
     keep_failed: bool = False
@@ -52,6 +55,9 @@ class Faults:
         self, n: int, *, after_processing: bool = False, operation: str | None = None
     ) -> None:
         self._drop.append(_Armed(n, operation, after_processing))
+
+    def hold_next(self, n: int, seconds: float, *, operation: str | None = None) -> None:
+        self._hold.append(_Armed(n, operation, seconds))
 
     def garble_next(self, n: int, *, operation: str | None = None) -> None:
         self._garble.append(_Armed(n, operation))
@@ -69,6 +75,7 @@ class Faults:
         self._fail.clear()
         self._drop.clear()
         self._garble.clear()
+        self._hold.clear()
         self._duplicate = 0
         self._redeliver = 0
         self.keep_failed = False
@@ -109,6 +116,14 @@ class Faults:
             return None
         self._count("drop_after" if item.value else "drop")
         return bool(item.value)
+
+    def take_hold(self, operation: str) -> float:
+        """Seconds to hold the answer of an operation that took effect (0: none)."""
+        item = self._take(self._hold, operation)
+        if item is None:
+            return 0.0
+        self._count("hold")
+        return float(item.value)
 
     def take_garble(self, operation: str) -> bool:
         if self._take(self._garble, operation) is None:

@@ -99,6 +99,7 @@ class SimState:
         }
         self.sent: dict[str, list[str]] = {}  # sender DocId -> receiver copies
         self.senders: dict[str, str] = {}  # sender DocId -> sender organ
+        self.hashes: dict[str, str] = {}  # sender DocId -> SHA-256 of the file as uploaded
         self.acks: list[AckRecord] = []
         self._ids = itertools.count(1)
 

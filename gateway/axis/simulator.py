@@ -9,6 +9,11 @@ delivers, and can inject faults (:mod:`gateway.axis.sim_faults`).
 Routing: a document goes to every OrganId of the ``to`` parameter when given, else to the edXML
 ``To/OrganId`` list; a status goes to ``to`` when given, else to ``ResponseFor/OrganId``.
 
+``getSentEdocList`` answers for one ``docId`` (the sender's DocId), or [I] for a ``hash-file``
+(the SHA-256 of the uploaded file, either hex form): every package the caller sent with that
+hash, oldest first (how a sender reconciles after losing a ``sendEdoc`` answer; see
+:mod:`gateway.axis.vdxp`).
+
 Envelope ``ErrorCode`` values of the simulator (the real axis' numeric codes are not public):
 ``"400"`` bad request (missing/invalid parameter, hash-file mismatch), ``"403"`` the ``from``
 OrganId or the docId does not belong to the caller, ``"404"`` unknown docId or operation,
@@ -18,6 +23,7 @@ OrganId or the docId does not belong to the caller, ``"404"`` unknown docId or o
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -261,6 +267,9 @@ class AxisSimulator:
         if drop is True:
             self.calls.append((operation, "dropped_after"))
             return self._drop(request)
+        hold = self.faults.take_hold(operation) if outcome == "ok" else 0.0
+        if hold > 0:
+            await asyncio.sleep(hold)
         self.calls.append((operation, outcome))
         return response
 
@@ -309,6 +318,7 @@ class AxisSimulator:
             raise SimFailure("400", "hash-file does not match the uploaded file")
         to = _parse_to(p["to"]) if p.get("to") else None
         submission = self._submit(data, agency.organ_id, message_type, to)
+        self.state.hashes[submission.doc_id] = hashlib.sha256(data).hexdigest()
         return _envelope(None, DocId=submission.doc_id)
 
     def _own_copy(self, agency: SimAgency, p: dict) -> SimPackage:
@@ -359,13 +369,22 @@ class AxisSimulator:
         return _envelope(None)
 
     async def _sent_list(self, request: web.Request, agency: SimAgency, p: dict):
+        if not p.get("docId") and p.get("hash-file"):
+            wanted = p["hash-file"].strip().lower()
+            doc_ids = [d for d, sha in self.state.hashes.items()
+                       if self.state.senders[d] == agency.organ_id
+                       and wanted in (sha, "".join(f"{b:x}" for b in bytes.fromhex(sha)))]
+            return _envelope(self._sent_entries(doc_ids))
         doc_id = p.get("docId", "")
         if doc_id not in self.state.sent:
             raise SimFailure("404", f"unknown docId {doc_id!r}")
         if self.state.senders[doc_id] != agency.organ_id:
             raise SimFailure("403", f"docId {doc_id!r} was not sent by the caller")
+        return _envelope(self._sent_entries([doc_id]))
+
+    def _sent_entries(self, doc_ids: list[str]) -> list[dict]:
         entries = []
-        for receiver_doc_id in self.state.sent[doc_id]:
+        for doc_id, receiver_doc_id in ((d, r) for d in doc_ids for r in self.state.sent[d]):
             c = self.state.packages[receiver_doc_id]
             entries.append({
                 "serviceType": "eDoc", "messageType": c.message_type.value,
@@ -376,7 +395,7 @@ class AxisSimulator:
                 "sentTime": _axis_time(c.created),
                 "receivedTime": _axis_time(c.updated) if c.receive_status != "initial" else None,
             })
-        return _envelope(entries)
+        return entries
 
     async def _count_edoc(self, request: web.Request, agency: SimAgency, p: dict):
         return _envelope(None, count=len(self.state.pending(agency.organ_id, MessageType.EDOC)))

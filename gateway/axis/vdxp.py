@@ -19,8 +19,18 @@ exponential backoff and jitter (each attempt is signed afresh); ``ErrorCode != "
 aiohttp itself re-sends an idempotent request (``GET``: the count operations) once when a kept-alive
 connection turns out closed, so one attempt there may be two HTTP requests.
 
-Retrying ``sendEdoc`` after a timeout can make the axis hold the package twice: receivers
-deduplicate on the edXML ``DocumentId`` (spec section 5, receive loop).
+Retrying ``sendEdoc`` after a timeout can make the axis hold the package twice, so a document
+(``messagetype=edoc``) is retried here only when it surely did not reach the axis (connection
+refused, an HTTP 5xx/408/429 answer); after a timeout or a connection lost mid-request the
+error is raised with ``maybe_sent`` and the caller reconciles through :meth:`find_sent` before
+sending again (:mod:`gateway.outbound.axis_sender`). Status messages are retried as before
+(receivers deduplicate them on their content).
+
+``find_sent`` [I]: ``getSentEdocList`` with a ``hash-file`` parameter (the SHA-256 of the
+package, 64 hex digits) instead of ``docId``, answering the same per-receiver entries for every
+package the caller sent with that hash. The public SDK documents only the ``docId`` form; the
+simulator implements this one, a real axis without it must be reconciled by its operator's
+listing (the client raises what the axis answers).
 """
 
 from __future__ import annotations
@@ -119,13 +129,14 @@ class VdxpClient(AxisClient):
     # ------------------------------------------------------------------ operations
 
     async def send_edoc(self, edxml: bytes, *, to: list[str] | None = None) -> SendResult:
-        return await self._send(edxml, MessageType.EDOC, to)
+        return await self._send(edxml, MessageType.EDOC, to, retry_maybe_sent=False)
 
     async def send_status(self, edxml: bytes, *, to: list[str] | None = None) -> SendResult:
         return await self._send(edxml, MessageType.STATUS, to)
 
     async def _send(
-        self, edxml: bytes, message_type: MessageType, to: list[str] | None
+        self, edxml: bytes, message_type: MessageType, to: list[str] | None,
+        *, retry_maybe_sent: bool = True,
     ) -> SendResult:
         if not edxml:
             raise ValueError("empty edXML package")
@@ -138,7 +149,8 @@ class VdxpClient(AxisClient):
         }
         if to:
             params["to"] = json.dumps(list(to), separators=(",", ":"))
-        doc = await self._call("sendEdoc", params, file=edxml)
+        doc = await self._call("sendEdoc", params, file=edxml,
+                               retry_maybe_sent=retry_maybe_sent)
         doc_id = doc.get("DocId")
         if doc_id is None and isinstance(doc.get("data"), dict):
             doc_id = doc["data"].get("DocId") or doc["data"].get("docId")
@@ -218,7 +230,15 @@ class VdxpClient(AxisClient):
         await self._call("updateStatus", params)
 
     async def list_sent(self, doc_id: str) -> list[SentReceipt]:
-        doc = await self._call("getSentEdocList", {"docId": doc_id})
+        return self._receipts(await self._call("getSentEdocList", {"docId": doc_id}))
+
+    async def find_sent(self, sha256: str) -> list[SentReceipt]:
+        digest = sha256.strip().lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError("find_sent takes a SHA-256 in hex")
+        return self._receipts(await self._call("getSentEdocList", {"hash-file": digest}))
+
+    def _receipts(self, doc: dict[str, Any]) -> list[SentReceipt]:
         receipts = []
         for entry in self._data_list(doc, "getSentEdocList"):
             to_code = _str(entry.get("toCode")).strip()
@@ -291,6 +311,7 @@ class VdxpClient(AxisClient):
         *,
         method: str = "POST",
         file: bytes | None = None,
+        retry_maybe_sent: bool = True,
     ) -> dict[str, Any]:
         attempt = 0
         while True:
@@ -299,7 +320,7 @@ class VdxpClient(AxisClient):
                 return await self._call_once(operation, params, method, file)
             except AxisTransientError as exc:
                 exc.attempts = attempt
-                if attempt > self.retries:
+                if attempt > self.retries or (exc.maybe_sent and not retry_maybe_sent):
                     raise
                 delay = self.backoff_delay(attempt)
                 log.warning(
@@ -346,10 +367,14 @@ class VdxpClient(AxisClient):
                 body = b"".join(chunks)
         except TimeoutError as exc:
             message = f"{operation}: no answer in {self.timeout}s"
-            raise AxisTransientError("timeout", message) from exc
+            raise AxisTransientError("timeout", message, maybe_sent=True) from exc
+        except aiohttp.ClientConnectorError as exc:  # never connected: nothing was sent
+            raise AxisTransientError(
+                "connect", f"{operation}: {type(exc).__name__}: {exc}"
+            ) from exc
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise AxisTransientError(
-                "connection", f"{operation}: {type(exc).__name__}: {exc}"
+                "connection", f"{operation}: {type(exc).__name__}: {exc}", maybe_sent=True
             ) from exc
         if len(body) <= _INLINE_BYTES:
             return parse_envelope(operation, status, body)

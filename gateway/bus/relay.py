@@ -14,7 +14,20 @@ connection held while the broker or the axis answers.
 
 If the process dies after a send and before the delete, the row is sent again when its lease
 ends (at-least-once: consumers deduplicate on ``message_id``, the axis statuses on their
-content). A relay that is stopped or cancelled mid-pass gives its unsent rows back at once.
+content; an axis sender of documents reconciles with the axis first, see
+:mod:`gateway.outbound.axis_sender`). A relay that is stopped or cancelled mid-pass gives its
+unsent rows back at once.
+
+A send that fails is rescheduled with backoff, unless the sender raises :class:`Undeliverable`:
+the destination refused that row for good (the axis's permanent refusal). Such a row leaves
+the outbox at once (the sender has recorded why, on the send or the document's timeline) and is
+never tried again, so it never holds back the rows queued after it.
+
+Order (``in_document_order``, the axis relays): only the oldest row of each *document and
+receiver list* (``document_id`` and ``headers.to``) may be leased; a later one waits until the
+earlier one has left the outbox. Status messages of one document all go to its sender (01
+before 03 before 06); an outbound document's copies go one per receiver (``to = [receiver]``),
+so one receiver's retries never hold back another's copy.
 
 The relay polls every ``poll_interval`` seconds (an empty poll is the one lease statement
 finding nothing); a ``LISTEN edoc_outbox`` on a dedicated connection (re-established after a
@@ -67,12 +80,15 @@ RETURNING {_COLUMNS}
 _LEASE = _lease_sql()
 
 #: For destinations where order matters (status messages to an axis: 01 before 03 before 06),
-#: only the oldest row of each document may be leased; a later one waits until the earlier one
-#: is sent (even while the earlier one waits for a retry, or is leased by another relay).
+#: only the oldest row of each document and receiver list may be leased; a later one waits
+#: until the earlier one has left the outbox (even while the earlier one waits for a retry, or
+#: is leased by another relay). Rows of one document to other receivers (an outbound
+#: document's per-receiver copies) do not wait for each other.
 _LEASE_IN_DOCUMENT_ORDER = _lease_sql("""
         AND (document_id IS NULL OR NOT EXISTS (
              SELECT 1 FROM outbox p
-             WHERE p.destination = $1 AND p.document_id = x.document_id AND p.id < x.id))""")
+             WHERE p.destination = $1 AND p.document_id = x.document_id AND p.id < x.id
+               AND p.headers -> 'to' IS NOT DISTINCT FROM x.headers -> 'to'))""")
 
 #: A stopped relay gives back the rows it leased and did not send.
 _RELEASE = "UPDATE outbox SET leased_until = NULL WHERE id = ANY($1::bigint[])"
@@ -100,10 +116,23 @@ WHERE id = ANY($1::bigint[])
 """
 
 
+class Undeliverable(Exception):
+    """Raised by a sender: the destination refused the row for good (``code``, ``message``).
+    The sender has recorded the refusal where its owner looks (a send row, the document's
+    timeline); the relay deletes the row without another try."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.message = message
+
+
 @dataclass
 class RelayStats:
     published: int = 0
     failed: int = 0
+    #: Rows the destination refused for good (:class:`Undeliverable`), removed.
+    dropped: int = 0
     passes: int = 0
 
 
@@ -192,7 +221,7 @@ class OutboxRelay:
 
     async def _finish(self, batch: _Batch) -> int:
         """Wait for the batch's confirms, delete what was confirmed, reschedule the rest.
-        Returns how many rows left the outbox."""
+        Returns how many rows left the outbox (confirmed, or refused for good)."""
         rows = batch.rows
         try:
             results = await asyncio.gather(*batch.sends, return_exceptions=True)
@@ -200,15 +229,18 @@ class OutboxRelay:
                 if isinstance(res, BaseException) and not isinstance(res, Exception):
                     raise res  # CancelledError and friends
             done = [r for r, res in zip(rows, results, strict=True) if res is None]
-            failed = [(r, res) for r, res in zip(rows, results, strict=True) if res is not None]
-            if done:
-                ids = [r["id"] for r in done]
+            dropped = [(r, res) for r, res in zip(rows, results, strict=True)
+                       if isinstance(res, Undeliverable)]
+            failed = [(r, res) for r, res in zip(rows, results, strict=True)
+                      if res is not None and not isinstance(res, Undeliverable)]
+            gone = [r["id"] for r in done] + [r["id"] for r, _ in dropped]
+            if gone:
                 deliveries = [r["delivery_id"] for r in done if r["delivery_id"] is not None]
                 if deliveries:
-                    await self._pool.execute(_DELETE_AND_MARK_PUBLISHED, ids, deliveries)
+                    await self._pool.execute(_DELETE_AND_MARK_PUBLISHED, gone, deliveries)
                 else:
                     await self._pool.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])",
-                                             ids)
+                                             gone)
         except BaseException:
             await self._abandon(batch)
             raise
@@ -222,13 +254,18 @@ class OutboxRelay:
             log.warning(f"outbox rows not confirmed, {then}",
                         extra={"count": len(failed), "destination": self._destination,
                                "error": error})
+        if dropped:
+            log.warning("outbox rows refused for good by their destination, removed",
+                        extra={"count": len(dropped), "destination": self._destination,
+                               "error": _describe(dropped[0][1])})
         self.stats.published += len(done)
         self.stats.failed += len(failed)
+        self.stats.dropped += len(dropped)
         self.stats.passes += 1
         if self._metrics is not None:
             self._metrics.outbox_published.inc(len(done))
             self._metrics.outbox_failures.inc(len(failed))
-        return len(done)
+        return len(gone)
 
     async def _abandon(self, batch: _Batch) -> None:
         for send in batch.sends:
@@ -241,7 +278,8 @@ class OutboxRelay:
             await asyncio.shield(self._pool.execute(_RELEASE, ids))
 
     async def run_once(self) -> int:
-        """Relay one batch; return how many rows were confirmed and removed."""
+        """Relay one batch; return how many rows left the outbox (confirmed, or refused for
+        good)."""
         batch = await self._claim()
         return 0 if batch is None else await self._finish(batch)
 

@@ -1,6 +1,8 @@
 """The statements intake writes with (one round trip each) and the timeline it collects.
 
 Kept apart from :mod:`gateway.inbound.intake`, which decides; this module only knows the tables.
+The timeline writer (:class:`Timeline`) lives in :mod:`gateway.db.timeline`, shared with the
+outbound flow.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ import uuid
 
 import asyncpg
 
-from gateway.db import audit
 from gateway.db.outbox import args as outbox_args
 from gateway.db.outbox import insert_when
+from gateway.db.timeline import Timeline as Timeline  # intake collects its events with it
 from gateway.edxml import EdocMessage
 from gateway.inbound.routing import Router, RoutingMaterial
 
@@ -68,43 +70,6 @@ def attachment_rows(msg: EdocMessage, digests: list[str]) -> list[dict]:
 def columns(rows: list, keys) -> list[list]:
     """Rows (dicts or tuples) as one list per key: the arrays ``unnest`` turns back into rows."""
     return [[r[k] for r in rows] for k in keys]
-
-
-#: A document's timeline events (in order) and an audit entry, in one statement.
-EVENTS_AND_AUDIT = f"""
-WITH events AS (
-    INSERT INTO document_events (document_id, event, agency_code, detail)
-    SELECT $1, e.event, e.agency_code, e.detail
-    FROM unnest($2::text[], $3::text[], $4::jsonb[]) WITH ORDINALITY
-         AS e(event, agency_code, detail, n)
-    ORDER BY e.n
-), {audit.append_when(None, 5)}
-SELECT 1
-"""
-
-
-class Timeline:
-    """The timeline events (``document_events``) of one intake transaction, written in one
-    round trip, in the order they were added (with the transaction's audit entry, if any)."""
-
-    def __init__(self, document_id: uuid.UUID) -> None:
-        self.document_id = document_id
-        self.rows: list[tuple] = []
-
-    def add(self, event: str, agency: str | None, detail: dict) -> None:
-        self.rows.append((self.document_id, event, agency, detail))
-
-    async def write(self, conn: asyncpg.Connection,
-                    audit_entry: audit.AuditEntry | None = None) -> None:
-        if audit_entry is not None:
-            await conn.execute(EVENTS_AND_AUDIT, self.document_id,
-                               [r[1] for r in self.rows], [r[2] for r in self.rows],
-                               [r[3] for r in self.rows], *audit_entry.args())
-        elif self.rows:
-            await conn.executemany(
-                "INSERT INTO document_events (document_id, event, agency_code, detail)"
-                " VALUES ($1, $2, $3, $4)", self.rows)
-        self.rows = []
 
 
 async def add_deliveries(conn: asyncpg.Connection, router: Router, material: RoutingMaterial,

@@ -1,13 +1,17 @@
 """The outbound flow: a document from an agency's eOffice to the axis (issue 13).
 
-Today it holds what exists of that side:
+* :mod:`.metadata`    the submission's metadata (edXML header fields under plain names);
+* :mod:`.submission`  ``POST /v1/outbound``: idempotency, checks (secrecy, receivers, the
+  competent person's signature), the agency seal and attachment signatures, building the
+  edXML, storing the document with one copy per receiver and its outbox row;
+* :mod:`.store`       the tables it writes and ``GET /v1/outbound/{id}`` reads;
+* :mod:`.sending`     one copy to the axis exactly once (attempt counted, reconciled by hash,
+  ``SENT``/``FAILED`` recorded before the outbox row leaves);
+* :mod:`.axis_sender` the relay's sender of ``axis:<connection>`` rows (copies and status
+  messages; permanent refusals leave the outbox);
+* :mod:`.states`      every state of a document and of a copy, named.
 
-* :mod:`.axis_sender`  sends outbox rows (``axis:<connection>``) to the axis: status messages
-  and documents, retried until the axis accepts them.
-
-It will hold the rest of the flow (issue 13): **submission** (``POST /v1/outbound`` and its queue
-message, validation, idempotency), **sealing** (the agency seal and attachment signatures),
-**building** (the edXML package), **sending** (``sendEdoc`` through the outbox, with
-reconciliation so nothing is sent twice) and **tracking** (per-receiver axis status and the
-business statuses coming back).
+Still to come (issue 13): the per-receiver axis receive state polled from
+``getSentEdocList``, business statuses back to the sending eOffice, the sending side of the
+business flows, submission as a queue message.
 """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from gateway.axis import (
@@ -11,7 +13,6 @@ from gateway.axis import (
     AxisTransientError,
     MessageType,
 )
-from gateway.axis.edxml_peek import header_text
 from tests.axis import samples
 from tests.axis.conftest import AGENCY_A, AGENCY_B
 
@@ -64,16 +65,50 @@ async def test_connection_dropped_every_time_raises_transient(sim, connect):
     assert info.value.code == "connection"
 
 
-async def test_lost_answer_after_processing_makes_the_axis_hold_a_duplicate(sim, connect):
-    """The send took effect but the answer was lost: the retry sends again (at-least-once)."""
+async def test_lost_answer_of_a_document_is_not_sent_again_by_the_client(sim, connect):
+    """The send took effect but the answer was lost: the client does not send the document
+    again (the axis would hold a second copy); it raises a transient error that says the
+    package may have been sent, and the sender finds it by its hash (``find_sent``)."""
     sim.faults.drop_next(1, after_processing=True, operation="sendEdoc")
     package = samples.edoc()
-    sent = await connect(AGENCY_A, retries=1).send_edoc(package)
+    client = connect(AGENCY_A, retries=2)
+    with pytest.raises(AxisTransientError) as info:
+        await client.send_edoc(package)
+    assert info.value.maybe_sent and info.value.attempts == 1
     copies = sim.sent_to(samples.PROVINCE)
-    assert len(copies) == 2 and copies[1].sender_doc_id == sent.doc_id
-    assert {header_text(c.data, "DocumentId") for c in copies} == {
-        header_text(package, "DocumentId")
-    }  # receivers deduplicate on DocumentId
+    assert len(copies) == 1
+    found = await client.find_sent(hashlib.sha256(package).hexdigest())
+    assert [(r.sender_doc_id, r.to_code) for r in found] == [
+        (copies[0].sender_doc_id, samples.PROVINCE)]
+
+
+async def test_lost_answer_of_a_status_is_still_retried(sim, connect):
+    """Status messages keep the client's retry (receivers deduplicate them on content)."""
+    sim.faults.drop_next(1, after_processing=True, operation="sendEdoc")
+    await connect(AGENCY_B, retries=1).send_status(samples.status(code="03"))
+    assert len(sim.sent_to(samples.VPCP)) == 2
+
+
+async def test_a_refused_connection_is_retried_even_for_a_document(connect, sim):
+    """Nothing reached the axis when the connection was refused: retrying is safe."""
+    sim.faults.fail_next(1, status=503, operation="sendEdoc")
+    await connect(AGENCY_A, retries=1).send_edoc(samples.edoc())
+    assert [o for op, o in sim.calls if op == "sendEdoc"] == ["http_503", "ok"]
+
+
+async def test_find_sent_lists_only_the_callers_packages_with_that_hash(sim, connect):
+    package = samples.edoc()
+    digest = hashlib.sha256(package).hexdigest()
+    a = connect(AGENCY_A)
+    sent = await a.send_edoc(package, to=[samples.PROVINCE, samples.PARTY])
+    await a.send_edoc(samples.edoc(number="99"))
+    found = await a.find_sent(digest)
+    assert sorted((r.sender_doc_id, r.to_code) for r in found) == sorted(
+        [(sent.doc_id, samples.PROVINCE), (sent.doc_id, samples.PARTY)])
+    assert await connect(AGENCY_B).find_sent(digest) == []  # not the sender
+    assert await a.find_sent("0" * 64) == []
+    with pytest.raises(ValueError):
+        await a.find_sent("not-a-hash")
 
 
 async def test_duplicate_listing_returns_the_same_doc_id_twice(sim, connect):

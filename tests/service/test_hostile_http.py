@@ -352,6 +352,9 @@ def mutations(pdf: bytes, signed: bytes) -> Iterator[tuple[str, Mutation]]:
                 b'Content-Disposition: form-data; name="file"\r\n'
                 b"Content-Type: multipart/mixed\r\n\r\nx")),
             ("two-files", mp, _multipart(file_pdf, file_pdf)),
+            ("control-in-part-header", mp, _multipart(
+                b'Content-Disposition: form-data; name="file"; filename="a\x1bb.pdf"\r\n'
+                b"\r\n" + pdf)),
             ("part-gzip", mp, _multipart(_part(b"file", b"not gzip",
                                                b"Content-Encoding: gzip\r\n"))),
             ("part-base64", mp, _multipart(_part(b"file", b"!!!not base64!!!",
@@ -417,6 +420,14 @@ def baseline(method: str, template: str, doc_id: uuid.UUID, auth: bytes, pdf: by
         probe.body = json.dumps({"agency": SERVED[0], "status": "03"}).encode()
     elif template == "/v1/documents":
         probe.query = {"limit": "5"}
+    elif template == "/v1/outbound":
+        meta = {"from": SERVED[0], "to": [SERVED[1]], "code_number": "1", "code_notation": "UB",
+                "promulgation_place": "HN", "promulgation_date": "2024/03/01",
+                "document_type": 1, "type_name": "Công văn", "subject": "V/v thử",
+                "signer": {"full_name": "Nguyễn Văn A"}}
+        probe.headers[b"Content-Type"] = b"multipart/form-data; boundary=" + BOUNDARY
+        probe.body = _multipart(_part(b"metadata", json.dumps(meta).encode()),
+                                _part(b"file", pdf, b"Content-Type: application/pdf\r\n"))
     return probe
 
 

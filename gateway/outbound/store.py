@@ -1,0 +1,158 @@
+"""The tables of the outbound flow: an outbound document with its files, its copies (one per
+receiver) with their outbox rows, the submission's idempotency record, and the read for
+``GET /v1/outbound/{id}``. Kept apart from :mod:`gateway.outbound.submission`, which decides.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from gateway.db import audit
+from gateway.db import documents as reads
+from gateway.db.outbox import OutboxMessage, axis_destination, insert_when
+from gateway.db.outbox import args as outbox_args
+from gateway.db.timeline import Timeline
+from gateway.edxml import EdocMessage
+
+#: The document row; nothing when its dedup key (sender + DocumentId) is taken.
+_DOCUMENT = """
+INSERT INTO documents (id, direction, dedup_key, edxml_document_id, axis, sender_code,
+    sender_name, code_number, code_notation, subject, type_name, promulgation_date, due_date,
+    priority, state, signature_verdict, correlation_id, header, edxml_sha256, edxml)
+VALUES ($1, 'outbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'QUEUED', $14, $15,
+        $16, $17, $18)
+ON CONFLICT DO NOTHING RETURNING id
+"""
+
+_ATTACHMENTS = """
+INSERT INTO attachments (id, document_id, ordinal, content_id, name, description, content_type,
+                         size, sha256, data)
+SELECT a.id, $1, a.ordinal, a.content_id, a.name, a.description, a.content_type, a.size,
+       a.sha256, a.data
+FROM unnest($2::uuid[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[],
+            $9::text[], $10::bytea[])
+     AS a(id, ordinal, content_id, name, description, content_type, size, sha256, data)
+"""
+
+_REPORT = """
+INSERT INTO signature_reports (id, document_id, attachment_id, verdict, summary, report)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+
+#: A copy and its outbox row, in one statement.
+_COPY_WITH_MESSAGE = f"""
+WITH copy AS (
+    INSERT INTO outbound_sends (id, document_id, receiver_code, axis, edxml_sha256)
+    VALUES ($1, $2, $3, $4, $5) RETURNING id
+), queued AS ({insert_when("copy", 6)})
+SELECT 1
+"""
+
+_IDEMPOTENCY = """
+INSERT INTO outbound_idempotency (agency_code, idempotency_key, request_sha256, document_id,
+                                  response)
+VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1
+"""
+
+_REPLAY = """
+SELECT request_sha256, response FROM outbound_idempotency
+WHERE agency_code = $1 AND idempotency_key = $2
+"""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One file as stored (after sealing)."""
+
+    id: uuid.UUID
+    ordinal: int
+    content_id: str
+    name: str
+    description: str | None
+    content_type: str
+    data: bytes
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Copy:
+    id: uuid.UUID
+    receiver: str
+
+
+class KeyTaken(Exception):
+    """Another submission stored the same idempotency key first (the transaction rolls back;
+    the caller answers that submission's result)."""
+
+
+async def replayed(conn: asyncpg.Connection | asyncpg.Pool, agency: str,
+                   key: str) -> asyncpg.Record | None:
+    """The first submission under ``(agency, key)``: its request digest and response."""
+    return await conn.fetchrow(_REPLAY, agency, key)
+
+
+async def store(conn: asyncpg.Connection, *, doc_id: uuid.UUID, dedup_key: str, axis: str,
+                msg: EdocMessage, sender_name: str | None, header: dict[str, Any],
+                package: bytes, package_sha256: str, verdict: str, report: dict[str, Any],
+                files: list[StoredFile], copies: list[Copy], correlation_id: str,
+                idempotency: tuple[str, str, str], response: dict[str, Any],
+                timeline: Timeline, audit_entry: audit.AuditEntry) -> bool:
+    """Write everything of one submission; call inside a transaction. False when the
+    document's DocumentId is taken already (nothing written); :class:`KeyTaken` when the
+    idempotency key is (the caller rolls back)."""
+    info = msg.promulgation_info
+    new = await conn.fetchval(
+        _DOCUMENT, doc_id, dedup_key, msg.document_id, axis, msg.from_organ.organ_id,
+        sender_name, msg.code.code_number, msg.code.code_notation, msg.subject,
+        msg.document_type.type_name, info.promulgation_date, msg.due_date,
+        msg.other_info.priority if msg.other_info else None, verdict, correlation_id, header,
+        package_sha256, package)
+    if new is None:
+        return False
+    agency, key, digest = idempotency
+    if await conn.fetchval(_IDEMPOTENCY, agency, key, digest, doc_id, response) is None:
+        raise KeyTaken(key)
+    cols = [[getattr(f, k) for f in files] for k in
+            ("id", "ordinal", "content_id", "name", "description", "content_type")]
+    await conn.execute(_ATTACHMENTS, doc_id, *cols, [len(f.data) for f in files],
+                       [f.sha256 for f in files], [f.data for f in files])
+    await conn.execute(_REPORT, uuid.uuid4(), doc_id, files[0].id, verdict,
+                       report.get("summary_vi"), report)
+    for copy in copies:
+        message = OutboxMessage(
+            destination=axis_destination(axis), body=package, content_type="application/xml",
+            headers={"message_type": "edoc", "to": [copy.receiver], "send_id": str(copy.id)},
+            correlation_id=correlation_id, document_id=doc_id)
+        await conn.execute(_COPY_WITH_MESSAGE, copy.id, doc_id, copy.receiver, axis,
+                           package_sha256, *outbox_args(message))
+    await timeline.write(conn, audit_entry)
+    return True
+
+
+_COPIES = """
+SELECT receiver_code AS receiver, id AS send_id, state, axis, axis_doc_id, attempts,
+       error_code, error_desc, last_error, attempted_at, sent_at, failed_at, created_at,
+       updated_at
+FROM outbound_sends WHERE document_id = $1 ORDER BY created_at, receiver_code
+"""
+
+
+async def read(conn: asyncpg.Connection, doc_id: uuid.UUID,
+               agencies: list[str] | None) -> dict[str, Any] | None:
+    """An outbound document as its sender (``agencies``: the caller's scope, None for
+    operators) sees it: summary, files, signature reports, copies, statuses, timeline."""
+    sender = await conn.fetchval(
+        "SELECT sender_code FROM documents WHERE id = $1 AND direction = 'outbound'", doc_id)
+    if sender is None or (agencies is not None and sender not in agencies):
+        return None
+    # the sender sees all of its document: every receiver's copy and event
+    doc = await reads.get_document(conn, doc_id, agencies=None)
+    if doc is None:
+        return None
+    doc.pop("deliveries", None)
+    doc["receivers"] = [dict(r) for r in await conn.fetch(_COPIES, doc_id)]
+    return doc
