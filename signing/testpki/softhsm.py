@@ -6,6 +6,10 @@ call this before anything loads the module in this process; child processes inhe
 the token with ``softhsm2-util --init-token`` and stores keys, certificates and their chains with
 certomancer's alchemist (what ``certomancer alch`` does). Start from an empty folder every time:
 storing is not idempotent.
+
+A test process that also runs other SoftHSM tests must not load the module with a second
+configuration: :func:`init_softhsm_token_in_child` creates the token in a child process and
+leaves this process's environment alone (point the signing pool's workers at ``token.conf``).
 """
 
 from __future__ import annotations
@@ -78,3 +82,38 @@ def init_softhsm_token(
     pin_file.write_text(pin + "\n")
     pin_file.chmod(0o600)
     return SoftHsmToken(module, label, pin, pin_file, conf, tuple(certs))
+
+
+_CHILD = """
+import sys
+from pathlib import Path
+from signing.testpki import build_test_pki
+from signing.testpki.softhsm import init_softhsm_token
+pki = build_test_pki(Path(sys.argv[1]))
+init_softhsm_token(Path(sys.argv[2]), pki, label=sys.argv[3], pin=sys.argv[4],
+                   certs=tuple(sys.argv[5].split(",")), spare_labels=tuple(sys.argv[6:]))
+"""
+
+
+def init_softhsm_token_in_child(
+    folder: Path,
+    pki,
+    *,
+    label: str = "agency",
+    pin: str = "1234",
+    certs: tuple[str, ...] = ("seal", "officer"),
+    module: str = SOFTHSM_MODULE,
+    spare_labels: tuple[str, ...] = (),
+) -> SoftHsmToken:
+    """:func:`init_softhsm_token` run in a child process (the same test PKI, rebuilt there from
+    its folder): this process neither loads the PKCS#11 module nor changes ``SOFTHSM2_CONF``."""
+    import sys
+
+    if not softhsm_available(module):
+        raise TestPkiError("SoftHSM2 is not installed", code="TEST_PKI_SOFTHSM")
+    folder = Path(folder)
+    subprocess.run([sys.executable, "-c", _CHILD, str(pki.folder.parent), str(folder), label,
+                    pin, ",".join(certs), *spare_labels],
+                   check=True, capture_output=True, timeout=120)
+    return SoftHsmToken(module, label, pin, folder / "user.pin", folder / "softhsm2.conf",
+                        tuple(certs))

@@ -84,3 +84,15 @@ async def drained_agency_queues(flow_gateway, amqp, db):
         queue = await channel.get_queue(flow_gateway.topology.agency_queue(agency), ensure=False)
         await queue.purge()
     await channel.close()
+
+
+async def purge_agency_queues(amqp, topology, agencies) -> None:
+    """Empty the run's queues of ``agencies``: tests of other modules may leave messages there
+    (a test that counts what an eOffice received starts from nothing)."""
+    channel = await amqp.channel()
+    try:
+        for agency in agencies:
+            queue = await channel.get_queue(topology.agency_queue(agency), ensure=False)
+            await queue.purge()
+    finally:
+        await channel.close()

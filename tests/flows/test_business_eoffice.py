@@ -24,7 +24,7 @@ from gateway.demo.exchange import free_port
 from gateway.demo.samples import edoc, package, signed_pdf
 from gateway.edxml import Bussiness, BussinessDocType, ResponseFor, StatusMessage, build
 from tests.conftest import AMQP_URL, wait_for
-from tests.flows.conftest import CITY, D1, SENDER, flow_settings
+from tests.flows.conftest import CITY, D1, SENDER, flow_settings, purge_agency_queues
 
 
 def _at_city(axis, code: str, n: int):
@@ -33,12 +33,13 @@ def _at_city(axis, code: str, n: int):
 
 
 async def test_take_back_and_revoke_reach_the_eoffice_simulator(database_url, bus_prefix, pki,
-                                                               axis, db, city_client):
+                                                               axis, db, city_client, amqp):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     gw = Gateway(flow_settings(database_url, bus_prefix, pki, axis, http_port=port,
                                public_url=url))
     await gw.start()
+    await purge_agency_queues(amqp, gw.topology, (D1.organ_id,))
     site = web.AppRunner(gw.web_app(), access_log=None)
     await site.setup()
     await web.TCPSite(site, "127.0.0.1", port).start()

@@ -31,7 +31,7 @@ from gateway.edxml import (
 )
 from gateway.ops.replay import replay_delivery
 from tests.conftest import wait_for
-from tests.flows.conftest import CITY, D1, D2, OTHER, SENDER
+from tests.flows.conftest import CITY, D1, D2, OTHER, SENDER, purge_agency_queues
 
 pytestmark = pytest.mark.usefixtures("drained_agency_queues", "empty_agency_queues")
 STRANGER = organ(OTHER)
@@ -40,12 +40,7 @@ STRANGER = organ(OTHER)
 @pytest.fixture
 async def empty_agency_queues(flow_gateway, amqp):
     """Start with the run's agency queues empty: tests of other modules may leave messages."""
-    channel = await amqp.channel()
-    for agency in (D1.organ_id, D2.organ_id):
-        queue = await channel.get_queue(flow_gateway.topology.agency_queue(agency),
-                                        ensure=False)
-        await queue.purge()
-    await channel.close()
+    await purge_agency_queues(amqp, flow_gateway.topology, (D1.organ_id, D2.organ_id))
 
 
 async def _messages(gw, amqp, agency: str) -> list[dict]:

@@ -13,7 +13,7 @@ from gateway.axis import MessageType
 from gateway.axis.simulator import AxisSimulator
 from gateway.demo.exchange import CITY, DISTRICT1, DISTRICT2
 from signing.testpki.pdfs import make_pdf
-from signing.testpki.softhsm import init_softhsm_token, softhsm_available
+from signing.testpki.softhsm import init_softhsm_token_in_child, softhsm_available
 from tests.conftest import wait_for
 from tests.flows.conftest import OTHER
 from tests.flows.outbound_kit import (
@@ -31,7 +31,14 @@ D1, D2 = DISTRICT1.organ_id, DISTRICT2.organ_id
 
 @pytest.fixture(scope="module")
 def token(pki, tmp_path_factory):
-    return init_softhsm_token(tmp_path_factory.mktemp("outbound-hsm"), pki, certs=("seal",))
+    """The agency's seal on a SoftHSM token made in a child process (this test process never
+    loads the PKCS#11 module: other tests of the run use their own token); the signing pool's
+    workers find it through ``SOFTHSM2_CONF``, set for this module only."""
+    tok = init_softhsm_token_in_child(tmp_path_factory.mktemp("outbound-hsm"), pki,
+                                      certs=("seal",))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOFTHSM2_CONF", str(tok.conf))
+        yield tok
 
 
 @pytest.fixture(scope="module")

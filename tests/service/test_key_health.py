@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,29 +20,21 @@ import pytest
 from gateway.pki.keyhealth import monitor
 from signing.testpki import build_test_pki
 from signing.testpki.pdfs import make_pdf
-from signing.testpki.softhsm import SOFTHSM_MODULE, softhsm_available
+from signing.testpki.softhsm import (
+    SOFTHSM_MODULE,
+    init_softhsm_token_in_child,
+    softhsm_available,
+)
 from tests.conftest import make_settings
 from tests.service.signing_client import bearer, pdf_form
 
 needs_softhsm = pytest.mark.skipif(not softhsm_available(), reason="SoftHSM2 not installed")
 
-_INIT_TOKEN = """
-import sys
-from pathlib import Path
-from signing.testpki import build_test_pki
-from signing.testpki.softhsm import init_softhsm_token
-pki = build_test_pki(Path(sys.argv[1]))
-init_softhsm_token(Path(sys.argv[2]), pki, label=sys.argv[3], certs=("seal",),
-                   spare_labels=tuple(sys.argv[4:]))
-"""
-
-
 def make_token(pki, folder: Path, label: str, *spare: str) -> Path:
     """A SoftHSM2 token ``label`` holding the test PKI's seal (and empty ``spare`` tokens) in
-    ``folder``; returns its ``softhsm2.conf``."""
-    subprocess.run([sys.executable, "-c", _INIT_TOKEN, str(pki.folder.parent), str(folder),
-                    label, *spare], check=True, capture_output=True, timeout=120)
-    return folder / "softhsm2.conf"
+    ``folder``, made in a child process; returns its ``softhsm2.conf``."""
+    return init_softhsm_token_in_child(folder, pki, label=label, certs=("seal",),
+                                       spare_labels=spare).conf
 
 
 def issue_p12(pki, path: Path, days: float) -> Path:
