@@ -211,7 +211,8 @@ class Flows:
                   "sent_to": sends, "receivers": after}
         if added:  # they never had the document: they get it, updated, as a new document
             fresh = dataclasses.replace(msg, bussiness=None)
-            added_id = await self._flow_row(conn, row, fresh, files, added, 0, report,
+            copies = [dataclasses.replace(f, id=uuid.uuid4()) for f in files]
+            added_id = await self._flow_row(conn, row, fresh, copies, added, 0, report,
                                             verdict, actor, kind)
             response.update(added=added, added_document=str(added_id))
             detail.update(added=added, added_document=str(added_id),

@@ -227,7 +227,7 @@ async def read(conn: asyncpg.Connection, doc_id: uuid.UUID,
 
 
 _FLOWS = """
-SELECT event, detail, created_at FROM document_events
+SELECT event, detail, at FROM document_events
 WHERE document_id = $1 AND event = ANY($2::text[]) ORDER BY id
 """
 
@@ -248,7 +248,7 @@ async def flows(conn: asyncpg.Connection, doc_id: uuid.UUID) -> list[dict[str, A
     out = []
     for r in await conn.fetch(_FLOWS, doc_id, list(kinds)):
         d = r["detail"] or {}
-        out.append({"kind": kinds[r["event"]].value, "requested_at": r["created_at"],
+        out.append({"kind": kinds[r["event"]].value, "requested_at": r["at"],
                     "reason": d.get("reason"), "staff": d.get("staff"),
                     "receivers": d.get("sent_to") or [], "flow_document": d.get("flow_document"),
                     **({"added": d["added"]} if d.get("added") else {}),
