@@ -55,7 +55,8 @@ log = logging.getLogger(__name__)
 #: the gateway at start (:class:`StartupError`), it is never skipped.
 ROUTE_MODULES = ("gateway.api.documents", "gateway.api.statuses", "gateway.api.signing",
                  "gateway.api.axis_inbox", "gateway.api.deliveries", "gateway.api.axis_refused",
-                 "gateway.api.holds", "gateway.api.keys", "gateway.api.outbound")
+                 "gateway.api.holds", "gateway.api.keys", "gateway.api.outbound",
+                 "gateway.api.outbound_flows")
 
 
 def _lease(longest_send: float) -> float:

@@ -38,10 +38,10 @@ import json
 import re
 import uuid
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import BodyPartReader, web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway.api.auth import Role, principal, require_agency
 from gateway.api.documents import scope
@@ -63,9 +63,10 @@ from signing.errors import SigningError
 from signing.pool import PoolOverloaded
 from signing.sign import SignRequest
 
+M = TypeVar("M", bound=BaseModel)
 MAX_METADATA = 256 * 1024
 MAX_FILES = 50
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _BAD_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff/\\\\]")
 
 
@@ -87,7 +88,7 @@ def _file_name(part: BodyPartReader, index: int) -> str:
     return name.strip()
 
 
-def _metadata(raw: bytes) -> OutboundMetadata:
+def parse_metadata(raw: bytes, model: type[M] = OutboundMetadata) -> M:  # type: ignore[assignment]
     try:
         data = json.loads(raw.decode("utf-8-sig"))
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -99,7 +100,7 @@ def _metadata(raw: bytes) -> OutboundMetadata:
         raise ApiError(f"metadata {path}: a lone surrogate or NUL cannot be stored",
                        code="INVALID_JSON", details={"path": path})
     try:
-        return OutboundMetadata.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         errors = metadata_errors(exc)
         missing = all(e["code"] == "missing" for e in errors)
@@ -109,8 +110,10 @@ def _metadata(raw: bytes) -> OutboundMetadata:
                        status=422, details={"field": first["field"], "errors": errors}) from None
 
 
-async def read_submission(request: web.Request, limit: int) -> tuple[bytes, list[Upload]]:
-    """(metadata bytes, files) of the multipart body, every size bounded while it streams."""
+async def read_submission(request: web.Request, limit: int, *,
+                          files_required: bool = True) -> tuple[bytes, list[Upload]]:
+    """(metadata bytes, files) of the multipart body, every size bounded while it streams
+    (``files_required``: at least one file part)."""
     if not is_form_data(request):
         raise UnsupportedMediaType("send multipart/form-data: a metadata part and file parts")
     meta: bytes | None = None
@@ -141,13 +144,13 @@ async def read_submission(request: web.Request, limit: int) -> tuple[bytes, list
                            code="PART_UNKNOWN", status=422)
     if meta is None:
         raise ApiError("the metadata part is missing", code="METADATA_MISSING", status=422)
-    if not files:
+    if not files and files_required:
         raise ApiError("no file part: send the main PDF first", code="FILE_MISSING",
                        status=422)
     return meta, files
 
 
-def _submissions(svc: Services) -> Submissions:
+def submissions(svc: Services) -> Submissions:
     async def verify(data: bytes) -> dict[str, Any]:
         judge = svc.judge
         if judge is None:
@@ -182,13 +185,13 @@ async def post_outbound(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     who = principal(request, Role.EOFFICE)
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not _KEY.match(key):
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
         raise ApiError("Idempotency-Key: 1 to 255 printable ASCII characters",
                        code="IDEMPOTENCY_KEY_INVALID")
     raw, files = await read_submission(request, svc.settings.max_document_bytes)
-    meta = _metadata(raw)
+    meta = parse_metadata(raw)
     require_agency(who, meta.sender)
-    status, body = await _submissions(svc).submit(
+    status, body = await submissions(svc).submit(
         Request(meta=meta, files=files, idempotency_key=key, actor=who.actor()))
     response = json_response(body, status=status)
     if body.get("replayed"):

@@ -9,9 +9,12 @@
   ``SENT``/``FAILED`` recorded before the outbox row leaves);
 * :mod:`.axis_sender` the relay's sender of ``axis:<connection>`` rows (copies and status
   messages; permanent refusals leave the outbox);
-* :mod:`.states`      every state of a document and of a copy, named.
+* :mod:`.states`      every state of a document and of a copy, named;
+* :mod:`.flow_rules`  the business flows an eOffice starts on its document (revoke, update,
+  replace, take back): their bodies, states, refusals and answers;
+* :mod:`.flows`       revoke, update and take back stored and queued (replace is a
+  submission with ``Replaces``).
 
 Still to come (issue 13): the per-receiver axis receive state polled from
-``getSentEdocList``, business statuses back to the sending eOffice, the sending side of the
-business flows, submission as a queue message.
+``getSentEdocList``, business statuses back to the sending eOffice, submission as a queue message.
 """

@@ -11,12 +11,14 @@ from typing import Any
 
 import asyncpg
 
+from gateway.api.errors import Conflict
 from gateway.db import audit
 from gateway.db import documents as reads
 from gateway.db.outbox import OutboxMessage, axis_destination, insert_when
 from gateway.db.outbox import args as outbox_args
 from gateway.db.timeline import Timeline
 from gateway.edxml import EdocMessage
+from gateway.outbound.flow_rules import EVENT, OutboundFlow, assign_answers, refusal
 
 #: The document row; nothing when its dedup key (sender + DocumentId) is taken.
 _DOCUMENT = """
@@ -116,12 +118,7 @@ async def store(conn: asyncpg.Connection, *, doc_id: uuid.UUID, dedup_key: str, 
     agency, key, digest = idempotency
     if await conn.fetchval(_IDEMPOTENCY, agency, key, digest, doc_id, response) is None:
         raise KeyTaken(key)
-    cols = [[getattr(f, k) for f in files] for k in
-            ("id", "ordinal", "content_id", "name", "description", "content_type")]
-    await conn.execute(_ATTACHMENTS, doc_id, *cols, [len(f.data) for f in files],
-                       [f.sha256 for f in files], [f.data for f in files])
-    await conn.execute(_REPORT, uuid.uuid4(), doc_id, files[0].id, verdict,
-                       report.get("summary_vi"), report)
+    await _files(conn, doc_id, files, verdict, report)
     for copy in copies:
         message = OutboxMessage(
             destination=axis_destination(axis), body=package, content_type="application/xml",
@@ -131,6 +128,74 @@ async def store(conn: asyncpg.Connection, *, doc_id: uuid.UUID, dedup_key: str, 
                            package_sha256, *outbox_args(message))
     await timeline.write(conn, audit_entry)
     return True
+
+
+async def store_flow_row(conn: asyncpg.Connection, *, doc_id: uuid.UUID,
+                         original_id: uuid.UUID, doc_type: int, dedup_key: str, axis: str,
+                         msg: EdocMessage, sender_name: str | None, header: dict[str, Any],
+                         package: bytes, package_sha256: str, verdict: str,
+                         report: dict[str, Any], files: list[StoredFile], copies: list[Copy],
+                         correlation_id: str, timeline: Timeline) -> None:
+    """Write the package of a business flow on ``original_id`` (revoke, update, or the
+    updated document for added receivers) as its own outbound row linked to the original,
+    with one copy per receiver; call inside a transaction. The copies' outbox rows carry the
+    ORIGINAL's id: the relay sends them after anything of the original still queued."""
+    info = msg.promulgation_info
+    await conn.fetchval(
+        _DOCUMENT, doc_id, dedup_key, msg.document_id, axis, msg.from_organ.organ_id,
+        sender_name, msg.code.code_number, msg.code.code_notation, msg.subject,
+        msg.document_type.type_name, info.promulgation_date, msg.due_date,
+        msg.other_info.priority if msg.other_info else None, verdict, correlation_id, header,
+        package_sha256, package)
+    await conn.execute("UPDATE documents SET original_id = $2, bussiness_doc_type = $3"
+                       " WHERE id = $1", doc_id, original_id, doc_type)
+    await _files(conn, doc_id, files, verdict, report)
+    for copy in copies:
+        message = OutboxMessage(
+            destination=axis_destination(axis), body=package, content_type="application/xml",
+            headers={"message_type": "edoc", "to": [copy.receiver], "send_id": str(copy.id)},
+            correlation_id=correlation_id, document_id=original_id)
+        await conn.execute(_COPY_WITH_MESSAGE, copy.id, doc_id, copy.receiver, axis,
+                           package_sha256, *outbox_args(message))
+    await timeline.write(conn)
+
+
+async def _files(conn: asyncpg.Connection, doc_id: uuid.UUID, files: list[StoredFile],
+                 verdict: str, report: dict[str, Any]) -> None:
+    cols = [[getattr(f, k) for f in files] for k in
+            ("id", "ordinal", "content_id", "name", "description", "content_type")]
+    await conn.execute(_ATTACHMENTS, doc_id, *cols, [len(f.data) for f in files],
+                       [f.sha256 for f in files], [f.data for f in files])
+    if report and files:
+        await conn.execute(_REPORT, uuid.uuid4(), doc_id, files[0].id, verdict,
+                           report.get("summary_vi"), report)
+
+
+async def mark_replaced(conn: asyncpg.Connection, original: uuid.UUID, by: uuid.UUID, *,
+                        reason: str, staff: dict[str, str] | None, actor: str) -> dict[str, Any]:
+    """Inside the replacement's transaction: lock the original, check a flow may start from
+    its state (else :class:`gateway.api.errors.Conflict`, the transaction rolls back), move
+    it to ``REPLACED``, link the replacement to it and write both timelines."""
+    row = await conn.fetchrow("SELECT state, edxml_document_id, sender_code FROM documents"
+                              " WHERE id = $1 FOR UPDATE", original)
+    if (code := refusal(row["state"])) is not None:
+        raise Conflict(f"document is {row['state']}: no replace now", code=code,
+                       details={"state": row["state"], "flow": "replace"})
+    await conn.execute("UPDATE documents SET state = 'REPLACED', updated_at = now()"
+                       " WHERE id = $1", original)
+    await conn.execute("UPDATE documents SET original_id = $2, bussiness_doc_type = 3"
+                       " WHERE id = $1", by, original)
+    event = EVENT[OutboundFlow.REPLACE]
+    await conn.executemany(
+        "INSERT INTO document_events (document_id, event, agency_code, detail)"
+        " VALUES ($1, $2, $3, $4)",
+        [(original, event, row["sender_code"], {"flow_document": str(by), "reason": reason,
+                                                "staff": staff, "actor": actor,
+                                                "previous_state": row["state"]}),
+         (by, "outbound.replaces", row["sender_code"], {"original": str(original),
+                                                        "reason": reason})])
+    return {"id": str(original), "document_id": row["edxml_document_id"],
+            "previous_state": row["state"], "state": "REPLACED"}
 
 
 _COPIES = """
@@ -155,4 +220,41 @@ async def read(conn: asyncpg.Connection, doc_id: uuid.UUID,
         return None
     doc.pop("deliveries", None)
     doc["receivers"] = [dict(r) for r in await conn.fetch(_COPIES, doc_id)]
+    doc["flows"] = await flows(conn, doc_id)
+    doc["original_id"] = await conn.fetchval(
+        "SELECT original_id FROM documents WHERE id = $1", doc_id)
     return doc
+
+
+_FLOWS = """
+SELECT event, detail, at FROM document_events
+WHERE document_id = $1 AND event = ANY($2::text[]) ORDER BY id
+"""
+
+#: The receivers' answers (15/16) about the original or one of its flow rows.
+_ANSWERS = """
+SELECT agency_code, status_code, coalesce(created_at, occurred_at) AS at, description
+FROM status_events
+WHERE direction = 'inbound' AND status_code = ANY($2::text[])
+  AND (document_id = $1 OR document_id IN (SELECT id FROM documents WHERE original_id = $1))
+"""
+
+
+async def flows(conn: asyncpg.Connection, doc_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The business flows started on an outbound document, oldest first: ``{kind,
+    requested_at, reason, staff, receivers, flow_document, answers: {receiver: {code,
+    description, at}}, outcome}`` (:func:`gateway.outbound.flow_rules.assign_answers`)."""
+    kinds = {v: k for k, v in EVENT.items()}
+    out = []
+    for r in await conn.fetch(_FLOWS, doc_id, list(kinds)):
+        d = r["detail"] or {}
+        out.append({"kind": kinds[r["event"]].value, "requested_at": r["at"],
+                    "reason": d.get("reason"), "staff": d.get("staff"),
+                    "receivers": d.get("sent_to") or [], "flow_document": d.get("flow_document"),
+                    **({"added": d["added"]} if d.get("added") else {}),
+                    **({"removed": d["removed"]} if d.get("removed") else {})})
+    if out:
+        answers = await conn.fetch(_ANSWERS, doc_id, ["15", "16"])
+        assign_answers(out, ((a["agency_code"], a["status_code"], a["at"], a["description"])
+                             for a in answers))
+    return out

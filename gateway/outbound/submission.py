@@ -32,6 +32,7 @@ Every refusal is an :class:`gateway.api.errors.ApiError` with a machine-readable
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -79,6 +80,18 @@ class Upload:
 
 
 @dataclass(frozen=True)
+class Replaces:
+    """What a replacement names: the original outbound document (locked and checked when the
+    replacement is stored), the ``Bussiness`` block (type 3, ``ReplacementInfoList``) and the
+    reason for its timeline."""
+
+    original: uuid.UUID
+    bussiness: edxml.Bussiness
+    reason: str
+    staff: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class Request:
     """A submission as ``POST /v1/outbound`` read it."""
 
@@ -86,6 +99,8 @@ class Request:
     files: list[Upload]
     idempotency_key: str | None
     actor: str
+    #: A replacement (``POST /v1/outbound/{id}/replace``): the original it replaces.
+    replaces: Replaces | None = None
 
     def digest(self) -> str:
         """SHA-256 of what makes two requests the same: the metadata as given (canonical
@@ -133,17 +148,19 @@ class Submissions:
         document_id = meta.document_id or meta.default_document_id()
         key = req.idempotency_key or f"document-id:{document_id}"
         digest = req.digest()
-        if (first := await self._repeat(agency.code, key, digest)) is not None:
+        if (first := await self.repeat(agency.code, key, digest)) is not None:
             return first
         axis = self.axis_for(agency.code)
         if axis is None:
             raise _refuse("SENDER_NO_AXIS", f"no axis connection carries agency {agency.code}"
                           " (set its axis)", field="from")
         _check_secrecy(meta)
-        warnings = await self._check_receivers(meta)
-        report, verdict = await self._check_main(req.files[0])
+        warnings = await self.check_receivers(meta.to, meta.unusual_receivers())
+        report, verdict = await self.check_main(req.files[0])
         files, sealed = await self._seal(agency, meta, req.files)
         msg = _message(meta, agency, document_id, files)
+        if req.replaces is not None:
+            msg = dataclasses.replace(msg, bussiness=req.replaces.bussiness)
         try:
             package = edxml.build(msg) if sum(len(f.data) for f in files) < 1 << 20 \
                 else await asyncio.to_thread(edxml.build, msg)
@@ -152,7 +169,7 @@ class Submissions:
         return await self._store(req, agency, axis, msg, package, files, report, verdict,
                                  sealed, warnings, (agency.code, key, digest))
 
-    async def _repeat(self, agency: str, key: str, digest: str) -> tuple[int, dict] | None:
+    async def repeat(self, agency: str, key: str, digest: str) -> tuple[int, dict] | None:
         row = await store.replayed(self.pool, agency, key)
         if row is None:
             return None
@@ -162,19 +179,22 @@ class Submissions:
                            details={"document": row["response"].get("id")})
         return 202, {**row["response"], "replayed": True}
 
-    async def _check_receivers(self, meta: OutboundMetadata) -> list[dict[str, str]]:
+    async def check_receivers(self, receivers: list[str], unusual: list[str] = (),
+                              field: str = "to") -> list[dict[str, str]]:
+        """Refuse receivers unknown to the synced agency directory (``RECEIVER_UNKNOWN``);
+        warnings for codes of an ``unusual`` shape."""
         async with self.pool.acquire() as conn:
             synced = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM agencies WHERE NOT served)")
             known = {r["code"] for r in await conn.fetch(
-                "SELECT code FROM agencies WHERE code = ANY($1)", meta.to)}
-        if synced and (unknown := [r for r in meta.to if r not in known]):
+                "SELECT code FROM agencies WHERE code = ANY($1)", receivers)}
+        if synced and (unknown := [r for r in receivers if r not in known]):
             raise _refuse("RECEIVER_UNKNOWN", "receivers not in the agency directory: "
-                          + ", ".join(unknown[:10]), receivers=unknown[:100], field="to")
+                          + ", ".join(unknown[:10]), receivers=unknown[:100], field=field)
         return [{"code": "RECEIVER_CODE_UNUSUAL", "receiver": r,
                  "message": "not of the LLL.LL.LL.Xnn shape of an agency code"}
-                for r in meta.unusual_receivers()]
+                for r in unusual]
 
-    async def _check_main(self, main: Upload) -> tuple[dict[str, Any], str]:
+    async def check_main(self, main: Upload) -> tuple[dict[str, Any], str]:
         """The main PDF's report and verdict; refused unless a competent person's signature
         is valid and no signature is invalid."""
         if not main.is_pdf:
@@ -265,8 +285,15 @@ class Submissions:
                     response=response, timeline=timeline, audit_entry=audit.AuditEntry(
                         req.actor, "outbound.submitted", str(doc_id),
                         {"document_id": msg.document_id, "sha256": sha, "sealed": sealed}))
+                if new and req.replaces is not None:
+                    response["replaces"] = await store.mark_replaced(
+                        conn, req.replaces.original, doc_id, reason=req.replaces.reason,
+                        staff=req.replaces.staff, actor=req.actor)
+                    await conn.execute("UPDATE outbound_idempotency SET response = $3"
+                                       " WHERE agency_code = $1 AND idempotency_key = $2",
+                                       idempotency[0], idempotency[1], response)
         except store.KeyTaken:
-            first = await self._repeat(*idempotency)
+            first = await self.repeat(*idempotency)
             assert first is not None
             return first
         if not new:

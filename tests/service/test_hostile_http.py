@@ -420,11 +420,21 @@ def baseline(method: str, template: str, doc_id: uuid.UUID, auth: bytes, pdf: by
         probe.body = json.dumps({"agency": SERVED[0], "status": "03"}).encode()
     elif template == "/v1/documents":
         probe.query = {"limit": "5"}
-    elif template == "/v1/outbound":
+    elif template.endswith(("/revoke", "/take-back")):
+        probe.headers[b"Content-Type"] = b"application/json"
+        probe.body = json.dumps({"reason": "Gửi nhầm", "staff": {"staff": "B"}}).encode()
+    elif template.endswith("/update"):
+        probe.headers[b"Content-Type"] = b"multipart/form-data; boundary=" + BOUNDARY
+        probe.body = _multipart(_part(b"metadata", json.dumps(
+            {"reason": "Sửa", "receivers_added": [SERVED[1]]}).encode()),
+            _part(b"file", pdf, b"Content-Type: application/pdf\r\n"))
+    elif template in ("/v1/outbound", "/v1/outbound/{id}/replace"):
         meta = {"from": SERVED[0], "to": [SERVED[1]], "code_number": "1", "code_notation": "UB",
                 "promulgation_place": "HN", "promulgation_date": "2024/03/01",
                 "document_type": 1, "type_name": "Công văn", "subject": "V/v thử",
                 "signer": {"full_name": "Nguyễn Văn A"}}
+        if template.endswith("/replace"):
+            meta["reason"] = "Thay thế"
         probe.headers[b"Content-Type"] = b"multipart/form-data; boundary=" + BOUNDARY
         probe.body = _multipart(_part(b"metadata", json.dumps(meta).encode()),
                                 _part(b"file", pdf, b"Content-Type: application/pdf\r\n"))
