@@ -66,6 +66,11 @@ class ExchangeOptions:
     revocation_cache: Path | None = None
     #: ``[[senders]]``: seal certificates of the sending agencies.
     senders: list[dict] = field(default_factory=list)
+    #: ``signing.keys_file``: key aliases the gateway signs with (``/v1/sign``, agency seals).
+    keys_file: Path | None = None
+    #: Served agency code → key alias of its agency seal (``seal_key``, with ``seal = true``)
+    #: for documents it sends up through ``POST /v1/outbound``.
+    seal_keys: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,6 +96,8 @@ class Exchange:
         port = free_port()
         revocation = {"revocation_cache_dir": str(self.options.revocation_cache),
                       "crl_refresh_interval": 0} if self.options.revocation_cache else {}
+        keys = {"keys_file": str(self.options.keys_file), "key_check_interval": 0} \
+            if self.options.keys_file else {}
         conns = [{"name": f"q{i}", "endpoint": self.axis.base_url, "system_id": a.system_id,
                   "secret": a.secret, "organ_id": a.organ_id,
                   "poll_interval": self.options.poll_interval, "timeout": 10}
@@ -104,10 +111,12 @@ class Exchange:
                     "retry_delays": list(self.options.retry_delays)},
             "relay": {"poll_interval": 0.05},
             "axis": conns,
-            "agencies": [{"code": a.organ_id, "name": a.name, "axis": f"q{i}"}
+            "agencies": [{"code": a.organ_id, "name": a.name, "axis": f"q{i}",
+                          **({"seal_key": self.options.seal_keys[a.organ_id], "seal": True}
+                             if a.organ_id in self.options.seal_keys else {})}
                          for i, a in enumerate(SERVED, 1)],
             "signing": {"trust_bundles": [str(self.options.trust_bundle)], "offline": True,
-                        "workers": self.options.workers, **revocation},
+                        "workers": self.options.workers, **revocation, **keys},
             "senders": self.options.senders,
         })
 

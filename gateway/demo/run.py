@@ -5,8 +5,11 @@ The city sends, over the simulated national axis, a set of documents signed the 
 text was altered, one malformed package, and one the axis delivers twice. The gateway polls
 the axis, verifies every PDF, stores, routes through RabbitMQ to each district's webhook
 adapter and eOffice, and the statuses (01 on arrival, then 03 from the eOffice, or 02 with the
-reason) travel back to the city. Each document's journey is printed; ``--once`` exits 1 if any
-expected delivery or status is missing.
+reason) travel back to the city. Each document's journey is printed. Then the round trip
+(:mod:`gateway.demo.roundtrip`): a district sends a report up to the city through ``POST
+/v1/outbound``, sealed by the gateway with the district's key; the city answers 01 and 03; the
+city takes back a document it sent the district (13 → 15). ``--once`` exits 1 if any expected
+delivery, status or step is missing.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from gateway.demo.exchange import (
     organ,
     wait_until,
 )
+from gateway.demo.roundtrip import DISTRICT_SEAL, SENDER, round_trip, write_keys
 from gateway.demo.samples import edoc, malformed_package, package, signed_pdf, tamper
 from gateway.edxml import parse
 from signing.testpki import build_test_pki
@@ -96,7 +100,8 @@ def _expectations_met(ex: Exchange, sent: list[Sent]) -> list[str]:
                 if (agency, "01") not in got:
                     missing.append(f"#{item.number}: 01 from {agency}")
                 delivered = [d for d in ex.districts[agency].eoffice.documents.values()
-                             if d.payload.get("edxml_document_id") == item.edxml_document_id]
+                             if d.payload.get("edxml_document_id") == item.edxml_document_id
+                             and d.kind == "document"]
                 if len(delivered) != 1:
                     missing.append(f"#{item.number}: delivered {len(delivered)}× to {agency}")
             if (agency, final) not in got:
@@ -139,7 +144,8 @@ async def run_demo(*, once: bool, database_url: str, amqp_url: str, within: floa
             prefix=f"demo{uuid.uuid4().hex[:6]}", trust_bundle=pki.trust_bundle_path,
             revocation_cache=pki.crl_cache(),
             senders=[{"agency": CITY.organ_id,
-                      "certificate_sha256": [pki.cert("seal").sha256.hex()]}])
+                      "certificate_sha256": [pki.cert("seal").sha256.hex()]}],
+            keys_file=write_keys(Path(tmp), pki), seal_keys={SENDER.organ_id: DISTRICT_SEAL})
         ex = Exchange(options)
         print("Starting the axis simulator, the gateway, adapters and eOffice simulators…")
         await ex.start()
@@ -150,12 +156,19 @@ async def run_demo(*, once: bool, database_url: str, amqp_url: str, within: floa
             sent = await _send_all(ex, pki)
             print(f"{CITY.name} sent {len(sent)} documents (+1 duplicate) over the axis.\n")
             done = await wait_until(lambda: not _expectations_met(ex, sent), within=within)
-            settled = await wait_until(ex.settled, within=15)
             elapsed = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            taken = next(s for s in sent if s.receivers == [SENDER.organ_id]
+                         and s.expect == "accepted")
+            trip = await round_trip(ex, taken.edxml_document_id, within=within)
+            trip_elapsed = time.perf_counter() - t1
+            settled = await wait_until(ex.settled, within=15)
             for item in sent:
                 print("\n".join(await _journey(ex, item, t0)))
                 print()
-            missing = _expectations_met(ex, sent)
+            print("\n".join(trip.lines))
+            print(f"Round trip finished in {trip_elapsed:.1f} s.\n")
+            missing = _expectations_met(ex, sent) + trip.missing
             delivered = sum(sum(ex.accepted_at(a).values()) for a in ex.districts)
             dupes = sum(d.eoffice.duplicates for d in ex.districts.values())
             print(f"Round finished in {elapsed:.1f} s: {delivered} deliveries to eOffice, "
@@ -166,7 +179,8 @@ async def run_demo(*, once: bool, database_url: str, amqp_url: str, within: floa
                     missing.append("deliveries not all DELIVERED or outbox not empty")
                 print("MISSING: " + "; ".join(missing), file=sys.stderr)
                 return 1
-            print("Every document arrived exactly once, with its statuses. ✔")
+            print("Every document arrived exactly once, with its statuses; the report went up"
+                  " sealed and was answered 01/03; the take back was answered 15. ✔")
             if not once:
                 print(f"\nStill running: operator token {ex.operator_token}\n"
                       f"  curl -H 'Authorization: Bearer {ex.operator_token}' "
