@@ -3,9 +3,9 @@
 This module only wires. :class:`Gateway` builds the collaborators
 (:class:`gateway.services.Services`: settings, metrics, publisher, topology, router, database
 pool, PDF judge …), hands each flow the ones it uses (intake, axis pollers, outcome consumer,
-outbound tracking, CRL refresher, key checks), builds the web application from :data:`ROUTE_MODULES` and owns the
-background tasks. Nothing below it imports it (only the CLI and the demo do;
-``tests/service/test_layout.py`` keeps it so).
+outbound tracking, CRL refresher, key checks), builds the web application from
+:data:`ROUTE_MODULES` and owns the background tasks. Nothing below it imports it (only the
+CLI and the demo do; ``tests/service/test_layout.py`` keeps it so).
 
 ``start()`` fails fast with a :class:`StartupError` (one clear line) when a route module is
 missing, PostgreSQL or RabbitMQ cannot be reached or migrations are pending; background tasks
