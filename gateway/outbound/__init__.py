@@ -9,9 +9,12 @@
   ``SENT``/``FAILED`` recorded before the outbox row leaves);
 * :mod:`.axis_sender` the relay's sender of ``axis:<connection>`` rows (copies and status
   messages; permanent refusals leave the outbox);
-* :mod:`.states`      every state of a document and of a copy, named.
+* :mod:`.states`      every state of a document and of a copy, named;
+* :mod:`.status_back` a receiver's business status: matched to its copy (only from a
+  receiver), recorded, forwarded once to the sending eOffice (delivery ``kind: status``);
+* :mod:`.tracking`    the copies' axis receive state, polled from ``getSentEdocList`` while it
+  matters (background worker).
 
-Still to come (issue 13): the per-receiver axis receive state polled from
-``getSentEdocList``, business statuses back to the sending eOffice, the sending side of the
-business flows, submission as a queue message.
+Still to come (issue 13): the sending side of the business flows, submission as a queue
+message.
 """
