@@ -296,3 +296,24 @@ async def test_the_axis_receive_state_is_polled_while_it_matters(
         timeout=10)
     events = [e["event"] for e in (await _get(client, eoffice, late["id"]))["timeline"]]
     assert "axis.tracking_expired" in events
+
+
+async def test_a_dead_status_delivery_is_replayed_with_the_same_message(
+        client, gw, axis, eoffice, officer, db, amqp):
+    """An operator's replay of a DEAD status delivery sends the same typed message again (same
+    message id, same ``status`` block): the eOffice recognises it."""
+    from gateway.ops.replay import replay_delivery
+
+    doc = await _sent(client, eoffice, officer, [D1], 206)
+    _post(axis, D1, _status(doc, D1, "03", minutes=1))
+    first: list[dict] = []
+    await wait_for(lambda: _forwarded(amqp, gw, first, 1), timeout=20)
+    delivery_id = uuid.UUID(first[0]["delivery_id"])
+    await db.execute("UPDATE deliveries SET state = 'DEAD' WHERE id = $1", delivery_id)
+    async with gw.pool.acquire() as conn:
+        await replay_delivery(conn, gw.router, delivery_id, actor="test")
+    gw.wake_relays()
+    again: list[dict] = []
+    await wait_for(lambda: _forwarded(amqp, gw, again, 1), timeout=20)
+    assert again[0]["message_id"] == first[0]["message_id"]
+    assert again[0]["status"] == first[0]["status"] and again[0]["kind"] == "status"
