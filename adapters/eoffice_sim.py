@@ -21,6 +21,10 @@ What it does, per ``POST /webhook``:
   are then answered with ``business_answer`` (``"15"`` agree, ``"16"`` refuse with a reason,
   None: no answer) on the message's ``document_id``. Every typed message is kept in
   ``business``.
+- a receiver's status about a document this eOffice SENT (``kind`` status, issue 13
+  "Tracking") is recorded in ``statuses`` (:class:`ReceivedStatus`: the outbound document,
+  receiver, code, description, staff, time) and never answered; a repeat of the same message
+  is a duplicate like any other.
 
 Use it as ``async with EOfficeSimulator(secret) as sim: ... sim.url ...``.
 """
@@ -83,6 +87,20 @@ class ReceivedDocument:
 
 
 @dataclass(frozen=True)
+class ReceivedStatus:
+    """A receiver's business status about a document this eOffice sent."""
+
+    message_id: str
+    document_id: str
+    edxml_document_id: str
+    receiver: str
+    code: str
+    description: str | None
+    staff: dict[str, Any] | None
+    timestamp: str | None
+
+
+@dataclass(frozen=True)
 class StatusReport:
     document_id: str
     agency: str
@@ -111,6 +129,8 @@ class EOfficeSimulator:
         self.replaced: set[str] = set()
         self.updated: set[str] = set()
         self.taken_back: set[str] = set()
+        #: Statuses from the receivers of documents this eOffice sent, in arrival order.
+        self.statuses: list[ReceivedStatus] = []
         self.secret = secret
         self.gateway_url = gateway_url.rstrip("/") if gateway_url else None
         self.gateway_token = gateway_token
@@ -225,12 +245,28 @@ class EOfficeSimulator:
         log.info("eoffice-sim accepted document",
                  extra={"message_id": key, "document_id": document.document_id,
                         "agency": document.agency, "reference": document.reference})
+        if document.kind == "status":
+            self._record_status(document)
+            return web.json_response({"reference": document.reference}, status=200)
         answer = self._act(document) if document.kind != "document" else self.answer
         if answer and self.gateway_url:
             task = asyncio.create_task(self._report_status(document, answer))
             self._reports.add(task)
             task.add_done_callback(self._reports.discard)
         return web.json_response({"reference": document.reference}, status=200)
+
+    def _record_status(self, document: ReceivedDocument) -> None:
+        status = document.payload.get("status") or {}
+        self.statuses.append(ReceivedStatus(
+            message_id=document.message_id, document_id=document.document_id,
+            edxml_document_id=str(document.payload.get("edxml_document_id") or ""),
+            receiver=str(status.get("receiver") or ""), code=str(status.get("code") or ""),
+            description=status.get("description"), staff=status.get("staff"),
+            timestamp=status.get("timestamp")))
+
+    def statuses_for(self, document_id: str) -> list[ReceivedStatus]:
+        """Statuses received about one document this eOffice sent (the gateway's id)."""
+        return [s for s in self.statuses if s.document_id == document_id]
 
     def _act(self, document: ReceivedDocument) -> str | None:
         """What a typed business message does here, and the status to answer it with."""

@@ -5,7 +5,10 @@ Layout: ``<root>/<agency>/<message_id>/`` holding the attachments and ``manifest
 message (issue 13) also holds ``business-<kind>.json`` (``business-revoke.json``,
 ``business-update.json``, ``business-replace.json``, ``business-take_back.json``): its
 ``business`` block, whose ``originals`` name the documents delivered before that it is about —
-a pick-up tool sees the kind from the file list alone; ``manifest.json`` has ``kind`` too.
+a pick-up tool sees the kind from the file list alone; ``manifest.json`` has ``kind`` too. A
+receiver's status about a document the agency sent (``kind`` status) is a directory with
+``status.json`` (``kind``, ``document_id``, ``edxml_document_id``, ``status``: receiver, code,
+description, staff, timestamp) and the manifest; it has no files.
 
 The rule: a directory under its final name is always complete. Everything is written into
 ``<root>/<agency>/.tmp-<message_id>-<random>`` on the same filesystem, each file fsynced,
@@ -120,10 +123,13 @@ def _neutralise(name: str) -> tuple[str, str]:
     return stem, f".{ext}" if ext else ""
 
 
+STATUS_FILE = "status.json"
+
+
 def business_file(kind: str) -> str:
-    """The file naming a typed business message's kind (``kind`` is one of the fixed kinds
-    the message parser accepts, never free text)."""
-    return f"business-{kind}.json"
+    """The file naming a typed message's kind (``kind`` is one of the fixed kinds the message
+    parser accepts, never free text): ``business-<kind>.json``, ``status.json`` for a status."""
+    return STATUS_FILE if kind == "status" else f"business-{kind}.json"
 
 
 def safe_file_names(names: Sequence[str], *, max_bytes: int = NAME_MAX,
@@ -218,10 +224,11 @@ class FolderAdapter:
         body = json.dumps(manifest, ensure_ascii=False, indent=2).encode(
             "utf-8", "backslashreplace")
         if extra:
+            block = ({"status": delivery.status, "edxml_document_id": delivery.edxml_document_id}
+                     if delivery.kind == "status" else {"business": delivery.business})
             files.append((extra, json.dumps(
-                {"kind": delivery.kind, "document_id": delivery.document_id,
-                 "business": delivery.business}, ensure_ascii=False, indent=2).encode(
-                "utf-8", "backslashreplace")))
+                {"kind": delivery.kind, "document_id": delivery.document_id, **block},
+                ensure_ascii=False, indent=2).encode("utf-8", "backslashreplace")))
         try:
             created = await asyncio.to_thread(self._write_atomically, final, files, body)
         except OSError as exc:

@@ -11,6 +11,11 @@ delivered before: ``revoke``, ``update``, ``replace``, ``take_back``, with a ``b
 whose ``originals`` name them (gateway ``document_id`` and ``edxml_document_id``). A kind this
 adapter does not know is refused (``MESSAGE_KIND_UNKNOWN``: dead-lettered, never delivered as
 if it were a new document).
+
+Statuses back (issue 13, "Tracking"): ``kind = status`` is a business status a receiver sent
+about a document the agency SENT (``document_id`` is the outbound document); its ``status``
+block (``receiver``, ``code``, ``description``, ``staff``, ``timestamp`` …) must be an object
+with string ``receiver`` and ``code``. It carries no attachments and is not answered.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ VERDICTS = frozenset({"valid", "invalid", "indeterminate", "unsigned"})
 DOCUMENT = "document"
 #: Kinds of typed business messages (``gateway.business.flow_rules.FlowKind``).
 BUSINESS_KINDS = frozenset({"revoke", "update", "replace", "take_back"})
+#: A receiver's business status about a document the agency sent.
+STATUS = "status"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -63,6 +70,8 @@ class DeliveryMessage:
     #: ``document`` or a business kind (:data:`BUSINESS_KINDS`), and its ``business`` block.
     kind: str = DOCUMENT
     business: dict[str, Any] | None = None
+    #: ``kind = status``: the receiver's status (receiver, code, description, staff …).
+    status: dict[str, Any] | None = None
 
     @property
     def original_ids(self) -> tuple[str, ...]:
@@ -145,6 +154,7 @@ def parse_delivery(body: bytes) -> DeliveryMessage:
         raise MessageFormatError(f"signature.verdict: {signature.get('verdict')!r} unknown")
     attachments = _require(data, "attachments", list, "")
     kind, business = _kind(data)
+    status = _status(data) if kind == STATUS else None
     return DeliveryMessage(
         message_id=_uuid(data, "message_id"),
         delivery_id=_uuid(data, "delivery_id"),
@@ -161,6 +171,7 @@ def parse_delivery(body: bytes) -> DeliveryMessage:
         raw=data,
         kind=kind,
         business=business,
+        status=status,
     )
 
 
@@ -168,8 +179,8 @@ def _kind(data: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
     """``kind`` and ``business`` of a message: a business kind needs a ``business`` object
     whose ``originals`` is a list of objects with a uuid ``document_id``."""
     kind = data.get("kind", DOCUMENT)
-    if kind == DOCUMENT:
-        return DOCUMENT, None
+    if kind in (DOCUMENT, STATUS):
+        return kind, None
     if not isinstance(kind, str) or kind not in BUSINESS_KINDS:
         raise MessageFormatError(f"kind: {str(kind)[:40]!r} unknown to this adapter",
                                  code="MESSAGE_KIND_UNKNOWN")
@@ -180,3 +191,12 @@ def _kind(data: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
             raise MessageFormatError(f"business.originals[{i}]: not an object")
         _uuid(item, "document_id")
     return kind, business
+
+
+def _status(data: dict[str, Any]) -> dict[str, Any]:
+    """The ``status`` block of a ``kind = status`` message: an object whose ``receiver`` and
+    ``code`` are strings."""
+    status = _require(data, "status", dict, "")
+    _require(status, "receiver", str, "status.")
+    _require(status, "code", str, "status.")
+    return status

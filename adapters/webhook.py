@@ -4,7 +4,8 @@ The request body is the delivery metadata (the queue message without inline bodi
 with ``include_files``, each attachment's verified bytes as ``content_base64``. Headers:
 ``Idempotency-Key: <message_id>`` (the eOffice must treat a repeat as the same document),
 ``X-Edoc-Correlation-Id``, ``X-Edoc-Kind`` (``document``, or the business message's kind:
-``revoke``, ``update``, ``replace``, ``take_back``; the body says the same in ``kind``),
+``revoke``, ``update``, ``replace``, ``take_back``, or ``status``: a receiver's business
+status about a document the agency sent; the body says the same in ``kind``),
 ``X-Edoc-Timestamp`` and ``X-Edoc-Signature`` (see :mod:`adapters.signature`).
 
 How answers map: 2xx = delivered (a JSON ``{"reference": ...}`` is kept as the eOffice's

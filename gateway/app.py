@@ -3,14 +3,14 @@
 This module only wires. :class:`Gateway` builds the collaborators
 (:class:`gateway.services.Services`: settings, metrics, publisher, topology, router, database
 pool, PDF judge …), hands each flow the ones it uses (intake, axis pollers, outcome consumer,
-CRL refresher, key checks), builds the web application from :data:`ROUTE_MODULES` and owns the
-background tasks. Nothing below it imports it (only the CLI and the demo do;
-``tests/service/test_layout.py`` keeps it so).
+outbound tracking, CRL refresher, key checks), builds the web application from
+:data:`ROUTE_MODULES` and owns the background tasks. Nothing below it imports it (only the
+CLI and the demo do; ``tests/service/test_layout.py`` keeps it so).
 
 ``start()`` fails fast with a :class:`StartupError` (one clear line) when a route module is
 missing, PostgreSQL or RabbitMQ cannot be reached or migrations are pending; background tasks
-(outbox relays, axis pollers, outcome consumer, CRL refresher, key checks) are started by
-``start()`` and stopped by ``stop()``.
+(outbox relays, axis pollers, outcome consumer, outbound tracking, CRL refresher, key checks)
+are started by ``start()`` and stopped by ``stop()``.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from gateway.inbound.routing import Router
 from gateway.inbound.verification import PdfJudge
 from gateway.ops.metrics import Metrics
 from gateway.outbound.axis_sender import axis_sender
+from gateway.outbound.tracking import ReceiveTracker
 from gateway.pki.keyhealth import check_keys
 from gateway.pki.keyhealth import monitor as key_monitor
 from gateway.pki.revocation import HTTP_SESSION, LearnedCrlUrls, refresh_crls
@@ -211,6 +212,10 @@ class Gateway:
                 self.spawn(lambda r=relay: r.run(stop), f"axis-relay-{name}")
             for name, poller in self.pollers.items():
                 self.spawn(lambda p=poller: p.run(stop), f"axis-poller-{name}")
+            # the axis receive state of sent copies (getSentEdocList, outbound.track_*)
+            tracker = ReceiveTracker(s.pool, self.axis_clients, self.settings.outbound,
+                                     metrics=s.metrics)
+            self.spawn(lambda: tracker.run(stop), "outbound-tracking")
             self.spawn(lambda: consume_outcomes(stop, publisher=s.publisher,
                                                 queue=s.topology.outcomes_queue, pool=s.pool),
                        "outcomes")

@@ -291,6 +291,22 @@ class RelaySettings(BaseModel):
     poll_interval: float = Field(default=0.25, gt=0)
 
 
+class OutboundSettings(BaseModel):
+    """Tracking of sent copies (``getSentEdocList``, :mod:`gateway.outbound.tracking`)."""
+
+    #: Hours after a copy was sent during which its axis receive state is polled (then it
+    #: is ``EXPIRED``: the receiver's business statuses still arrive and count).
+    track_for: float = Field(default=72.0, gt=0, le=24 * 365)
+    #: Seconds between two checks of the same copy.
+    track_interval: float = Field(default=300.0, gt=0)
+    #: Copies checked per round, per axis connection.
+    track_batch: int = Field(default=100, ge=1, le=5000)
+    #: ``getSentEdocList`` calls per second at most, per axis connection.
+    track_rate: float = Field(default=5.0, gt=0)
+    #: Seconds between rounds when nothing is due.
+    track_tick: float = Field(default=15.0, gt=0)
+
+
 class Settings(BaseSettings):
     """The whole configuration of one gateway process."""
 
@@ -317,6 +333,7 @@ class Settings(BaseSettings):
     max_document_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     bus: BusSettings = Field(default_factory=BusSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     signing: SigningSettings = Field(default_factory=SigningSettings)
     agencies: list[ServedAgency] = Field(default_factory=list)
     axis: list[AxisConnection] = Field(default_factory=list)

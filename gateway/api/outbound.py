@@ -28,8 +28,16 @@ Refusals (never a 5xx for anything the client sent):
 
 ``GET /v1/outbound/{id}`` (the sending agency's ``eoffice`` token, ``operator``): the document,
 its files and signature report, per receiver ``{receiver, send_id, state, axis_doc_id,
-error_code, error_desc, attempts, last_error, …}``, the statuses and the timeline. Another
-agency's document is 404 ``OUTBOUND_NOT_FOUND``.
+error_code, error_desc, attempts, last_error, …}`` with the axis send/receive state
+(``axis_send_status``, ``axis_receive_status``, their descriptions and times,
+``axis_tracking``), the latest business status (``status_code``, ``status_description``,
+``status_staff``, ``status_at``) and ``statuses`` (every status that receiver sent, StaffInfo
+included), the statuses and the timeline. Another agency's document is 404
+``OUTBOUND_NOT_FOUND``.
+
+``GET /v1/outbound?state=&limit=&before=`` (same roles): the agency's outbound documents
+(an operator's: all), newest first, each with its receivers' copy state, latest status code
+and axis receive status; 400 ``QUERY_INVALID`` for a bad parameter.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ import json
 import re
 import uuid
 from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import BodyPartReader, web
@@ -57,6 +66,7 @@ from gateway.api.signing import (
 from gateway.api.uploads import UnsupportedMediaType, form_parts, is_form_data, read_part
 from gateway.outbound import store
 from gateway.outbound.metadata import OutboundMetadata, metadata_errors
+from gateway.outbound.states import OutboundState
 from gateway.outbound.submission import Request, Submissions, Upload
 from gateway.services import SERVICES, Services
 from signing.errors import SigningError
@@ -212,6 +222,27 @@ async def get_outbound(request: web.Request) -> web.Response:
     return json_response(doc)
 
 
+async def list_outbound(request: web.Request) -> web.Response:
+    """``GET /v1/outbound?state=&limit=&before=``: the agency's outbound documents, newest
+    first (``before``: the ``created_at`` of the last one of the previous page)."""
+    who = principal(request, Role.EOFFICE, Role.OPERATOR)
+    params = request.query
+    try:
+        limit = max(1, min(int(params.get("limit", "50")), 500))
+        before = datetime.fromisoformat(params["before"]) if params.get("before") else None
+    except ValueError:
+        raise ApiError("limit must be a number, before an ISO 8601 time",
+                       code="QUERY_INVALID") from None
+    state = params.get("state") or None
+    if state is not None and state not in OutboundState.__members__:
+        raise ApiError(f"state must be one of {', '.join(OutboundState)}",
+                       code="QUERY_INVALID")
+    async with request.app[SERVICES].pool.acquire() as conn:
+        items = await store.listing(conn, scope(who), state=state, before=before, limit=limit)
+    return json_response({"items": items, "count": len(items)})
+
+
 def setup(app: web.Application) -> None:
     app.router.add_post("/v1/outbound", post_outbound)
+    app.router.add_get("/v1/outbound", list_outbound)
     app.router.add_get("/v1/outbound/{id}", get_outbound)

@@ -42,7 +42,7 @@ from gateway.edxml import Organ, ResponseFor, StaffInfo, StatusCode, StatusMessa
 __all__ = ["EOFFICE_CODES", "MAX_DESCRIPTION", "MAX_STAFF_NAME", "STATE_AFTER_STATUS",
            "STATE_ORDER", "DocumentRef", "StatusError", "StatusNotAllowed", "describe_rejection",
            "emit_status", "insert_inbound_status", "record_inbound_status",
-           "status_message"]
+           "status_message", "store_inbound_status"]
 
 #: Document state after a business status reported by the receiving eOffice.
 STATE_AFTER_STATUS = {
@@ -222,6 +222,14 @@ async def insert_inbound_status(conn: asyncpg.Connection, msg: StatusMessage,
     unmatched for operators, ``problem`` saying why); False when the same status (same
     reporter, sender, document and code, whatever its time and text) was stored before.
     Texts are :func:`gateway.business.status_rules.bound` to their limits."""
+    return await store_inbound_status(conn, msg, doc_id, problem=problem) is not None
+
+
+async def store_inbound_status(conn: asyncpg.Connection, msg: StatusMessage,
+                               doc_id: uuid.UUID | None, *, problem: str | None = None
+                               ) -> int | None:
+    """:func:`insert_inbound_status` returning the new ``status_events`` id (None: stored
+    before)."""
     code = msg.status_code.value if isinstance(msg.status_code, StatusCode) else msg.status_code
     code = bound(code, 8) or ""
     reporter = bound(msg.from_organ.organ_id, _MAX_ID) or ""
@@ -237,9 +245,9 @@ async def insert_inbound_status(conn: asyncpg.Connection, msg: StatusMessage,
         "INSERT INTO status_events (document_id, direction, agency_code, status_code, description,"
         " staff, occurred_at, dedup_key, problem)"
         " VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8)"
-        " ON CONFLICT (dedup_key) DO NOTHING RETURNING true",
+        " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
         doc_id, reporter, code, bound(msg.description, MAX_DESCRIPTION, multiline=True), staff,
-        msg.timestamp, "in:" + hashlib.sha256(key.encode()).hexdigest(), problem) or False
+        msg.timestamp, "in:" + hashlib.sha256(key.encode()).hexdigest(), problem)
 
 
 #: Identifiers (OrganId, DocumentId) are at most 255 characters (edxml-common.xsd).

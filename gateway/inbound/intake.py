@@ -45,7 +45,6 @@ from gateway.business.statuses import (
     DocumentRef,
     describe_rejection,
     emit_status,
-    record_inbound_status,
 )
 from gateway.db import audit
 from gateway.edxml import BussinessDocType, EdocMessage, StatusCode, StatusMessage
@@ -82,6 +81,7 @@ from gateway.inbound.store import (
 )
 from gateway.inbound.verification import DocumentVerdict, PdfJudge, is_pdf
 from gateway.logs import correlation
+from gateway.outbound.status_back import PROBLEMS, receiver_status
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -489,9 +489,17 @@ class Intake:
                     "reject_code": problem, "sender": msg.from_organ.organ_id})
             return IntakeResult(doc_id, "STATUS_RECORDED", not fresh, cid, problem,
                                 FlowError(problem).reason if problem else None)
-        async with self.pool.acquire() as conn:
-            doc_id = await record_inbound_status(conn, msg)  # on the timeline as status.inbound
-        return IntakeResult(doc_id, "STATUS_RECORDED", False, cid)
+        # a receiver's status about our outbound document: on its copy, forwarded once to the
+        # sending eOffice (gateway.outbound.status_back); anything else kept for an operator
+        async with self.pool.acquire() as conn, conn.transaction():
+            back = await receiver_status(conn, self.router, msg)
+        if back.delivery_id is not None:
+            self.wake_relays()
+        if back.problem is not None and back.fresh:
+            log.warning("status message kept unmatched", extra={
+                "reject_code": back.problem, "sender": msg.from_organ.organ_id})
+        return IntakeResult(back.document_id, "STATUS_RECORDED", not back.fresh, cid,
+                            back.problem, PROBLEMS.get(back.problem or ""))
 
 
 def _actor(arrival: Arrival) -> str:

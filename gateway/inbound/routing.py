@@ -44,6 +44,9 @@ class RoutingMaterial:
     #: (:class:`gateway.business.flow_rules.FlowKind`) with its ``business`` block.
     kind: str = "document"
     business: dict[str, Any] | None = None
+    #: ``kind = status``: a receiver's business status about our outbound document
+    #: (:mod:`gateway.outbound.status_back`).
+    status: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class Router:
             correlation_id=m.correlation_id, edxml_document_id=m.edxml_document_id,
             bussiness_doc_type=m.bussiness_doc_type, header=m.header, signature=m.signature,
             attachments=m.attachments, inline_threshold=self.inline_threshold, kind=m.kind,
-            business=m.business)
+            business=m.business, status=m.status)
 
     async def enqueue(self, conn: asyncpg.Connection, m: RoutingMaterial, agency: str, *,
                       delivery_id: uuid.UUID, message_id: uuid.UUID) -> None:
@@ -107,12 +110,13 @@ def delivery_message(*, topology: Topology, public_url: str, delivery_id: uuid.U
                      correlation_id: str, edxml_document_id: str, bussiness_doc_type: int,
                      header: dict[str, Any], signature: dict[str, Any],
                      attachments: list[dict[str, Any]], inline_threshold: int,
-                     kind: str = "document", business: dict[str, Any] | None = None
-                     ) -> OutboxMessage:
+                     kind: str = "document", business: dict[str, Any] | None = None,
+                     status: dict[str, Any] | None = None) -> OutboxMessage:
     """The ``edoc.delivery/1`` message. A typed business message (``kind`` revoke, update,
     replace, take_back) also carries ``kind`` and ``business`` (which originals it is about,
-    the reason…); a document's message is exactly what it was before business flows existed
-    (no ``kind``: adapters that predate them read it unchanged)."""
+    the reason…); a receiver's status about a document the agency sent (``kind`` status)
+    carries ``kind`` and ``status``; a document's message is exactly what it was before
+    business flows existed (no ``kind``: adapters that predate them read it unchanged)."""
     base = public_url.rstrip("/")
     refs = []
     for att in attachments:
@@ -139,7 +143,12 @@ def delivery_message(*, topology: Topology, public_url: str, delivery_id: uuid.U
     }
     headers = {"x-delivery-id": str(delivery_id), "x-document-id": str(document_id),
                "x-agency": agency, "x-correlation-id": correlation_id}
-    if kind != "document":
+    if kind == "status":
+        payload["kind"] = kind
+        payload["status"] = status or {}
+        payload.pop("status_url")  # a status is not answered
+        headers["x-kind"] = kind
+    elif kind != "document":
         payload["kind"] = kind
         payload["business"] = business or {}
         headers["x-kind"] = kind

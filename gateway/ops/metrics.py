@@ -34,6 +34,10 @@ class Metrics:
             registry=r)
         self.axis_polls = Counter("edoc_axis_polls_total", "Axis polls", ["axis", "outcome"],
                                   registry=r)
+        self.tracking_checks = Counter(
+            "edoc_outbound_tracking_checks_total",
+            "getSentEdocList checks of sent copies (outcome: changed, unchanged, missing,"
+            " error, stopped)", ["axis", "outcome"], registry=r)
         self.signatures = Counter("edoc_signatures_verified_total", "PDF signature verdicts",
                                   ["verdict"], registry=r)
         self.task_restarts = Counter("edoc_background_task_restarts_total",

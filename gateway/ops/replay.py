@@ -18,6 +18,7 @@ import asyncpg
 from gateway.db import audit
 from gateway.inbound.business import delivery_material
 from gateway.inbound.routing import Router
+from gateway.outbound.status_back import status_material
 
 
 class ReplayError(Exception):
@@ -32,8 +33,8 @@ async def replay_delivery(conn: asyncpg.Connection, router: Router, delivery_id:
     """Replay one DEAD delivery; returns its new summary. Raises :class:`ReplayError`."""
     async with conn.transaction():
         row = await conn.fetchrow(
-            "SELECT id, document_id, agency_code, message_id, state, last_error, kind"
-            " FROM deliveries WHERE id = $1 FOR UPDATE", delivery_id)
+            "SELECT id, document_id, agency_code, message_id, state, last_error, kind,"
+            " status_event_id FROM deliveries WHERE id = $1 FOR UPDATE", delivery_id)
         if row is None:
             raise ReplayError("DELIVERY_NOT_FOUND", f"no delivery {delivery_id}")
         if row["state"] != "DEAD":
@@ -42,7 +43,11 @@ async def replay_delivery(conn: asyncpg.Connection, router: Router, delivery_id:
         if row["agency_code"] not in router.topology.agencies:
             raise ReplayError("AGENCY_NOT_SERVED",
                               f"agency {row['agency_code']} is no longer served here")
-        material = await delivery_material(conn, row["document_id"], row["kind"])
+        if row["status_event_id"] is not None:  # a receiver's status, forwarded again
+            material = await status_material(conn, row["status_event_id"])
+            assert material is not None  # the delivery references its status event
+        else:
+            material = await delivery_material(conn, row["document_id"], row["kind"])
         await conn.execute(
             "UPDATE deliveries SET state = 'PENDING', next_at = NULL, last_error = NULL,"
             " updated_at = now() WHERE id = $1", delivery_id)

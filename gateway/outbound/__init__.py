@@ -13,8 +13,11 @@
 * :mod:`.flow_rules`  the business flows an eOffice starts on its document (revoke, update,
   replace, take back): their bodies, states, refusals and answers;
 * :mod:`.flows`       revoke, update and take back stored and queued (replace is a
-  submission with ``Replaces``).
+  submission with ``Replaces``);
+* :mod:`.status_back` a receiver's business status: matched to its copy (only from a
+  receiver), recorded, forwarded once to the sending eOffice (delivery ``kind: status``);
+* :mod:`.tracking`    the copies' axis receive state, polled from ``getSentEdocList`` while it
+  matters (background worker).
 
-Still to come (issue 13): the per-receiver axis receive state polled from
-``getSentEdocList``, business statuses back to the sending eOffice, submission as a queue message.
+Still to come (issue 13): submission as a queue message for adapter-integrated eOffice systems.
 """

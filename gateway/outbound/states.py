@@ -21,8 +21,17 @@ The **document** (``documents`` row, ``direction = 'outbound'``), from its copie
 ``PARTLY_FAILED`` no copy is ``QUEUED``; some are ``SENT``, some ``FAILED``
 ``FAILED``        every copy is ``FAILED``
 
-The per-receiver axis delivery state (``getSentEdocList``: sendStatus / receiveStatus) and the
-business statuses coming back (01-06) are tracked on top of ``SENT`` (issue 13, "Tracking").
+On top of ``SENT``, each copy is tracked (issue 13, "Tracking", migration 0010):
+
+* its **axis receive state** (``getSentEdocList``: ``axis_send_status``,
+  ``axis_receive_status``, their descriptions and the axis's times, ``axis_received_at``),
+  polled while ``axis_tracking`` is ``ACTIVE``; then ``DONE`` (the receiver acked its copy
+  ``done``/``fail`` at the axis, or reported a business status), ``EXPIRED``
+  (``outbound.track_for`` hours after sending) or ``STOPPED`` (the axis refused the question
+  for good) — :mod:`gateway.outbound.tracking`;
+* its **latest business status** from the receiver (``status_code``, ``status_description``,
+  ``status_staff``, ``status_at`` = the message's Timestamp): 01-06, 15, 16 or any code as it
+  came — :mod:`gateway.outbound.status_back`.
 """
 
 from __future__ import annotations
@@ -63,3 +72,12 @@ DOCUMENT_STATE_SQL = """CASE WHEN 'QUEUED' = ANY(states) THEN 'QUEUED'
      WHEN NOT 'FAILED' = ANY(states) THEN 'SENT'
      WHEN NOT 'SENT' = ANY(states) THEN 'FAILED'
      ELSE 'PARTLY_FAILED' END"""
+
+
+class AxisTracking(enum.StrEnum):
+    """Whether a sent copy's axis receive state is still polled (``axis_tracking``)."""
+
+    ACTIVE = "ACTIVE"
+    DONE = "DONE"
+    EXPIRED = "EXPIRED"
+    STOPPED = "STOPPED"

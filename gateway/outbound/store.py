@@ -201,15 +201,44 @@ async def mark_replaced(conn: asyncpg.Connection, original: uuid.UUID, by: uuid.
 _COPIES = """
 SELECT receiver_code AS receiver, id AS send_id, state, axis, axis_doc_id, attempts,
        error_code, error_desc, last_error, attempted_at, sent_at, failed_at, created_at,
-       updated_at
+       updated_at,
+       status_code, status_description, status_staff, status_at, status_received_at,
+       axis_send_status, axis_send_status_desc, axis_receive_status, axis_receive_status_desc,
+       axis_sent_time, axis_received_time, axis_received_at, axis_tracking, axis_checks,
+       axis_checked_at
 FROM outbound_sends WHERE document_id = $1 ORDER BY created_at, receiver_code
+"""
+
+#: The business statuses each receiver sent about the document (matched to its copy).
+_RECEIVER_STATUSES = """
+SELECT agency_code AS receiver, status_code AS code, description, staff, occurred_at,
+       created_at AS received_at
+FROM status_events WHERE document_id = $1 AND direction = 'inbound'
+ORDER BY occurred_at, id
+"""
+
+_LIST = """
+SELECT d.id, d.edxml_document_id AS document_id, d.sender_code, d.code_number,
+       d.code_notation, d.subject, d.state, d.created_at, d.updated_at,
+       coalesce(jsonb_agg(jsonb_build_object(
+           'receiver', o.receiver_code, 'state', o.state, 'status_code', o.status_code,
+           'axis_receive_status', o.axis_receive_status) ORDER BY o.receiver_code)
+           FILTER (WHERE o.id IS NOT NULL), '[]') AS receivers
+FROM documents d LEFT JOIN outbound_sends o ON o.document_id = d.id
+WHERE d.direction = 'outbound' AND ($1::text[] IS NULL OR d.sender_code = ANY($1))
+  AND ($2::text IS NULL OR d.state = $2)
+  AND ($3::timestamptz IS NULL OR d.created_at < $3)
+GROUP BY d.id
+ORDER BY d.created_at DESC, d.id LIMIT $4
 """
 
 
 async def read(conn: asyncpg.Connection, doc_id: uuid.UUID,
                agencies: list[str] | None) -> dict[str, Any] | None:
     """An outbound document as its sender (``agencies``: the caller's scope, None for
-    operators) sees it: summary, files, signature reports, copies, statuses, timeline."""
+    operators) sees it: summary, files, signature reports, copies (each with its axis
+    send/receive state, latest business status and every status its receiver sent, StaffInfo
+    included), statuses, timeline."""
     sender = await conn.fetchval(
         "SELECT sender_code FROM documents WHERE id = $1 AND direction = 'outbound'", doc_id)
     if sender is None or (agencies is not None and sender not in agencies):
@@ -219,7 +248,12 @@ async def read(conn: asyncpg.Connection, doc_id: uuid.UUID,
     if doc is None:
         return None
     doc.pop("deliveries", None)
-    doc["receivers"] = [dict(r) for r in await conn.fetch(_COPIES, doc_id)]
+    by_receiver: dict[str, list[dict[str, Any]]] = {}
+    for r in await conn.fetch(_RECEIVER_STATUSES, doc_id):
+        entry = dict(r)
+        by_receiver.setdefault(entry.pop("receiver"), []).append(entry)
+    doc["receivers"] = [{**dict(r), "statuses": by_receiver.get(r["receiver"], [])}
+                        for r in await conn.fetch(_COPIES, doc_id)]
     doc["flows"] = await flows(conn, doc_id)
     doc["original_id"] = await conn.fetchval(
         "SELECT original_id FROM documents WHERE id = $1", doc_id)
@@ -258,3 +292,11 @@ async def flows(conn: asyncpg.Connection, doc_id: uuid.UUID) -> list[dict[str, A
         assign_answers(out, ((a["agency_code"], a["status_code"], a["at"], a["description"])
                              for a in answers))
     return out
+
+
+async def listing(conn: asyncpg.Connection, agencies: list[str] | None, *,
+                  state: str | None = None, before: Any = None,
+                  limit: int = 50) -> list[dict[str, Any]]:
+    """The outbound documents of ``agencies`` (None: all), newest first, each with its
+    receivers' copy state, latest business status and axis receive status."""
+    return [dict(r) for r in await conn.fetch(_LIST, agencies, state, before, limit)]

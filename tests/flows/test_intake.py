@@ -231,6 +231,10 @@ async def test_status_from_another_agency_lands_on_our_sent_document(flow_gatewa
         "INSERT INTO documents (id, direction, dedup_key, edxml_document_id, sender_code, state,"
         " correlation_id) VALUES ($1, 'outbound', $2, $3, $4, 'SENT', 'c-out')",
         ours, f"outbound:{sent_id}", sent_id, D1.organ_id)
+    # the city is a receiver of it (a status from any other agency is not attached)
+    await db.execute(
+        "INSERT INTO outbound_sends (id, document_id, receiver_code, axis, state, edxml_sha256)"
+        " VALUES ($1, $2, $3, 'd1', 'SENT', $4)", uuid.uuid4(), ours, CITY.organ_id, "0" * 64)
     status = StatusMessage(
         from_organ=Organ(CITY.organ_id, CITY.name),
         response_for=ResponseFor(D1.organ_id, "88/UBND-VP", date(2026, 11, 20), sent_id),
