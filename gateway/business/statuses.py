@@ -241,6 +241,12 @@ async def store_inbound_status(conn: asyncpg.Connection, msg: StatusMessage,
                              "Staff": msg.staff_info.staff, "Email": msg.staff_info.email,
                              "Mobile": msg.staff_info.mobile})
     key = "|".join((reporter, sender or "", document_id or "", code))
+    if code in ANSWER_CODES:
+        # an answer (15/16) belongs to one flow: the same receiver may agree to a take back
+        # and later to a revoke of the same document; a redelivered message keeps its time
+        # (whole seconds on the wire) and its text
+        key += "|" + (msg.timestamp.isoformat() if msg.timestamp else "") + "|" + (
+            msg.description or "")
     return await conn.fetchval(
         "INSERT INTO status_events (document_id, direction, agency_code, status_code, description,"
         " staff, occurred_at, dedup_key, problem)"
@@ -249,6 +255,9 @@ async def store_inbound_status(conn: asyncpg.Connection, msg: StatusMessage,
         doc_id, reporter, code, bound(msg.description, MAX_DESCRIPTION, multiline=True), staff,
         msg.timestamp, "in:" + hashlib.sha256(key.encode()).hexdigest(), problem)
 
+
+#: Answers to a business flow (15 agree, 16 refuse): one per flow, not one per document.
+ANSWER_CODES = frozenset({"15", "16"})
 
 #: Identifiers (OrganId, DocumentId) are at most 255 characters (edxml-common.xsd).
 _MAX_ID = 255

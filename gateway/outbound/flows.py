@@ -135,7 +135,8 @@ class Flows:
             if (code := refusal(row["state"])) is not None:
                 raise Conflict(f"document is {row['state']}: no {kind.value} now", code=code,
                                details={"state": row["state"], "flow": kind.value})
-            if kind == OutboundFlow.TAKE_BACK and row["take_back"] == "PENDING":
+            if kind == OutboundFlow.TAKE_BACK and row["take_back"] == "PENDING" and (
+                    await _take_back_open(conn, doc_id)):
                 raise Conflict("a take back is already waiting for the receivers' answers",
                                code="TAKE_BACK_PENDING", details={"state": row["state"]})
             receivers = list(await conn.fetchval(_RECEIVERS, doc_id))
@@ -297,3 +298,12 @@ def _check_update(body: UpdateMetadata, receivers: list[str]) -> None:
 
 
 __all__ = ["Flows"]
+
+
+async def _take_back_open(conn, doc_id) -> bool:
+    """Whether the latest take back still waits for an answer of some receiver: once every
+    receiver answered (15 or 16) it is settled and another may be asked for."""
+    from gateway.outbound.store import flows
+
+    asked = [f for f in await flows(conn, doc_id) if f["kind"] == OutboundFlow.TAKE_BACK.value]
+    return bool(asked) and asked[-1]["outcome"] == "PENDING"

@@ -59,11 +59,13 @@ PROBLEMS = {
 _VERDICTS = frozenset({"valid", "invalid", "indeterminate", "unsigned"})
 _MAX_ID = 255
 
+#: The outbound document a status answers: the original before its revoke/update rows, which
+#: carry the same DocumentId (their answers are read through the original's flows).
 _OUTBOUND = """
 SELECT id, sender_code, code_number, code_notation, promulgation_date
 FROM documents
 WHERE direction = 'outbound' AND edxml_document_id = $1 AND sender_code = $2
-ORDER BY created_at DESC LIMIT 1
+ORDER BY original_id IS NULL DESC, created_at DESC LIMIT 1
 """
 
 _COPY = """

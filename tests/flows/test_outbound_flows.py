@@ -175,6 +175,18 @@ async def test_take_back_status_13_answered_15_and_16(client, gw, axis, eoffice,
     assert flow["kind"] == "take_back" and flow["outcome"] == "REFUSED"
     assert {r: a["code"] for r, a in flow["answers"].items()} == {D1: "15", D2: "16"}
     assert final["state"] == "SENT"
+    # every receiver answered: the take back is settled and another may be asked for; the same
+    # receiver's second 15 (another message, another time) counts for the second one
+    again = await _flow(client, eoffice, doc["id"], "take-back", {"reason": "Hỏi lại"})
+    assert again.status == 202, await again.text()
+    axis.post_document(_answer(D1, doc, "15", "Đồng ý lần hai"),
+                       message_type=MessageType.STATUS, to=[CITY.organ_id])
+
+    async def second_answered():
+        d = await _get(client, eoffice, doc["id"])
+        return d if len(d["flows"]) == 2 and d["flows"][1]["answers"] else None
+    later = await wait_for(second_answered, timeout=30)
+    assert later["flows"][1]["answers"][D1]["description"] == "Đồng ý lần hai"
 
 
 async def test_update_adds_and_removes_receivers(client, gw, axis, eoffice, officer):
