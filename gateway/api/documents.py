@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import UTC, datetime
 
 from aiohttp import web
 
 from gateway.api.auth import Principal, Role, principal
 from gateway.api.errors import ApiError, NotFound
-from gateway.api.jsonutil import json_response
+from gateway.api.jsonutil import json_response, query_time
 from gateway.db import documents as q
 from gateway.services import SERVICES
 
@@ -38,10 +37,8 @@ async def list_documents(request: web.Request) -> web.Response:
     params = request.query
     try:
         limit = max(1, min(int(params.get("limit", "50")), 500))
-        before = datetime.fromisoformat(params["before"]) if "before" in params else None
-        if before is not None:  # as asyncpg sends it; one that leaves years 1..9999 is refused
-            before = before.astimezone(UTC)
-    except (ValueError, OverflowError):
+        before = query_time(params.get("before"))
+    except ValueError:
         raise ApiError("limit must be an integer and before an ISO 8601 time",
                        code="INVALID_QUERY") from None
     async with request.app[SERVICES].pool.acquire() as conn:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from aiohttp import web
@@ -83,3 +83,15 @@ async def read_json(request: web.Request, limit: int = MAX_JSON_BYTES) -> dict[s
         raise ApiError(f"{path}: a lone surrogate or NUL cannot be stored", code="INVALID_JSON",
                        details={"path": path})
     return data
+
+
+def query_time(value: str | None) -> datetime | None:
+    """An ISO 8601 time from a query parameter (``before=``) in UTC, as asyncpg sends it;
+    raises ``ValueError`` (also for a time whose UTC instant leaves years 1..9999, e.g.
+    ``0001-01-01T00:00:00+14:00``), which handlers answer 400 ``INVALID_QUERY``."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(f"time out of range: {value!r}") from exc

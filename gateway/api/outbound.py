@@ -37,7 +37,7 @@ included), the statuses and the timeline. Another agency's document is 404
 
 ``GET /v1/outbound?state=&limit=&before=`` (same roles): the agency's outbound documents
 (an operator's: all), newest first, each with its receivers' copy state, latest status code
-and axis receive status; 400 ``QUERY_INVALID`` for a bad parameter.
+and axis receive status; 400 ``INVALID_QUERY`` for a bad parameter.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ import json
 import re
 import uuid
 from concurrent.futures.process import BrokenProcessPool
-from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import BodyPartReader, web
@@ -55,7 +54,7 @@ from pydantic import BaseModel, ValidationError
 from gateway.api.auth import Role, principal, require_agency
 from gateway.api.documents import scope
 from gateway.api.errors import ApiError, NotFound, ServiceUnavailable
-from gateway.api.jsonutil import json_response, unstorable_path
+from gateway.api.jsonutil import json_response, query_time, unstorable_path
 from gateway.api.signing import (
     Busy,
     api_error,
@@ -229,14 +228,14 @@ async def list_outbound(request: web.Request) -> web.Response:
     params = request.query
     try:
         limit = max(1, min(int(params.get("limit", "50")), 500))
-        before = datetime.fromisoformat(params["before"]) if params.get("before") else None
+        before = query_time(params.get("before"))
     except ValueError:
         raise ApiError("limit must be a number, before an ISO 8601 time",
-                       code="QUERY_INVALID") from None
+                       code="INVALID_QUERY") from None
     state = params.get("state") or None
     if state is not None and state not in OutboundState.__members__:
         raise ApiError(f"state must be one of {', '.join(OutboundState)}",
-                       code="QUERY_INVALID")
+                       code="INVALID_QUERY")
     async with request.app[SERVICES].pool.acquire() as conn:
         items = await store.listing(conn, scope(who), state=state, before=before, limit=limit)
     return json_response({"items": items, "count": len(items)})
