@@ -61,6 +61,8 @@ from concurrent.futures import ProcessPoolExecutor
 from io import BytesIO
 from pathlib import Path
 
+import aiohttp
+
 PG = os.environ.get("EDOC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("EDOC_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
 OUTBOX_BODY = 3 * 1024
@@ -334,6 +336,24 @@ class CpuMeter:
                 f"(others ~{max(0.0, self.machine - self.ours):.2f})")
 
 
+async def wait_ready(http: aiohttp.ClientSession, url: str, proc, log: Path,
+                     within: float = 60.0) -> None:
+    """Wait until the gateway process ``proc`` at ``url`` answers ``/readyz`` 200; raise with
+    the end of its ``log`` if it exits or is not ready ``within`` seconds."""
+    deadline = time.perf_counter() + within
+    while True:
+        try:
+            async with http.get(f"{url}/readyz") as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        if proc.returncode is not None or time.perf_counter() > deadline:
+            tail = log.read_text()[-2000:]  # noqa: ASYNC240 - failure path, once
+            raise RuntimeError("the gateway did not become ready: " + tail)
+        await asyncio.sleep(0.1)
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     if not s:
@@ -379,7 +399,6 @@ class E2E:
         self.src = src  # another source tree for the gateway process (--ab)
 
     async def __aenter__(self) -> E2E:
-        import aiohttp
 
         from adapters.dedup import MemoryDedupStore
         from adapters.eoffice_sim import EOfficeSimulator
@@ -430,18 +449,7 @@ class E2E:
         finally:
             os.close(log_fd)
         self.http = aiohttp.ClientSession()
-        deadline = time.perf_counter() + 60
-        while True:
-            try:
-                async with self.http.get(f"{self.gateway_url}/readyz") as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            if self.proc.returncode is not None or time.perf_counter() > deadline:
-                raise RuntimeError("the gateway did not become ready: "
-                                   + self.cfg.with_suffix(".log").read_text()[-2000:])
-            await asyncio.sleep(0.1)
+        await wait_ready(self.http, self.gateway_url, self.proc, self.cfg.with_suffix(".log"))
         secret = uuid.uuid4().hex.encode()
         self.eoffice = EOfficeSimulator(secret, gateway_url=self.gateway_url,
                                         gateway_token=token, answer="03")

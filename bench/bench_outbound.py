@@ -48,7 +48,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_e2e import AMQP_URL, PG, CpuMeter, pct  # reuse: same folder
+from bench_e2e import AMQP_URL, PG, CpuMeter, pct, wait_ready  # reuse: same folder
 
 SEAL = "seal-hsm"
 _DOCUMENT_ID = re.compile(rb"<edXML:DocumentId>([^<]{1,300})</edXML:DocumentId>")
@@ -218,18 +218,7 @@ class Outbound:
         finally:
             os.close(log_fd)
         self.http = aiohttp.ClientSession()
-        deadline = time.perf_counter() + 60
-        while True:
-            try:
-                async with self.http.get(f"{self.url}/readyz") as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            if self.proc.returncode is not None or time.perf_counter() > deadline:
-                raise RuntimeError("the gateway did not become ready: "
-                                   + (folder / "gateway.log").read_text()[-2000:])
-            await asyncio.sleep(0.1)
+        await wait_ready(self.http, self.url, self.proc, folder / "gateway.log")
         return self
 
     async def submit(self, pdf: bytes, meta: dict) -> tuple[str, float]:

@@ -118,8 +118,9 @@ def _is_attribute_set(data: bytes) -> bool:
     SignerInfo's signed attributes."""
     try:
         attrs = cms.CMSAttributes.load(data)
-        return len(attrs) > 0 and all(
-            a["type"].dotted and len(a["values"]) >= 0 for a in attrs)
+        for attr in attrs:  # parsing each type and its values raises on anything else
+            _ = attr["type"].dotted, len(attr["values"])
+        return len(attrs) > 0
     except Exception:  # not attributes: content signed without signed attributes
         return False
 
